@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Debian packages quivox's build and tests need. Idempotent; run as root (CI) or with sudo.
+set -euo pipefail
+PKGS=()
+need() { dpkg -s "$1" >/dev/null 2>&1 || PKGS+=("$1"); }
+need pkg-config
+if ((${#PKGS[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${PKGS[@]}"
+fi

@@ -1,0 +1,1 @@
+//! Score calibration (prior-weighted linear logistic regression) and fusion.

@@ -1,0 +1,1 @@
+//! Streaming caller-identification engine: sessions, number prior, fusion, decisions.

@@ -1,0 +1,1 @@
+//! Total-variability (i-vector) extractor and post-processing (centring, LDA, WCCN, length norm).

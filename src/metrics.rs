@@ -1,0 +1,1 @@
+//! Evaluation metrics: EER, minDCF, Cllr, DET curves.

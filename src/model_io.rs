@@ -1,0 +1,1 @@
+//! Versioned, checksummed model files.

@@ -1,0 +1,1 @@
+//! PLDA scoring and score normalisation (Z/T/S-norm, adaptive S-norm).
