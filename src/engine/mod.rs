@@ -1,1 +1,7 @@
 //! Streaming caller-identification engine: sessions, number prior, fusion, decisions.
+
+pub mod bayes;
+pub mod number;
+
+pub use bayes::{caller_posterior, log_sum_exp, Best, CallerPosterior};
+pub use number::{CallerPrior, NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};
