@@ -123,8 +123,8 @@ mod tests {
             // Direct: P(i|X) = π_i e^{ℓ_i} / (Σ_j π_j e^{ℓ_j} + π_u).
             let num: Vec<f64> = (0..n).map(|i| p[i] * llrs[i].exp()).collect();
             let den: f64 = num.iter().sum::<f64>() + p[n];
-            for i in 0..n {
-                assert!((post.probability(i) - num[i] / den).abs() < 1e-12);
+            for (i, num_i) in num.iter().enumerate() {
+                assert!((post.probability(i) - num_i / den).abs() < 1e-12);
             }
             assert!((post.probability_unknown() - p[n] / den).abs() < 1e-12);
         }
