@@ -1,5 +1,11 @@
 //! Telephony audio input: WAV (PCM, float, G.711), G.711 μ-law/A-law codecs, resampling to 8 kHz.
 
+pub mod error;
+pub mod g711;
+
+pub use error::AudioError;
+pub use g711::G711Law;
+
 /// A mono waveform: samples in 16-bit integer scale (−32768 ..= 32767) and their rate in Hz.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waveform {

@@ -1,5 +1,21 @@
-//! Diagonal-covariance GMMs in Kaldi's split: model, accumulator, update (MLE, MAP), top-C scoring.
+//! Diagonal-covariance GMMs in Kaldi's split: model ([`DiagGmm`]), statistics
+//! ([`AccumDiagGmm`], f64), updates ([`mle_update`], [`map_update`]), UBM training
+//! ([`train_ubm`]) and top-C scoring ([`GaussianSelection`], [`score_speaker`], [`SpeakerBank`]).
 
+mod accum;
+mod error;
+mod math;
+mod model;
 mod stats;
+mod update;
 
+pub use accum::AccumDiagGmm;
+pub use error::GmmError;
+pub use model::{DiagGmm, DiagGmmParams};
 pub use stats::BaumWelchStats;
+pub use update::{
+    map_update, mle_update, MapDiagGmmOptions, MleDiagGmmOptions, MleUpdate, VarianceFloor,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+use super::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+fn random_matrix(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> DMatrix<f64> {
+    DMatrix::from_fn(rows, cols, |_, _| StandardNormal.sample(rng))
+}
+
+fn random_spd(d: usize, floor: f64, rng: &mut ChaCha8Rng) -> DMatrix<f64> {
+    let m = random_matrix(d, d, rng);
+    &m * m.transpose() / d as f64 + DMatrix::identity(d, d) * floor
+}
+
+fn sample_gaussian(cov_chol: &DMatrix<f64>, rng: &mut ChaCha8Rng) -> DVector<f64> {
+    let z = DVector::from_fn(cov_chol.nrows(), |_, _| StandardNormal.sample(rng));
+    cov_chol * z
+}
+
+/// Vectors from a known two-covariance model: `speakers` × `per_speaker`.
+fn synthetic(
+    mean: &DVector<f64>,
+    between: &DMatrix<f64>,
+    within: &DMatrix<f64>,
+    speakers: usize,
+    per_speaker: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<Vec<f64>>, Vec<usize>) {
+    let lb = between.clone().cholesky().unwrap().l();
+    let lw = within.clone().cholesky().unwrap().l();
+    let mut vectors = Vec::new();
+    let mut labels = Vec::new();
+    for s in 0..speakers {
+        let y = sample_gaussian(&lb, rng);
+        for _ in 0..per_speaker {
+            let x = mean + &y + sample_gaussian(&lw, rng);
+            vectors.push(x.as_slice().to_vec());
+            labels.push(s);
+        }
+    }
+    (vectors, labels)
+}
+
+/// Gaussian log density, the slow textbook way (LU inverse and determinant).
+fn log_gauss(x: &DVector<f64>, mean: &DVector<f64>, cov: &DMatrix<f64>) -> f64 {
+    let r = x - mean;
+    let inv = cov.clone().try_inverse().unwrap();
+    let det = cov.determinant();
+    -0.5 * (r.len() as f64 * (2.0 * std::f64::consts::PI).ln()
+        + det.ln()
+        + (r.transpose() * inv * &r)[0])
+}
+
+/// Brute-force LLR: the n enrollment vectors and the test stacked into one Gaussian vector, with
+/// the full joint covariance under each hypothesis.
+fn brute_llr(
+    mean: &[f64],
+    b: &DMatrix<f64>,
+    w: &DMatrix<f64>,
+    enroll: &[Vec<f64>],
+    test: &[f64],
+) -> f64 {
+    let d = mean.len();
+    let n = enroll.len();
+    let total = (n + 1) * d;
+    let mut stacked = DVector::zeros(total);
+    let mut mu = DVector::zeros(total);
+    for (i, v) in enroll
+        .iter()
+        .chain(std::iter::once(&test.to_vec()))
+        .enumerate()
+    {
+        stacked.rows_mut(i * d, d).copy_from_slice(v);
+        mu.rows_mut(i * d, d).copy_from_slice(mean);
+    }
+    let joint = |same: bool| {
+        let mut cov = DMatrix::zeros(total, total);
+        for i in 0..=n {
+            for j in 0..=n {
+                let linked = i == j || (i < n && j < n) || same;
+                if linked {
+                    let mut block = b.clone();
+                    if i == j {
+                        block += w;
+                    }
+                    cov.view_mut((i * d, j * d), (d, d)).copy_from(&block);
+                }
+            }
+        }
+        cov
+    };
+    log_gauss(&stacked, &mu, &joint(true)) - log_gauss(&stacked, &mu, &joint(false))
+}
+
+fn model(d: usize, seed: u64) -> (DVector<f64>, DMatrix<f64>, DMatrix<f64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mean = DVector::from_fn(d, |_, _| StandardNormal.sample(&mut rng));
+    let between = random_spd(d, 0.3, &mut rng) * 2.0;
+    let within = random_spd(d, 0.2, &mut rng);
+    (mean, between, within)
+}
+
+#[test]
+fn llr_matches_brute_force_joint_gaussian_and_is_symmetric() {
+    let (mean, b, w) = model(4, 1);
+    let plda = Plda::from_parameters(mean.as_slice(), &b, &w).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let (vectors, _) = synthetic(&mean, &b, &w, 3, 3, &mut rng);
+    for n in 1..=3 {
+        let enroll = &vectors[..n];
+        let test = &vectors[5];
+        let got = plda.llr(&plda.enroll(enroll).unwrap(), test).unwrap();
+        let want = brute_llr(mean.as_slice(), &b, &w, enroll, test);
+        assert!(
+            (got - want).abs() < 1e-9 * (1.0 + want.abs()),
+            "n={n}: {got} vs {want}"
+        );
+    }
+    for i in 0..vectors.len() {
+        for j in 0..vectors.len() {
+            let ab = plda
+                .llr(&plda.enroll(&vectors[i..=i]).unwrap(), &vectors[j])
+                .unwrap();
+            let ba = plda
+                .llr(&plda.enroll(&vectors[j..=j]).unwrap(), &vectors[i])
+                .unwrap();
+            assert!((ab - ba).abs() < 1e-10 * (1.0 + ab.abs()), "{ab} vs {ba}");
+        }
+    }
+}
+
+#[test]
+fn batched_scorer_equals_pairwise_llr_with_mixed_enrollment_counts() {
+    let (mean, b, w) = model(6, 3);
+    let plda = Plda::from_parameters(mean.as_slice(), &b, &w).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let (vectors, _) = synthetic(&mean, &b, &w, 12, 4, &mut rng);
+    let enrollments: Vec<PldaEnrollment> = (0..12)
+        .map(|s| plda.enroll(&vectors[s * 4..s * 4 + 1 + s % 4]).unwrap())
+        .collect();
+    let scorer = PldaScorer::new(&plda, &enrollments).unwrap();
+    assert_eq!(scorer.len(), 12);
+    let test = &vectors[7];
+    let batch = scorer.score(&plda, test).unwrap();
+    for (e, got) in enrollments.iter().zip(&batch) {
+        let want = plda.llr(e, test).unwrap();
+        assert!(
+            (got - want).abs() < 1e-10 * (1.0 + want.abs()),
+            "{got} vs {want}"
+        );
+    }
+    let mut short = vec![0.0; 3];
+    assert!(scorer
+        .score_transformed_into(&plda.transform(test).unwrap(), &mut short)
+        .is_err());
+}
+
+#[test]
+fn em_recovers_a_known_model_and_its_llrs() {
+    let d = 4;
+    let (mean, b, w) = model(d, 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (vectors, labels) = synthetic(&mean, &b, &w, 3000, 4, &mut rng);
+    let options = PldaOptions {
+        iterations: 30,
+        ..PldaOptions::default()
+    };
+    let trained = Plda::train(&vectors, &labels, &options).unwrap();
+    let rel = |a: &DMatrix<f64>, t: &DMatrix<f64>| (a - t).norm() / t.norm();
+    assert!(
+        rel(trained.between_covariance(), &b) < 0.06,
+        "B error {}",
+        rel(trained.between_covariance(), &b)
+    );
+    assert!(
+        rel(trained.within_covariance(), &w) < 0.03,
+        "W error {}",
+        rel(trained.within_covariance(), &w)
+    );
+    // LLRs of fresh trials: the trained model's LLR approaches the optimal (true-model) LLR.
+    let truth = Plda::from_parameters(mean.as_slice(), &b, &w).unwrap();
+    let (fresh, _) = synthetic(&mean, &b, &w, 200, 3, &mut rng);
+    let mut diffs = Vec::new();
+    let mut spread = Vec::new();
+    for s in 0..200 {
+        let enroll_true = truth.enroll(&fresh[s * 3..s * 3 + 2]).unwrap();
+        let enroll_trained = trained.enroll(&fresh[s * 3..s * 3 + 2]).unwrap();
+        for test in [&fresh[s * 3 + 2], &fresh[((s + 1) % 200) * 3 + 2]] {
+            let t = truth.llr(&enroll_true, test).unwrap();
+            let e = trained.llr(&enroll_trained, test).unwrap();
+            diffs.push((t - e).abs());
+            spread.push(t);
+        }
+    }
+    let mean_llr = spread.iter().sum::<f64>() / spread.len() as f64;
+    let std_llr =
+        (spread.iter().map(|x| (x - mean_llr).powi(2)).sum::<f64>() / spread.len() as f64).sqrt();
+    let mean_diff = diffs.iter().sum::<f64>() / diffs.len() as f64;
+    assert!(
+        mean_diff < 0.05 * std_llr,
+        "mean |ΔLLR| {mean_diff}, LLR std {std_llr}"
+    );
+}
+
+#[test]
+fn em_log_likelihood_never_decreases() {
+    let (mean, b, w) = model(3, 7);
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let (vectors, labels) = synthetic(&mean, &b, &w, 60, 3, &mut rng);
+    let mut last = f64::NEG_INFINITY;
+    for iterations in 1..=6 {
+        let plda = Plda::train(
+            &vectors,
+            &labels,
+            &PldaOptions {
+                iterations,
+                speaker_rank: None,
+            },
+        )
+        .unwrap();
+        let ll = plda.log_likelihood(&vectors, &labels).unwrap();
+        assert!(
+            ll >= last - 1e-8 * last.abs(),
+            "iteration {iterations}: {ll} < {last}"
+        );
+        last = ll;
+    }
+    // The trained model explains its data better than the true one (ML on a finite sample) ...
+    let truth = Plda::from_parameters(mean.as_slice(), &b, &w).unwrap();
+    let long = Plda::train(
+        &vectors,
+        &labels,
+        &PldaOptions {
+            iterations: 50,
+            speaker_rank: None,
+        },
+    )
+    .unwrap();
+    assert!(
+        long.log_likelihood(&vectors, &labels).unwrap()
+            > truth.log_likelihood(&vectors, &labels).unwrap()
+    );
+}
+
+#[test]
+fn log_likelihood_matches_brute_force_joint_density() {
+    let (mean, b, w) = model(3, 9);
+    let plda = Plda::from_parameters(mean.as_slice(), &b, &w).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let (vectors, labels) = synthetic(&mean, &b, &w, 2, 3, &mut rng);
+    let mut want = 0.0;
+    for s in 0..2 {
+        let d = 3;
+        let mut stacked = DVector::zeros(9);
+        let mut mu = DVector::zeros(9);
+        let mut cov = DMatrix::zeros(9, 9);
+        for i in 0..3 {
+            stacked
+                .rows_mut(i * d, d)
+                .copy_from_slice(&vectors[s * 3 + i]);
+            mu.rows_mut(i * d, d).copy_from(&mean);
+            for j in 0..3 {
+                let block = if i == j { &b + &w } else { b.clone() };
+                cov.view_mut((i * d, j * d), (d, d)).copy_from(&block);
+            }
+        }
+        want += log_gauss(&stacked, &mu, &cov);
+    }
+    let got = plda.log_likelihood(&vectors, &labels).unwrap();
+    assert!((got - want).abs() < 1e-9 * want.abs(), "{got} vs {want}");
+}
+
+#[test]
+fn speaker_rank_limits_the_between_class_rank() {
+    let d = 5;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let phi = random_matrix(d, 2, &mut rng);
+    let b = &phi * phi.transpose();
+    let w = random_spd(d, 0.3, &mut rng);
+    // Sample with a rank-2 speaker factor.
+    let lw = w.clone().cholesky().unwrap().l();
+    let mut vectors = Vec::new();
+    let mut labels = Vec::new();
+    for s in 0..1500 {
+        let y = &phi * DVector::from_fn(2, |_, _| StandardNormal.sample(&mut rng));
+        for _ in 0..4 {
+            vectors.push((&y + sample_gaussian(&lw, &mut rng)).as_slice().to_vec());
+            labels.push(s);
+        }
+    }
+    let plda = Plda::train(
+        &vectors,
+        &labels,
+        &PldaOptions {
+            iterations: 30,
+            speaker_rank: Some(2),
+        },
+    )
+    .unwrap();
+    let psi = plda.between_diagonal();
+    assert!(psi[2..].iter().all(|&p| p == 0.0));
+    assert!(psi[1] > 0.1);
+    let rel = (plda.between_covariance() - &b).norm() / b.norm();
+    assert!(rel < 0.1, "B error {rel}");
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let v = vec![vec![0.0, 1.0], vec![1.0, 0.0], vec![2.0]];
+    assert!(matches!(
+        Plda::train(&v, &[0, 0, 1], &PldaOptions::default()),
+        Err(PldaError::Dimension { .. })
+    ));
+    let v = vec![vec![0.0, 1.0], vec![1.0, 0.5]];
+    assert!(matches!(
+        Plda::train(&v, &[0, 0], &PldaOptions::default()),
+        Err(PldaError::NotEnoughData { .. })
+    ));
+    let (mean, b, w) = model(2, 1);
+    let plda = Plda::from_parameters(mean.as_slice(), &b, &w).unwrap();
+    assert!(plda.enroll::<Vec<f64>>(&[]).is_err());
+    assert!(plda.transform(&[1.0]).is_err());
+    assert!(plda.transform(&[1.0, f64::NAN]).is_err());
+    let bytes = postcard::to_stdvec(&plda).unwrap();
+    let back: Plda = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, plda);
+}
