@@ -1,0 +1,303 @@
+//! Turning a system's scores on a [`DevSet`] into the figures we report: EER, minDCF, actual DCF,
+//! Cllr / min Cllr, closed-set top-1, open-set false accepts.
+
+use serde::Serialize;
+
+use super::corpus::DevSet;
+use crate::engine::bayes::{caller_posterior, Best};
+use crate::engine::number::CallerPrior;
+use crate::metrics::{self, DcfParams, MetricsError};
+
+/// Scores of one system on one set: a calibrated (or raw) score for every (enrollment, test) pair.
+#[derive(Debug, Clone)]
+pub struct ScoreMatrix {
+    /// Number of tests (columns).
+    pub num_tests: usize,
+    /// Row-major `enrollments × tests` scores.
+    pub scores: Vec<f64>,
+}
+
+impl ScoreMatrix {
+    /// Score of enrollment `e` against test `t`.
+    pub fn get(&self, enrollment: usize, test: usize) -> f64 {
+        self.scores[enrollment * self.num_tests + test]
+    }
+}
+
+/// Open-set decision rule: Bayes posterior with a flat prior over the gallery.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OpenSetRule {
+    /// Prior probability that the caller is not in the gallery.
+    pub p_unknown: f64,
+    /// Posterior needed to name a speaker.
+    pub min_posterior: f64,
+}
+
+impl Default for OpenSetRule {
+    fn default() -> Self {
+        Self {
+            p_unknown: 0.5,
+            min_posterior: 0.5,
+        }
+    }
+}
+
+/// The figures for one system on one set (percentages in %).
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemReport {
+    /// System name.
+    pub system: String,
+    /// Set name.
+    pub set: String,
+    /// Verification trials.
+    pub trials: usize,
+    /// Target trials among them.
+    pub targets: usize,
+    /// Equal error rate, %.
+    pub eer_pct: f64,
+    /// Normalised minDCF at P_target 0.01.
+    pub min_dcf: f64,
+    /// Normalised actual DCF at the Bayes threshold (meaningful for calibrated scores).
+    pub act_dcf: Option<f64>,
+    /// Cllr in bits (calibrated scores only).
+    pub cllr: Option<f64>,
+    /// min Cllr in bits.
+    pub min_cllr: f64,
+    /// Closed-set identification top-1 accuracy, %.
+    pub top1_closed_pct: Option<f64>,
+    /// Open set: share of unknown callers accepted as someone, %.
+    pub open_false_accept_pct: Option<f64>,
+    /// Open set: share of known callers correctly named, %.
+    pub open_correct_pct: Option<f64>,
+    /// Mean scoring time per verification (one test vs one model), ms.
+    pub verify_ms_per_call: Option<f64>,
+    /// Mean scoring time per identification (one test vs the whole gallery), ms.
+    pub identify_ms_per_call: Option<f64>,
+}
+
+/// Computes the report. `calibrated` says whether scores are natural-log LLRs (enables Cllr,
+/// actual DCF and the open-set Bayes rule; otherwise open set is not reported).
+pub fn report(
+    system: &str,
+    set_name: &str,
+    set: &DevSet,
+    scores: &ScoreMatrix,
+    calibrated: bool,
+    open_rule: &OpenSetRule,
+) -> Result<SystemReport, MetricsError> {
+    let trial_scores: Vec<f64> = set
+        .trials
+        .iter()
+        .map(|t| scores.get(t.enrollment, t.test))
+        .collect();
+    let labels: Vec<bool> = set.trials.iter().map(|t| t.target).collect();
+    let dcf = DcfParams::default();
+    let (eer, min_dcf) = metrics::eer_and_min_dcf(&trial_scores, &labels, &dcf)?;
+    let min_cllr = metrics::min_cllr(&trial_scores, &labels)?;
+    let (cllr, act_dcf) = if calibrated {
+        (
+            Some(metrics::cllr(&trial_scores, &labels)?),
+            Some(metrics::actual_dcf(&trial_scores, &labels, &dcf)?),
+        )
+    } else {
+        (None, None)
+    };
+
+    let top1_closed_pct = (!set.ident_closed.is_empty()).then(|| {
+        let correct = set
+            .ident_closed
+            .iter()
+            .filter(|it| {
+                let best = argmax(set.closed_gallery.iter().map(|&e| scores.get(e, it.test)));
+                it.speaker.as_deref()
+                    == best.map(|b| set.enrollments[set.closed_gallery[b]].speaker.as_str())
+            })
+            .count();
+        100.0 * correct as f64 / set.ident_closed.len() as f64
+    });
+
+    let (mut open_false_accept_pct, mut open_correct_pct) = (None, None);
+    if calibrated && !set.ident_open.is_empty() {
+        let g = set.open_gallery.len();
+        let prior = CallerPrior {
+            log_prior: vec![((1.0 - open_rule.p_unknown) / g as f64).ln(); g],
+            log_prior_unknown: open_rule.p_unknown.ln(),
+            on_line: vec![false; g],
+        };
+        let (mut unknown, mut false_accepts, mut known, mut correct) =
+            (0usize, 0usize, 0usize, 0usize);
+        for it in &set.ident_open {
+            let llrs: Vec<f64> = set
+                .open_gallery
+                .iter()
+                .map(|&e| scores.get(e, it.test))
+                .collect();
+            let named = match caller_posterior(&prior, &llrs).best() {
+                Best::Speaker(i, p) if p >= open_rule.min_posterior => {
+                    Some(set.enrollments[set.open_gallery[i]].speaker.as_str())
+                }
+                _ => None,
+            };
+            match &it.speaker {
+                None => {
+                    unknown += 1;
+                    false_accepts += usize::from(named.is_some());
+                }
+                Some(truth) => {
+                    known += 1;
+                    correct += usize::from(named == Some(truth.as_str()));
+                }
+            }
+        }
+        open_false_accept_pct =
+            (unknown > 0).then(|| 100.0 * false_accepts as f64 / unknown as f64);
+        open_correct_pct = (known > 0).then(|| 100.0 * correct as f64 / known as f64);
+    }
+
+    Ok(SystemReport {
+        system: system.to_string(),
+        set: set_name.to_string(),
+        trials: labels.len(),
+        targets: labels.iter().filter(|&&t| t).count(),
+        eer_pct: 100.0 * eer,
+        min_dcf,
+        act_dcf,
+        cllr,
+        min_cllr,
+        top1_closed_pct,
+        open_false_accept_pct,
+        open_correct_pct,
+        verify_ms_per_call: None,
+        identify_ms_per_call: None,
+    })
+}
+
+fn argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, v) in values.enumerate() {
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "–".to_string(), |x| format!("{x:.decimals$}"))
+}
+
+/// A markdown table of reports (one row each).
+pub fn markdown_table(reports: &[SystemReport]) -> String {
+    let mut out = String::from(
+        "| set | system | EER % | minDCF | actDCF | Cllr | min Cllr | top-1 % | open FA % | open correct % | identify ms/call |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in reports {
+        out.push_str(&format!(
+            "| {} | {} | {:.2} | {:.3} | {} | {} | {:.3} | {} | {} | {} | {} |\n",
+            r.set,
+            r.system,
+            r.eer_pct,
+            r.min_dcf,
+            opt(r.act_dcf, 3),
+            opt(r.cllr, 3),
+            r.min_cllr,
+            opt(r.top1_closed_pct, 1),
+            opt(r.open_false_accept_pct, 1),
+            opt(r.open_correct_pct, 1),
+            opt(r.identify_ms_per_call, 2),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::corpus::{Enrollment, IdentTest, Trial};
+    use std::path::PathBuf;
+
+    fn toy_set() -> DevSet {
+        let enrollments = ["a", "b", "c"]
+            .iter()
+            .map(|s| Enrollment {
+                speaker: s.to_string(),
+                wavs: vec![PathBuf::from(format!("{s}.wav"))],
+            })
+            .collect();
+        // Tests 0, 1, 2 are spoken by a, b, c; test 3 by an outsider.
+        let mut trials = Vec::new();
+        for e in 0..3 {
+            for t in 0..4 {
+                trials.push(Trial {
+                    enrollment: e,
+                    test: t,
+                    target: e == t,
+                });
+            }
+        }
+        DevSet {
+            root: PathBuf::new(),
+            enrollments,
+            tests: (0..4).map(|t| PathBuf::from(format!("t{t}.wav"))).collect(),
+            trials,
+            ident_closed: (0..3)
+                .map(|t| IdentTest {
+                    test: t,
+                    speaker: Some(["a", "b", "c"][t].into()),
+                })
+                .collect(),
+            closed_gallery: vec![0, 1, 2],
+            ident_open: vec![
+                IdentTest {
+                    test: 0,
+                    speaker: Some("a".into()),
+                },
+                IdentTest {
+                    test: 2,
+                    speaker: None,
+                },
+                IdentTest {
+                    test: 3,
+                    speaker: None,
+                },
+            ],
+            open_gallery: vec![0, 1],
+        }
+    }
+
+    #[test]
+    fn perfect_llrs_give_perfect_figures() {
+        let set = toy_set();
+        let scores: Vec<f64> = (0..3)
+            .flat_map(|e| (0..4).map(move |t| if e == t { 12.0 } else { -12.0 }))
+            .collect();
+        let m = ScoreMatrix {
+            num_tests: 4,
+            scores,
+        };
+        let r = report("toy", "toy", &set, &m, true, &OpenSetRule::default()).unwrap();
+        assert_eq!(r.trials, 12);
+        assert_eq!(r.targets, 3);
+        assert_eq!(r.eer_pct, 0.0);
+        assert_eq!(r.top1_closed_pct, Some(100.0));
+        assert_eq!(r.open_false_accept_pct, Some(0.0));
+        assert_eq!(r.open_correct_pct, Some(100.0));
+        assert!(r.cllr.unwrap() < 1e-3);
+    }
+
+    #[test]
+    fn uninformative_scores_accept_no_one_and_cost_one_bit() {
+        let set = toy_set();
+        let m = ScoreMatrix {
+            num_tests: 4,
+            scores: vec![0.0; 12],
+        };
+        let r = report("zero", "toy", &set, &m, true, &OpenSetRule::default()).unwrap();
+        assert!((r.cllr.unwrap() - 1.0).abs() < 1e-12);
+        // Flat prior 0.5 unknown over 2 speakers: each speaker has posterior 0.25 < 0.5.
+        assert_eq!(r.open_false_accept_pct, Some(0.0));
+        assert_eq!(r.open_correct_pct, Some(0.0));
+        assert!(markdown_table(&[r]).contains("| toy | zero |"));
+    }
+}
