@@ -1,5 +1,73 @@
 //! Kaldi-compatible MFCC front end: framing, window, real FFT, mel bank, DCT, deltas, CMVN, VAD.
+//!
+//! The defaults reproduce Kaldi's 8 kHz speaker-ID recipe (`compute-mfcc-feats` with
+//! `mfcc.conf` of `egs/sre*/v*`, `add-deltas`, `apply-cmvn-sliding`, `compute-vad`):
+//! - [`MfccExtractor`]: waveform (f32 in 16-bit integer scale) → MFCC rows, batch or streaming;
+//! - [`compute_deltas`] / [`StreamingDeltas`]: Kaldi `add-deltas`;
+//! - [`CmvnStats`], [`apply_sliding_cmn`] / [`StreamingSlidingCmn`]: per-utterance and sliding CMVN;
+//! - [`compute_vad`] / [`StreamingVad`]: Kaldi `compute-vad` energy VAD;
+//! - [`FrontEnd`] / [`StreamingFrontEnd`]: the whole speaker-ID chain (MFCC + Δ + ΔΔ, sliding CMN,
+//!   voiced-frame selection) that the GMM / i-vector code consumes.
 
+mod cmvn;
+mod deltas;
+mod frontend;
 mod matrix;
+mod mel;
+mod mfcc;
+mod vad;
 
+#[cfg(test)]
+mod tests;
+
+pub use cmvn::{apply_sliding_cmn, CmvnStats, SlidingCmnOptions, StreamingSlidingCmn};
+pub use deltas::{compute_deltas, DeltaOptions, StreamingDeltas};
+pub use frontend::{FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd, VadMode};
 pub use matrix::FeatureMatrix;
+pub use mfcc::{MfccExtractor, MfccOptions, WindowType};
+pub use vad::{compute_vad, compute_vad_running, StreamingVad, VadOptions};
+
+/// Errors of the feature front end.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeatureError {
+    /// An option is outside its valid range.
+    #[error("invalid feature option `{name}`: {reason}")]
+    InvalidOption {
+        /// Option name as in the options struct.
+        name: &'static str,
+        /// What was expected and what arrived.
+        reason: String,
+    },
+    /// A feature matrix or vector has the wrong number of columns.
+    #[error("feature dimension mismatch: expected {expected} columns, got {actual}")]
+    DimensionMismatch {
+        /// Expected number of columns.
+        expected: usize,
+        /// Number of columns received.
+        actual: usize,
+    },
+    /// Statistics or inputs that need at least some frames had too few.
+    #[error("{what}: expected at least {expected} frames, got {actual}")]
+    TooFewFrames {
+        /// What needed the frames.
+        what: &'static str,
+        /// Minimum number of frames.
+        expected: usize,
+        /// Number of frames received.
+        actual: usize,
+    },
+    /// Input that cannot be used (NaN, infinities, wrong lengths).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The FFT library rejected a buffer (an internal sizing bug, reported rather than panicking).
+    #[error("FFT failed: {0}")]
+    Fft(String),
+}
+
+pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> FeatureError {
+    FeatureError::InvalidOption {
+        name,
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,335 @@
+//! Cepstral mean (and variance) normalisation: per utterance (Kaldi `apply-cmvn`) and
+//! sliding-window (Kaldi `apply-cmvn-sliding`), batch and streaming.
+
+use serde::{Deserialize, Serialize};
+
+use super::mfcc::check_dim;
+use super::{invalid, FeatureError, FeatureMatrix};
+
+/// Kaldi's variance floor for per-utterance CMVN.
+const CMVN_VAR_FLOOR: f64 = 1e-20;
+/// Kaldi's variance floor for sliding-window CMVN.
+const SLIDING_VAR_FLOOR: f64 = 1e-10;
+
+/// Per-utterance statistics for CMVN, accumulated in f64 (Kaldi's `compute-cmvn-stats`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CmvnStats {
+    /// Σ_t x_t, one per dimension.
+    pub sum: Vec<f64>,
+    /// Σ_t x_t², one per dimension.
+    pub sum_sq: Vec<f64>,
+    /// Number of frames accumulated.
+    pub count: f64,
+}
+
+impl CmvnStats {
+    /// Zero statistics for `dim`-dimensional features.
+    pub fn new(dim: usize) -> Self {
+        Self {
+            sum: vec![0.0; dim],
+            sum_sq: vec![0.0; dim],
+            count: 0.0,
+        }
+    }
+
+    /// Statistics of every frame of `feats`.
+    pub fn from_features(feats: &FeatureMatrix) -> Self {
+        let mut stats = Self::new(feats.dim());
+        // Same dimension by construction.
+        let _ = stats.accumulate(feats);
+        stats
+    }
+
+    /// Feature dimension.
+    pub fn dim(&self) -> usize {
+        self.sum.len()
+    }
+
+    /// Adds every frame of `feats`.
+    pub fn accumulate(&mut self, feats: &FeatureMatrix) -> Result<(), FeatureError> {
+        check_dim(feats, self.dim())?;
+        for row in feats.rows() {
+            for ((s, q), &x) in self.sum.iter_mut().zip(&mut self.sum_sq).zip(row) {
+                let x = f64::from(x);
+                *s += x;
+                *q += x * x;
+            }
+        }
+        self.count += feats.num_frames() as f64;
+        Ok(())
+    }
+
+    /// Normalises `feats` in place: subtracts the mean, and with `norm_vars` also divides by
+    /// the standard deviation (variance floored at 1e-20). Needs at least one frame of stats.
+    pub fn apply(&self, feats: &mut FeatureMatrix, norm_vars: bool) -> Result<(), FeatureError> {
+        check_dim(feats, self.dim())?;
+        if self.count < 1.0 {
+            return Err(FeatureError::TooFewFrames {
+                what: "CMVN statistics",
+                expected: 1,
+                actual: self.count as usize,
+            });
+        }
+        let dim = self.dim();
+        let mut scale = vec![1.0f32; dim];
+        let mut offset = vec![0.0f32; dim];
+        for d in 0..dim {
+            let mean = self.sum[d] / self.count;
+            if norm_vars {
+                let var = (self.sum_sq[d] / self.count - mean * mean).max(CMVN_VAR_FLOOR);
+                let s = 1.0 / var.sqrt();
+                scale[d] = s as f32;
+                offset[d] = (-mean * s) as f32;
+            } else {
+                offset[d] = -mean as f32;
+            }
+        }
+        let dim = dim.max(1);
+        for row in feats.as_mut_slice().chunks_exact_mut(dim) {
+            for ((x, &s), &o) in row.iter_mut().zip(&scale).zip(&offset) {
+                *x = if norm_vars { *x * s + o } else { *x + o };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sliding-window CMN options (Kaldi `apply-cmvn-sliding`); defaults are the speaker-ID recipe:
+/// 300-frame centred window, no variance normalisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlidingCmnOptions {
+    /// Window length in frames.
+    pub cmn_window: usize,
+    /// Minimum window at the start, in frames (only when `center` is false).
+    pub min_window: usize,
+    /// Centre the window on the current frame (look-ahead `cmn_window / 2` frames); false =
+    /// causal window ending at the current frame.
+    pub center: bool,
+    /// Also normalise the variance.
+    pub norm_vars: bool,
+}
+
+impl Default for SlidingCmnOptions {
+    fn default() -> Self {
+        Self {
+            cmn_window: 300,
+            min_window: 100,
+            center: true,
+            norm_vars: false,
+        }
+    }
+}
+
+impl SlidingCmnOptions {
+    /// Checks the options: `cmn_window >= 1`, `min_window >= 1`.
+    pub fn validate(&self) -> Result<(), FeatureError> {
+        if self.cmn_window == 0 {
+            return Err(invalid("cmn_window", "expected >= 1 frame, got 0"));
+        }
+        if self.min_window == 0 {
+            return Err(invalid("min_window", "expected >= 1 frame, got 0"));
+        }
+        Ok(())
+    }
+
+    /// Window `[start, end)` of frame `t` as Kaldi computes it, for an utterance of
+    /// `num_frames` frames, or of unknown length (`None`: no end clamp).
+    fn window(&self, t: usize, num_frames: Option<usize>) -> (usize, usize) {
+        let t = t as isize;
+        let (mut start, mut end) = if self.center {
+            let start = t - (self.cmn_window / 2) as isize;
+            (start, start + self.cmn_window as isize)
+        } else {
+            (t - self.cmn_window as isize, t + 1)
+        };
+        if start < 0 {
+            end -= start;
+            start = 0;
+        }
+        if !self.center && end > t {
+            end = (t + 1).max(self.min_window as isize);
+        }
+        if let Some(n) = num_frames {
+            let n = n as isize;
+            if end > n {
+                start = (start - (end - n)).max(0);
+                end = n;
+            }
+        }
+        (start as usize, end as usize)
+    }
+}
+
+/// Sliding-window CMN (Kaldi `apply-cmvn-sliding`) of a whole utterance.
+pub fn apply_sliding_cmn(
+    feats: &FeatureMatrix,
+    opts: &SlidingCmnOptions,
+) -> Result<FeatureMatrix, FeatureError> {
+    let mut cmn = StreamingSlidingCmn::new(feats.dim(), opts)?;
+    cmn.accept_frames(feats)?;
+    cmn.input_finished();
+    let mut out = FeatureMatrix::with_capacity(feats.dim(), feats.num_frames());
+    cmn.pop_frames(&mut out)?;
+    Ok(out)
+}
+
+/// Streaming sliding-window CMN, bit-identical to [`apply_sliding_cmn`] for any chunking.
+/// Frame `t` is emitted as soon as its whole window has arrived: with `center` that is a
+/// look-ahead of `cmn_window / 2` frames; without, `min_window` frames at the start only.
+#[derive(Debug, Clone)]
+pub struct StreamingSlidingCmn {
+    opts: SlidingCmnOptions,
+    dim: usize,
+    /// Input frames from global frame `history_start` on.
+    history: FeatureMatrix,
+    history_start: usize,
+    received: usize,
+    next_out: usize,
+    finished: bool,
+    /// Current window `[start, end)`; `None` before the first output frame.
+    window: Option<(usize, usize)>,
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    row_buf: Vec<f32>,
+    ready: FeatureMatrix,
+}
+
+impl StreamingSlidingCmn {
+    /// A streaming normaliser for `dim`-dimensional frames.
+    pub fn new(dim: usize, opts: &SlidingCmnOptions) -> Result<Self, FeatureError> {
+        opts.validate()?;
+        Ok(Self {
+            opts: opts.clone(),
+            dim,
+            history: FeatureMatrix::with_capacity(dim, opts.cmn_window + opts.min_window + 128),
+            history_start: 0,
+            received: 0,
+            next_out: 0,
+            finished: false,
+            window: None,
+            sum: vec![0.0; dim],
+            sum_sq: vec![0.0; dim],
+            row_buf: vec![0.0; dim],
+            ready: FeatureMatrix::new(dim),
+        })
+    }
+
+    /// Feature dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Forgets all frames.
+    pub fn reset(&mut self) {
+        self.history.clear();
+        self.history_start = 0;
+        self.received = 0;
+        self.next_out = 0;
+        self.finished = false;
+        self.window = None;
+        self.ready.clear();
+    }
+
+    /// Feeds the next frames.
+    pub fn accept_frames(&mut self, frames: &FeatureMatrix) -> Result<(), FeatureError> {
+        check_dim(frames, self.dim)?;
+        if self.finished {
+            return Err(FeatureError::InvalidInput(
+                "frames after input_finished: call reset() to start a new utterance".into(),
+            ));
+        }
+        self.history.extend(frames);
+        self.received += frames.num_frames();
+        self.emit();
+        Ok(())
+    }
+
+    /// Marks the end of the utterance; the remaining frames are normalised.
+    pub fn input_finished(&mut self) {
+        self.finished = true;
+        self.emit();
+    }
+
+    /// Moves every normalised frame to the end of `out`; returns how many.
+    pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
+        check_dim(out, self.dim)?;
+        let n = self.ready.num_frames();
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.ready);
+        } else {
+            out.extend(&self.ready);
+        }
+        self.ready.clear();
+        Ok(n)
+    }
+
+    fn add_frame(&mut self, t: usize, sign: f64) {
+        let row = self.history.row(t - self.history_start);
+        for ((s, q), &x) in self.sum.iter_mut().zip(&mut self.sum_sq).zip(row) {
+            let x = f64::from(x);
+            *s += sign * x;
+            *q += sign * x * x;
+        }
+    }
+
+    fn emit(&mut self) {
+        while self.next_out < self.received {
+            let t = self.next_out;
+            let (start, end) = if self.finished {
+                self.opts.window(t, Some(self.received))
+            } else {
+                let (start, end) = self.opts.window(t, None);
+                if end > self.received {
+                    break;
+                }
+                (start, end)
+            };
+            match self.window {
+                None => {
+                    self.sum.fill(0.0);
+                    self.sum_sq.fill(0.0);
+                    for i in start..end {
+                        self.add_frame(i, 1.0);
+                    }
+                }
+                Some((last_start, last_end)) => {
+                    // Windows move by at most one frame at each end (Kaldi asserts the same).
+                    if start > last_start {
+                        self.add_frame(last_start, -1.0);
+                    }
+                    if end > last_end {
+                        self.add_frame(last_end, 1.0);
+                    }
+                }
+            }
+            self.window = Some((start, end));
+            let count = (end - start) as f64;
+            let input = self.history.row(t - self.history_start);
+            for (d, (out, &x)) in self.row_buf.iter_mut().zip(input).enumerate() {
+                let mean = self.sum[d] / count;
+                let mut y = f64::from(x) - mean;
+                if self.opts.norm_vars {
+                    if end - start == 1 {
+                        y = 0.0;
+                    } else {
+                        let var = (self.sum_sq[d] / count - mean * mean).max(SLIDING_VAR_FLOOR);
+                        y /= var.sqrt();
+                    }
+                }
+                *out = y as f32;
+            }
+            self.ready.push_row(&self.row_buf);
+            self.next_out += 1;
+        }
+        let keep_from = match self.window {
+            Some((start, _)) => start.min(self.next_out),
+            None => 0,
+        };
+        let droppable = keep_from.saturating_sub(self.history_start);
+        if droppable >= 128 || (droppable > 0 && self.finished) {
+            self.history.drain_front(droppable);
+            self.history_start += droppable;
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Kaldi `add-deltas`: appends regression-based time derivatives, edge frames replicated.
+
+use serde::{Deserialize, Serialize};
+
+use super::mfcc::check_dim;
+use super::{invalid, FeatureError, FeatureMatrix};
+
+/// Delta options (Kaldi `add-deltas`); defaults: order 2 (Δ and ΔΔ), window 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeltaOptions {
+    /// Highest derivative order (2 = static + Δ + ΔΔ); output has `(order + 1) · dim` columns.
+    pub order: usize,
+    /// Half-width of the regression window in frames.
+    pub window: usize,
+}
+
+impl Default for DeltaOptions {
+    fn default() -> Self {
+        Self {
+            order: 2,
+            window: 2,
+        }
+    }
+}
+
+impl DeltaOptions {
+    /// Checks the options: `order` in 0..=4, `window` in 1..=100.
+    pub fn validate(&self) -> Result<(), FeatureError> {
+        if self.order > 4 {
+            return Err(invalid(
+                "order",
+                format!("expected 0..=4, got {}", self.order),
+            ));
+        }
+        if self.window == 0 || self.window > 100 {
+            return Err(invalid(
+                "window",
+                format!("expected 1..=100 frames, got {}", self.window),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Frames of look-ahead (and look-behind) the highest order needs: `order · window`.
+    pub fn context_frames(&self) -> usize {
+        self.order * self.window
+    }
+}
+
+/// Regression filters, one per order: filter `o` has `2·o·window + 1` taps centred on the frame
+/// (order 0 = identity; order `o` = order `o−1` convolved with `j / Σj²`, j = −window..=window).
+fn delta_scales(opts: &DeltaOptions) -> Vec<Vec<f32>> {
+    let w = opts.window as isize;
+    let mut scales = vec![vec![1.0f32]];
+    for order in 1..=opts.order {
+        let prev = &scales[order - 1];
+        let prev_offset = (prev.len() as isize - 1) / 2;
+        let cur_offset = prev_offset + w;
+        let mut cur = vec![0.0f32; prev.len() + 2 * opts.window];
+        let mut normalizer = 0.0f32;
+        for j in -w..=w {
+            normalizer += (j * j) as f32;
+            for k in -prev_offset..=prev_offset {
+                cur[(j + k + cur_offset) as usize] += j as f32 * prev[(k + prev_offset) as usize];
+            }
+        }
+        for c in &mut cur {
+            *c *= 1.0 / normalizer;
+        }
+        scales.push(cur);
+    }
+    scales
+}
+
+/// Output row for frame `t`: for each order, Σ_j scale_j · row(clamp(t + j)). `row` does the clamping.
+fn delta_row<'a>(scales: &[Vec<f32>], t: isize, row: impl Fn(isize) -> &'a [f32], out: &mut [f32]) {
+    let dim = out.len() / scales.len();
+    for (scale, out) in scales.iter().zip(out.chunks_exact_mut(dim)) {
+        out.fill(0.0);
+        let max_offset = (scale.len() as isize - 1) / 2;
+        for (j, &s) in (-max_offset..=max_offset).zip(scale) {
+            if s != 0.0 {
+                for (o, &x) in out.iter_mut().zip(row(t + j)) {
+                    *o += s * x;
+                }
+            }
+        }
+    }
+}
+
+/// Static features followed by their deltas up to `opts.order` (Kaldi `add-deltas`):
+/// `[x, Δx, ΔΔx]` for the default options. Frames beyond the edges are replicated.
+pub fn compute_deltas(
+    feats: &FeatureMatrix,
+    opts: &DeltaOptions,
+) -> Result<FeatureMatrix, FeatureError> {
+    opts.validate()?;
+    let scales = delta_scales(opts);
+    let dim = feats.dim();
+    let n = feats.num_frames();
+    let mut out = FeatureMatrix::with_capacity(dim * (opts.order + 1), n);
+    let mut row_buf = vec![0.0; dim * (opts.order + 1)];
+    let last = n as isize - 1;
+    for t in 0..n {
+        delta_row(
+            &scales,
+            t as isize,
+            |i| feats.row(i.clamp(0, last) as usize),
+            &mut row_buf,
+        );
+        out.push_row(&row_buf);
+    }
+    Ok(out)
+}
+
+/// Streaming [`compute_deltas`]: frame `t` is emitted once frame `t + order·window` has arrived
+/// (or at [`input_finished`](Self::input_finished)); output is bit-identical to the batch function.
+#[derive(Debug, Clone)]
+pub struct StreamingDeltas {
+    scales: Vec<Vec<f32>>,
+    context: usize,
+    in_dim: usize,
+    /// Input frames from global frame `history_start` on.
+    history: FeatureMatrix,
+    history_start: usize,
+    received: usize,
+    next_out: usize,
+    finished: bool,
+    row_buf: Vec<f32>,
+    ready: FeatureMatrix,
+}
+
+impl StreamingDeltas {
+    /// A streaming delta computer for `in_dim`-dimensional input frames.
+    pub fn new(in_dim: usize, opts: &DeltaOptions) -> Result<Self, FeatureError> {
+        opts.validate()?;
+        let out_dim = in_dim * (opts.order + 1);
+        Ok(Self {
+            scales: delta_scales(opts),
+            context: opts.context_frames(),
+            in_dim,
+            history: FeatureMatrix::with_capacity(in_dim, 4 * opts.context_frames() + 64),
+            history_start: 0,
+            received: 0,
+            next_out: 0,
+            finished: false,
+            row_buf: vec![0.0; out_dim],
+            ready: FeatureMatrix::new(out_dim),
+        })
+    }
+
+    /// Output dimension `(order + 1) · in_dim`.
+    pub fn dim(&self) -> usize {
+        self.row_buf.len()
+    }
+
+    /// Forgets all frames.
+    pub fn reset(&mut self) {
+        self.history.clear();
+        self.history_start = 0;
+        self.received = 0;
+        self.next_out = 0;
+        self.finished = false;
+        self.ready.clear();
+    }
+
+    /// Feeds the next input frames.
+    pub fn accept_frames(&mut self, frames: &FeatureMatrix) -> Result<(), FeatureError> {
+        check_dim(frames, self.in_dim)?;
+        if self.finished {
+            return Err(FeatureError::InvalidInput(
+                "frames after input_finished: call reset() to start a new utterance".into(),
+            ));
+        }
+        self.history.extend(frames);
+        self.received += frames.num_frames();
+        self.emit();
+        Ok(())
+    }
+
+    /// Marks the end of the utterance: the last `order·window` frames become available.
+    pub fn input_finished(&mut self) {
+        self.finished = true;
+        self.emit();
+    }
+
+    /// Moves every finished output frame to the end of `out`; returns how many.
+    pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
+        check_dim(out, self.dim())?;
+        let n = self.ready.num_frames();
+        out.extend(&self.ready);
+        self.ready.clear();
+        Ok(n)
+    }
+
+    fn emit(&mut self) {
+        let context = self.context as isize;
+        while self.next_out < self.received
+            && (self.finished || self.next_out + self.context < self.received)
+        {
+            let last = self.received as isize - 1;
+            let start = self.history_start as isize;
+            let history = &self.history;
+            delta_row(
+                &self.scales,
+                self.next_out as isize,
+                |i| history.row((i.clamp(0, last) - start) as usize),
+                &mut self.row_buf,
+            );
+            self.ready.push_row(&self.row_buf);
+            self.next_out += 1;
+        }
+        // Drop history no future frame can reach (kept: frames >= next_out − context).
+        let keep_from = (self.next_out as isize - context).max(0) as usize;
+        let droppable = keep_from.saturating_sub(self.history_start);
+        if droppable >= 64 || (droppable > 0 && self.finished) {
+            self.history.drain_front(droppable);
+            self.history_start += droppable;
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The speaker-ID front end: MFCC + Δ + ΔΔ, sliding-window CMN, energy-VAD frame selection.
+
+use serde::{Deserialize, Serialize};
+
+use super::cmvn::{apply_sliding_cmn, SlidingCmnOptions, StreamingSlidingCmn};
+use super::deltas::{compute_deltas, DeltaOptions, StreamingDeltas};
+use super::mfcc::{check_dim, MfccExtractor, MfccOptions};
+use super::vad::{compute_vad, compute_vad_running, StreamingVad, VadOptions};
+use super::{FeatureError, FeatureMatrix};
+
+/// Which mean log energy the VAD threshold uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum VadMode {
+    /// Mean over the whole utterance (Kaldi `compute-vad`); batch only.
+    #[default]
+    Utterance,
+    /// Running mean over the frames seen so far ([`compute_vad_running`]); what
+    /// [`StreamingFrontEnd`] always uses.
+    Running,
+}
+
+/// Options of the speaker-ID front end; defaults = Kaldi sid 8 kHz recipe (20 MFCC + Δ + ΔΔ =
+/// 60 dims, 300-frame centred sliding CMN, energy VAD 5.5 / 0.5 / context 2 / 0.12).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrontEndOptions {
+    /// MFCC options (the VAD always uses the frame log energy, whatever `use_energy` says).
+    pub mfcc: MfccOptions,
+    /// Delta options.
+    pub deltas: DeltaOptions,
+    /// Sliding-window CMN options.
+    pub sliding_cmn: SlidingCmnOptions,
+    /// Energy VAD options.
+    pub vad: VadOptions,
+    /// VAD threshold mean for the batch path.
+    pub vad_mode: VadMode,
+}
+
+impl FrontEndOptions {
+    /// Validates every part.
+    pub fn validate(&self) -> Result<(), FeatureError> {
+        self.mfcc.validate()?;
+        self.deltas.validate()?;
+        self.sliding_cmn.validate()?;
+        self.vad.validate()
+    }
+
+    /// Output feature dimension: `num_ceps · (order + 1)`.
+    pub fn dim(&self) -> usize {
+        self.mfcc.num_ceps * (self.deltas.order + 1)
+    }
+}
+
+/// Result of the batch front end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontEndOutput {
+    /// Normalised features of the voiced frames only.
+    pub features: FeatureMatrix,
+    /// VAD decision of every frame (true = voiced, kept in `features`).
+    pub voiced: Vec<bool>,
+}
+
+/// Batch speaker-ID front end (owns an [`MfccExtractor`]; reuse it across utterances).
+#[derive(Debug)]
+pub struct FrontEnd {
+    opts: FrontEndOptions,
+    mfcc: MfccExtractor,
+}
+
+impl FrontEnd {
+    /// Validates the options and plans the MFCC extractor.
+    pub fn new(opts: FrontEndOptions) -> Result<Self, FeatureError> {
+        opts.validate()?;
+        Ok(Self {
+            mfcc: MfccExtractor::new(opts.mfcc.clone())?,
+            opts,
+        })
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &FrontEndOptions {
+        &self.opts
+    }
+
+    /// Output feature dimension.
+    pub fn dim(&self) -> usize {
+        self.opts.dim()
+    }
+
+    /// Features of one utterance (samples in 16-bit scale at `mfcc.sample_rate_hz`).
+    pub fn compute(&mut self, samples: &[f32]) -> Result<FrontEndOutput, FeatureError> {
+        let (mfcc, log_energy) = self.mfcc.compute_with_energy(samples)?;
+        let with_deltas = compute_deltas(&mfcc, &self.opts.deltas)?;
+        let normalised = apply_sliding_cmn(&with_deltas, &self.opts.sliding_cmn)?;
+        let voiced = match self.opts.vad_mode {
+            VadMode::Running => compute_vad_running(&log_energy, &self.opts.vad)?,
+            _ => compute_vad(&log_energy, &self.opts.vad)?,
+        };
+        Ok(FrontEndOutput {
+            features: normalised.select_rows(&voiced),
+            voiced,
+        })
+    }
+}
+
+/// Streaming speaker-ID front end: waveform chunks in, normalised voiced frames out. It uses
+/// the running-mean VAD ([`VadMode::Running`]) whatever `vad_mode` says, since the utterance
+/// mean is unknown until the end; its output is bit-identical to [`FrontEnd::compute`] with
+/// `vad_mode = Running`. Latency: `cmn_window / 2` frames with a centred CMN window.
+#[derive(Debug)]
+pub struct StreamingFrontEnd {
+    mfcc: MfccExtractor,
+    deltas: StreamingDeltas,
+    cmn: StreamingSlidingCmn,
+    vad: StreamingVad,
+    mfcc_buf: FeatureMatrix,
+    energy_buf: Vec<f32>,
+    delta_buf: FeatureMatrix,
+    cmn_pending: FeatureMatrix,
+    vad_pending: Vec<bool>,
+    frames_decided: usize,
+    ready: FeatureMatrix,
+}
+
+impl StreamingFrontEnd {
+    /// Validates the options and builds every stage.
+    pub fn new(opts: FrontEndOptions) -> Result<Self, FeatureError> {
+        opts.validate()?;
+        let ceps = opts.mfcc.num_ceps;
+        let dim = opts.dim();
+        Ok(Self {
+            mfcc: MfccExtractor::new(opts.mfcc.clone())?,
+            deltas: StreamingDeltas::new(ceps, &opts.deltas)?,
+            cmn: StreamingSlidingCmn::new(dim, &opts.sliding_cmn)?,
+            vad: StreamingVad::new(&opts.vad)?,
+            mfcc_buf: FeatureMatrix::new(ceps),
+            energy_buf: Vec::new(),
+            delta_buf: FeatureMatrix::new(dim),
+            cmn_pending: FeatureMatrix::new(dim),
+            vad_pending: Vec::new(),
+            frames_decided: 0,
+            ready: FeatureMatrix::new(dim),
+        })
+    }
+
+    /// Output feature dimension.
+    pub fn dim(&self) -> usize {
+        self.cmn.dim()
+    }
+
+    /// Frames (voiced or not) whose decision and features are final.
+    pub fn num_frames_decided(&self) -> usize {
+        self.frames_decided
+    }
+
+    /// Starts a new utterance.
+    pub fn reset(&mut self) {
+        self.mfcc.reset();
+        self.deltas.reset();
+        self.cmn.reset();
+        self.vad.reset();
+        self.mfcc_buf.clear();
+        self.energy_buf.clear();
+        self.delta_buf.clear();
+        self.cmn_pending.clear();
+        self.vad_pending.clear();
+        self.frames_decided = 0;
+        self.ready.clear();
+    }
+
+    /// Feeds the next samples (16-bit scale), any chunk size.
+    pub fn accept_waveform(&mut self, samples: &[f32]) -> Result<(), FeatureError> {
+        self.mfcc.accept_waveform(samples)?;
+        self.mfcc
+            .pop_frames_with_energy(&mut self.mfcc_buf, &mut self.energy_buf)?;
+        self.deltas.accept_frames(&self.mfcc_buf)?;
+        self.vad.accept_log_energy(&self.energy_buf);
+        self.mfcc_buf.clear();
+        self.energy_buf.clear();
+        self.deltas.pop_frames(&mut self.delta_buf)?;
+        self.cmn.accept_frames(&self.delta_buf)?;
+        self.delta_buf.clear();
+        self.collect()
+    }
+
+    /// Marks the end of the utterance and flushes every stage.
+    pub fn input_finished(&mut self) -> Result<(), FeatureError> {
+        self.mfcc.input_finished();
+        self.deltas.input_finished();
+        self.vad.input_finished();
+        self.deltas.pop_frames(&mut self.delta_buf)?;
+        self.cmn.accept_frames(&self.delta_buf)?;
+        self.delta_buf.clear();
+        self.cmn.input_finished();
+        self.collect()
+    }
+
+    /// Moves the voiced frames finished so far to the end of `out`; returns how many.
+    pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
+        check_dim(out, self.dim())?;
+        let n = self.ready.num_frames();
+        out.extend(&self.ready);
+        self.ready.clear();
+        Ok(n)
+    }
+
+    fn collect(&mut self) -> Result<(), FeatureError> {
+        self.cmn.pop_frames(&mut self.cmn_pending)?;
+        self.vad.pop_decisions(&mut self.vad_pending);
+        let n = self.cmn_pending.num_frames().min(self.vad_pending.len());
+        for (t, &voiced) in self.vad_pending[..n].iter().enumerate() {
+            if voiced {
+                self.ready.push_row(self.cmn_pending.row(t));
+            }
+        }
+        self.cmn_pending.drain_front(n);
+        self.vad_pending.drain(..n);
+        self.frames_decided += n;
+        Ok(())
+    }
+}

@@ -1,0 +1,633 @@
+//! MFCC extraction with Kaldi's `compute-mfcc-feats` arithmetic, batch and streaming.
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+use serde::{Deserialize, Serialize};
+
+use super::mel::{make_liftered_dct, make_mel_filters, make_window, MelFilter};
+use super::{invalid, FeatureError, FeatureMatrix};
+
+/// Analysis window applied to each frame (Kaldi `--window-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum WindowType {
+    /// Kaldi's default: Hann window raised to the power 0.85.
+    #[default]
+    Povey,
+    /// Hann window `0.5 − 0.5 cos(2πn/(N−1))`.
+    Hanning,
+    /// Hamming window `0.54 − 0.46 cos(2πn/(N−1))`.
+    Hamming,
+    /// No tapering.
+    Rectangular,
+    /// Blackman window with coefficient 0.42.
+    Blackman,
+}
+
+/// MFCC options; the defaults are Kaldi's 8 kHz speaker-ID recipe (`mfcc.conf` of `egs/sre*`),
+/// except that `use_energy` is false (c0 is then the 0th cepstral coefficient).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfccOptions {
+    /// Sample rate of the input in Hz.
+    pub sample_rate_hz: u32,
+    /// Frame length in ms (25 ms = 200 samples at 8 kHz).
+    pub frame_length_ms: f32,
+    /// Frame shift in ms (10 ms = 80 samples at 8 kHz).
+    pub frame_shift_ms: f32,
+    /// Analysis window.
+    pub window_type: WindowType,
+    /// Pre-emphasis coefficient in [0, 1]: `x[n] -= coef · x[n−1]` (`x[0] -= coef · x[0]`).
+    pub preemphasis_coefficient: f32,
+    /// Subtract each frame's mean before energy and pre-emphasis.
+    pub remove_dc_offset: bool,
+    /// Standard deviation of Gaussian dither added to each frame's samples (16-bit scale); 0 = none.
+    pub dither: f32,
+    /// Seed of the dither generator (ChaCha8), so dithered output is reproducible.
+    pub dither_seed: u64,
+    /// Pad the FFT to the next power of two (256 points for 200-sample frames).
+    pub round_to_power_of_two: bool,
+    /// Only whole frames inside the signal (Kaldi `--snip-edges=true`); `false` is not supported.
+    pub snip_edges: bool,
+    /// Number of triangular mel filters.
+    pub num_mel_bins: usize,
+    /// Lower edge of the mel filterbank in Hz.
+    pub low_freq_hz: f32,
+    /// Upper edge of the mel filterbank in Hz; `<= 0` means Nyquist + this value (Kaldi convention).
+    pub high_freq_hz: f32,
+    /// Number of cepstral coefficients per frame (at most `num_mel_bins`).
+    pub num_ceps: usize,
+    /// Replace c0 by the frame's natural-log energy.
+    pub use_energy: bool,
+    /// Energy measured before pre-emphasis and windowing (after dither and DC removal).
+    pub raw_energy: bool,
+    /// Floor on the energy (linear, not log); 0 = no floor.
+    pub energy_floor: f32,
+    /// Cepstral lifter Q (`1 + Q/2 · sin(πk/Q)`); 0 = no liftering.
+    pub cepstral_lifter: f32,
+}
+
+impl Default for MfccOptions {
+    fn default() -> Self {
+        Self {
+            sample_rate_hz: 8000,
+            frame_length_ms: 25.0,
+            frame_shift_ms: 10.0,
+            window_type: WindowType::Povey,
+            preemphasis_coefficient: 0.97,
+            remove_dc_offset: true,
+            dither: 0.0,
+            dither_seed: 0,
+            round_to_power_of_two: true,
+            snip_edges: true,
+            num_mel_bins: 23,
+            low_freq_hz: 20.0,
+            high_freq_hz: 3700.0,
+            num_ceps: 20,
+            use_energy: false,
+            raw_energy: true,
+            energy_floor: 0.0,
+            cepstral_lifter: 22.0,
+        }
+    }
+}
+
+impl MfccOptions {
+    /// Frame length in samples (Kaldi truncates `rate · 0.001 · ms`).
+    pub fn frame_length_samples(&self) -> usize {
+        (f64::from(self.sample_rate_hz) * 0.001 * f64::from(self.frame_length_ms)) as usize
+    }
+
+    /// Frame shift in samples.
+    pub fn frame_shift_samples(&self) -> usize {
+        (f64::from(self.sample_rate_hz) * 0.001 * f64::from(self.frame_shift_ms)) as usize
+    }
+
+    /// FFT length in samples.
+    pub fn fft_size(&self) -> usize {
+        let len = self.frame_length_samples();
+        if self.round_to_power_of_two {
+            len.next_power_of_two()
+        } else {
+            len
+        }
+    }
+
+    /// Upper filterbank edge in Hz after resolving the `<= 0` (offset from Nyquist) convention.
+    pub fn resolved_high_freq_hz(&self) -> f32 {
+        let nyquist = 0.5 * self.sample_rate_hz as f32;
+        if self.high_freq_hz > 0.0 {
+            self.high_freq_hz
+        } else {
+            nyquist + self.high_freq_hz
+        }
+    }
+
+    /// Number of frames for `num_samples` input samples (snip-edges framing).
+    pub fn num_frames(&self, num_samples: usize) -> usize {
+        let len = self.frame_length_samples();
+        let shift = self.frame_shift_samples();
+        if num_samples < len || shift == 0 {
+            0
+        } else {
+            1 + (num_samples - len) / shift
+        }
+    }
+
+    /// Checks every option; the error names the option, what was expected and what arrived.
+    pub fn validate(&self) -> Result<(), FeatureError> {
+        if self.sample_rate_hz == 0 {
+            return Err(invalid("sample_rate_hz", "expected > 0 Hz, got 0"));
+        }
+        let finite_pos = |name, v: f32| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(
+                    name,
+                    format!("expected a finite value > 0 ms, got {v}"),
+                ))
+            }
+        };
+        finite_pos("frame_length_ms", self.frame_length_ms)?;
+        finite_pos("frame_shift_ms", self.frame_shift_ms)?;
+        if self.frame_length_samples() < 2 {
+            return Err(invalid(
+                "frame_length_ms",
+                format!(
+                    "expected at least 2 samples per frame, got {} at {} Hz",
+                    self.frame_length_samples(),
+                    self.sample_rate_hz
+                ),
+            ));
+        }
+        if self.frame_shift_samples() == 0 {
+            return Err(invalid(
+                "frame_shift_ms",
+                format!(
+                    "expected at least 1 sample of shift, got {} ms at {} Hz",
+                    self.frame_shift_ms, self.sample_rate_hz
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.preemphasis_coefficient) {
+            return Err(invalid(
+                "preemphasis_coefficient",
+                format!("expected 0..=1, got {}", self.preemphasis_coefficient),
+            ));
+        }
+        if !(self.dither.is_finite() && self.dither >= 0.0) {
+            return Err(invalid(
+                "dither",
+                format!("expected a finite value >= 0, got {}", self.dither),
+            ));
+        }
+        if !self.snip_edges {
+            return Err(invalid(
+                "snip_edges",
+                "only snip_edges = true (whole frames inside the signal) is supported, got false",
+            ));
+        }
+        if self.num_mel_bins < 3 {
+            return Err(invalid(
+                "num_mel_bins",
+                format!("expected at least 3, got {}", self.num_mel_bins),
+            ));
+        }
+        if self.num_ceps == 0 || self.num_ceps > self.num_mel_bins {
+            return Err(invalid(
+                "num_ceps",
+                format!(
+                    "expected 1..={} (num_mel_bins), got {}",
+                    self.num_mel_bins, self.num_ceps
+                ),
+            ));
+        }
+        let nyquist = 0.5 * self.sample_rate_hz as f32;
+        let high = self.resolved_high_freq_hz();
+        let band_ok = self.low_freq_hz.is_finite()
+            && self.low_freq_hz >= 0.0
+            && self.low_freq_hz < high
+            && high.is_finite()
+            && high <= nyquist;
+        if !band_ok {
+            return Err(invalid(
+                "low_freq_hz/high_freq_hz",
+                format!(
+                    "expected 0 <= low < high <= Nyquist ({nyquist} Hz), got low {} Hz, high {} Hz",
+                    self.low_freq_hz, high
+                ),
+            ));
+        }
+        if !(self.energy_floor.is_finite() && self.energy_floor >= 0.0) {
+            return Err(invalid(
+                "energy_floor",
+                format!("expected a finite value >= 0, got {}", self.energy_floor),
+            ));
+        }
+        if !(self.cepstral_lifter.is_finite() && self.cepstral_lifter >= 0.0) {
+            return Err(invalid(
+                "cepstral_lifter",
+                format!("expected a finite value >= 0, got {}", self.cepstral_lifter),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Smallest positive f32 with `1 + ε ≠ 1` (C's FLT_EPSILON): Kaldi's floor before every log.
+const LOG_FLOOR: f32 = f32::EPSILON;
+
+/// Per-frame DSP: everything precomputed once, every buffer owned, no allocation per frame.
+struct FrameProcessor {
+    frame_length: usize,
+    preemph: f32,
+    remove_dc: bool,
+    raw_energy: bool,
+    use_energy: bool,
+    log_energy_floor: Option<f32>,
+    dither: f32,
+    rng: ChaCha8Rng,
+    dither_seed: u64,
+    window: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+    fft_in: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    fft_scratch: Vec<Complex<f32>>,
+    power: Vec<f32>,
+    filters: Vec<MelFilter>,
+    log_mel: Vec<f32>,
+    dither_buf: Vec<f32>,
+    /// Row-major num_ceps × num_bins liftered DCT, stored transposed (num_bins × num_ceps)
+    /// so the product is a sum of scaled contiguous columns.
+    dct_t: Vec<f32>,
+    num_ceps: usize,
+}
+
+impl FrameProcessor {
+    fn new(opts: &MfccOptions) -> Result<Self, FeatureError> {
+        opts.validate()?;
+        let frame_length = opts.frame_length_samples();
+        let fft_size = opts.fft_size();
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(fft_size);
+        let filters = make_mel_filters(
+            opts.num_mel_bins,
+            fft_size,
+            opts.sample_rate_hz as f32,
+            opts.low_freq_hz,
+            opts.resolved_high_freq_hz(),
+        )?;
+        let num_power_bins = filters
+            .iter()
+            .map(|f| f.offset + f.weights.len())
+            .max()
+            .unwrap_or(0);
+        let dct = make_liftered_dct(opts.num_ceps, opts.num_mel_bins, opts.cepstral_lifter);
+        let mut dct_t = vec![0.0; dct.len()];
+        for k in 0..opts.num_ceps {
+            for j in 0..opts.num_mel_bins {
+                dct_t[j * opts.num_ceps + k] = dct[k * opts.num_mel_bins + j];
+            }
+        }
+        Ok(Self {
+            frame_length,
+            preemph: opts.preemphasis_coefficient,
+            remove_dc: opts.remove_dc_offset,
+            raw_energy: opts.raw_energy,
+            use_energy: opts.use_energy,
+            log_energy_floor: (opts.energy_floor > 0.0).then(|| opts.energy_floor.ln()),
+            dither: opts.dither,
+            rng: ChaCha8Rng::seed_from_u64(opts.dither_seed),
+            dither_seed: opts.dither_seed,
+            window: make_window(opts.window_type, frame_length),
+            fft_in: fft.make_input_vec(),
+            spectrum: fft.make_output_vec(),
+            fft_scratch: fft.make_scratch_vec(),
+            fft,
+            power: vec![0.0; num_power_bins],
+            log_mel: vec![0.0; opts.num_mel_bins],
+            dither_buf: vec![0.0; frame_length],
+            filters,
+            dct_t,
+            num_ceps: opts.num_ceps,
+        })
+    }
+
+    fn reset(&mut self) {
+        self.rng = ChaCha8Rng::seed_from_u64(self.dither_seed);
+    }
+
+    /// Computes one frame's cepstra into `ceps` and returns its natural-log energy
+    /// (raw or windowed per the options, floored like Kaldi).
+    fn process(&mut self, frame: &[f32], ceps: &mut [f32]) -> Result<f32, FeatureError> {
+        let n = self.frame_length;
+        let samples: &[f32] = if self.dither != 0.0 {
+            for (d, &s) in self.dither_buf.iter_mut().zip(&frame[..n]) {
+                let noise: f32 = StandardNormal.sample(&mut self.rng);
+                *d = s + self.dither * noise;
+            }
+            &self.dither_buf
+        } else {
+            &frame[..n]
+        };
+        let mean = if self.remove_dc {
+            sum(samples) / n as f32
+        } else {
+            0.0
+        };
+        let mut log_energy = 0.0;
+        if self.raw_energy {
+            log_energy = sum_sq_centered(samples, mean).max(LOG_FLOOR).ln();
+        }
+        // Pre-emphasis and window in one pass: each term is the same float op sequence as
+        // Kaldi's in-place `x[i] -= c·x[i−1]` on the DC-free frame.
+        let c = self.preemph;
+        let fft_in = &mut self.fft_in[..];
+        let window = &self.window[..n];
+        fft_in[0] = ((samples[0] - mean) - c * (samples[0] - mean)) * window[0];
+        for (((out, &cur), &prev), &w) in fft_in[1..n]
+            .iter_mut()
+            .zip(&samples[1..])
+            .zip(&samples[..n - 1])
+            .zip(&window[1..])
+        {
+            *out = ((cur - mean) - c * (prev - mean)) * w;
+        }
+        fft_in[n..].fill(0.0);
+        if !self.raw_energy {
+            log_energy = sum_sq_centered(&fft_in[..n], 0.0).max(LOG_FLOOR).ln();
+        }
+        if let Some(floor) = self.log_energy_floor {
+            log_energy = log_energy.max(floor);
+        }
+        self.fft
+            .process_with_scratch(fft_in, &mut self.spectrum, &mut self.fft_scratch)
+            .map_err(|e| FeatureError::Fft(e.to_string()))?;
+        for (p, z) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = z.re * z.re + z.im * z.im;
+        }
+        for (log_mel, filter) in self.log_mel.iter_mut().zip(&self.filters) {
+            let span = &self.power[filter.offset..filter.offset + filter.weights.len()];
+            let mut energy = 0.0f32;
+            for (&w, &p) in filter.weights.iter().zip(span) {
+                energy += w * p;
+            }
+            *log_mel = energy.max(LOG_FLOOR).ln();
+        }
+        let ceps = &mut ceps[..self.num_ceps];
+        ceps.fill(0.0);
+        for (&x, column) in self
+            .log_mel
+            .iter()
+            .zip(self.dct_t.chunks_exact(self.num_ceps))
+        {
+            for (out, &d) in ceps.iter_mut().zip(column) {
+                *out += d * x;
+            }
+        }
+        if self.use_energy {
+            ceps[0] = log_energy;
+        }
+        Ok(log_energy)
+    }
+}
+
+/// Sum with 8 independent partial sums (vectorisable; deterministic order).
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let mut total = acc.iter().sum::<f32>();
+    for &v in rest {
+        total += v;
+    }
+    total
+}
+
+/// Σ (x − mean)² with 8 independent partial sums.
+fn sum_sq_centered(x: &[f32], mean: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            let d = v - mean;
+            *a += d * d;
+        }
+    }
+    let mut total = acc.iter().sum::<f32>();
+    for &v in rest {
+        let d = v - mean;
+        total += d * d;
+    }
+    total
+}
+
+/// Kaldi-compatible MFCC extractor. Batch: [`MfccExtractor::compute`]. Streaming:
+/// [`MfccExtractor::accept_waveform`] with chunks of any size, then [`MfccExtractor::pop_frames`];
+/// the frames are bit-identical to the batch result for any chunking.
+pub struct MfccExtractor {
+    opts: MfccOptions,
+    dsp: FrameProcessor,
+    frame_length: usize,
+    frame_shift: usize,
+    /// Unconsumed input samples, starting at global sample index `pending_start`.
+    pending: Vec<f32>,
+    pending_start: u64,
+    samples_received: u64,
+    next_frame: u64,
+    frame_buf: Vec<f32>,
+    ceps_buf: Vec<f32>,
+    ready: FeatureMatrix,
+    ready_log_energy: Vec<f32>,
+}
+
+impl std::fmt::Debug for MfccExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfccExtractor")
+            .field("opts", &self.opts)
+            .field("samples_received", &self.samples_received)
+            .field("frames_computed", &self.next_frame)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MfccExtractor {
+    /// Validates the options and precomputes the FFT plan, window, mel filters, DCT and lifter.
+    pub fn new(opts: MfccOptions) -> Result<Self, FeatureError> {
+        let dsp = FrameProcessor::new(&opts)?;
+        let frame_length = opts.frame_length_samples();
+        let frame_shift = opts.frame_shift_samples();
+        Ok(Self {
+            dsp,
+            frame_length,
+            frame_shift,
+            pending: Vec::with_capacity(4 * frame_length.max(frame_shift)),
+            pending_start: 0,
+            samples_received: 0,
+            next_frame: 0,
+            frame_buf: vec![0.0; frame_length],
+            ceps_buf: vec![0.0; opts.num_ceps],
+            ready: FeatureMatrix::new(opts.num_ceps),
+            ready_log_energy: Vec::new(),
+            opts,
+        })
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &MfccOptions {
+        &self.opts
+    }
+
+    /// Number of coefficients per frame.
+    pub fn dim(&self) -> usize {
+        self.opts.num_ceps
+    }
+
+    /// Frames computed since creation or the last [`reset`](Self::reset) (popped or not).
+    pub fn num_frames_computed(&self) -> u64 {
+        self.next_frame
+    }
+
+    /// Frames computed and not yet popped.
+    pub fn num_frames_ready(&self) -> usize {
+        self.ready.num_frames()
+    }
+
+    /// Forgets all input and output; the dither generator restarts from its seed.
+    pub fn reset(&mut self) {
+        self.dsp.reset();
+        self.pending.clear();
+        self.pending_start = 0;
+        self.samples_received = 0;
+        self.next_frame = 0;
+        self.ready.clear();
+        self.ready_log_energy.clear();
+    }
+
+    /// Feeds the next samples (16-bit integer scale), any number at a time; computes every
+    /// frame that is now complete. Fails (without consuming anything) on NaN or infinite samples.
+    pub fn accept_waveform(&mut self, samples: &[f32]) -> Result<(), FeatureError> {
+        if let Some(pos) = samples.iter().position(|s| !s.is_finite()) {
+            return Err(FeatureError::InvalidInput(format!(
+                "sample {} of the chunk is {}: expected finite samples in 16-bit scale",
+                pos, samples[pos]
+            )));
+        }
+        let len = self.frame_length as u64;
+        let shift = self.frame_shift as u64;
+        let chunk_start = self.samples_received;
+        self.samples_received += samples.len() as u64;
+        loop {
+            let start = self.next_frame * shift;
+            if start + len > self.samples_received {
+                break;
+            }
+            let frame: &[f32] = if start >= chunk_start {
+                let from = (start - chunk_start) as usize;
+                &samples[from..from + self.frame_length]
+            } else {
+                // The frame straddles the previous input and this chunk.
+                let from = (start - self.pending_start) as usize;
+                let head = &self.pending[from..];
+                self.frame_buf[..head.len()].copy_from_slice(head);
+                let tail = self.frame_length - head.len();
+                self.frame_buf[head.len()..].copy_from_slice(&samples[..tail]);
+                &self.frame_buf
+            };
+            let log_energy = self.dsp.process(frame, &mut self.ceps_buf)?;
+            self.ready.push_row(&self.ceps_buf);
+            self.ready_log_energy.push(log_energy);
+            self.next_frame += 1;
+        }
+        // Keep what the next frame will need.
+        let keep_from = self.next_frame * shift;
+        if keep_from >= chunk_start {
+            let from = ((keep_from - chunk_start) as usize).min(samples.len());
+            self.pending.clear();
+            self.pending.extend_from_slice(&samples[from..]);
+        } else {
+            self.pending
+                .drain(..(keep_from - self.pending_start) as usize);
+            self.pending.extend_from_slice(samples);
+        }
+        self.pending_start = keep_from;
+        Ok(())
+    }
+
+    /// Marks the end of input. With snip-edges framing no further frame can appear; the
+    /// trailing partial frame is dropped, as in Kaldi.
+    pub fn input_finished(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Moves every computed frame to the end of `out` (which must have [`dim`](Self::dim)
+    /// columns); returns the number of frames moved.
+    pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
+        check_dim(out, self.dim())?;
+        let n = self.ready.num_frames();
+        if out.is_empty() && out.capacity_frames() <= self.ready.capacity_frames() {
+            std::mem::swap(out, &mut self.ready);
+        } else {
+            out.extend(&self.ready);
+        }
+        self.ready.clear();
+        self.ready_log_energy.clear();
+        Ok(n)
+    }
+
+    /// Like [`pop_frames`](Self::pop_frames), also appending each frame's natural-log energy
+    /// (raw energy per `raw_energy`, whether or not `use_energy` puts it in c0) to `log_energy`.
+    pub fn pop_frames_with_energy(
+        &mut self,
+        out: &mut FeatureMatrix,
+        log_energy: &mut Vec<f32>,
+    ) -> Result<usize, FeatureError> {
+        check_dim(out, self.dim())?;
+        log_energy.extend_from_slice(&self.ready_log_energy);
+        self.pop_frames(out)
+    }
+
+    /// Batch MFCC of a whole utterance (resets the extractor first).
+    pub fn compute(&mut self, samples: &[f32]) -> Result<FeatureMatrix, FeatureError> {
+        Ok(self.compute_with_energy(samples)?.0)
+    }
+
+    /// Batch MFCC plus the per-frame natural-log energy (resets the extractor first).
+    pub fn compute_with_energy(
+        &mut self,
+        samples: &[f32],
+    ) -> Result<(FeatureMatrix, Vec<f32>), FeatureError> {
+        self.reset();
+        let frames = self.opts.num_frames(samples.len());
+        self.ready.reserve_frames(frames);
+        self.ready_log_energy.reserve(frames);
+        let mut out = FeatureMatrix::new(self.dim());
+        let mut log_energy = Vec::with_capacity(frames);
+        self.accept_waveform(samples)?;
+        self.input_finished();
+        self.pop_frames_with_energy(&mut out, &mut log_energy)?;
+        Ok((out, log_energy))
+    }
+}
+
+pub(crate) fn check_dim(m: &FeatureMatrix, expected: usize) -> Result<(), FeatureError> {
+    if m.dim() != expected {
+        return Err(FeatureError::DimensionMismatch {
+            expected,
+            actual: m.dim(),
+        });
+    }
+    Ok(())
+}

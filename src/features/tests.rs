@@ -1,0 +1,585 @@
+//! Front-end tests against independent oracles: kaldi-native-fbank golden files
+//! (`audio-fixtures/golden`, made by `scripts/make-feature-goldens.sh`), a naive f64 DFT MFCC,
+//! naive delta / CMN / VAD loops, and batch-vs-streaming identity.
+
+use std::path::PathBuf;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+const FIXTURES: [&str; 5] = [
+    "speech_sc0cb74144_t00",
+    "speech_fsddgeorge_t00",
+    "synth_silence",
+    "synth_sweep",
+    "synth_noise",
+];
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("audio-fixtures")
+}
+
+fn read_wav(name: &str) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(fixture_dir().join(format!("{name}.wav"))).unwrap();
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (1, 8000, 16)
+    );
+    reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()))
+        .collect()
+}
+
+/// Minimal reader for the little-endian float32 C-order 2-D .npy files of the goldens.
+fn read_npy(name: &str) -> FeatureMatrix {
+    let bytes = std::fs::read(fixture_dir().join("golden").join(name)).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"));
+    let shape = &header[header.find("'shape': (").unwrap() + 10..];
+    let shape: Vec<usize> = shape[..shape.find(')').unwrap()]
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(data.len(), shape[0] * shape[1]);
+    FeatureMatrix::from_vec(shape[1], data).unwrap()
+}
+
+/// (max |a − b|, max |a − b| / max(1, |b|)) over every coefficient; panics on shape mismatch.
+fn max_errors(ours: &FeatureMatrix, reference: &FeatureMatrix) -> (f32, f32) {
+    assert_eq!(ours.dim(), reference.dim());
+    assert_eq!(ours.num_frames(), reference.num_frames());
+    let mut abs = 0.0f32;
+    let mut rel = 0.0f32;
+    for (&a, &b) in ours.as_slice().iter().zip(reference.as_slice()) {
+        let e = (a - b).abs();
+        abs = abs.max(e);
+        rel = rel.max(e / b.abs().max(1.0));
+    }
+    (abs, rel)
+}
+
+#[test]
+fn mfcc_matches_kaldi_reference_on_every_fixture() {
+    let mut overall = (0.0f32, 0.0f32);
+    for use_energy in [false, true] {
+        let opts = MfccOptions {
+            use_energy,
+            ..MfccOptions::default()
+        };
+        let mut extractor = MfccExtractor::new(opts).unwrap();
+        for name in FIXTURES {
+            let ours = extractor.compute(&read_wav(name)).unwrap();
+            let suffix = if use_energy { "mfcc_energy" } else { "mfcc" };
+            let reference = read_npy(&format!("{name}.{suffix}.npy"));
+            let (abs, rel) = max_errors(&ours, &reference);
+            eprintln!("{name} {suffix}: max abs {abs:.3e}, max scaled {rel:.3e}");
+            assert!(rel <= 2e-3, "{name} {suffix}: scaled error {rel}");
+            overall = (overall.0.max(abs), overall.1.max(rel));
+        }
+    }
+    eprintln!(
+        "MFCC vs kaldi-native-fbank: max abs {:.3e}, max scaled {:.3e}",
+        overall.0, overall.1
+    );
+}
+
+#[test]
+fn deltas_and_cmn_match_kaldi_reference() {
+    let mut extractor = MfccExtractor::new(MfccOptions::default()).unwrap();
+    for name in FIXTURES {
+        let mfcc = extractor.compute(&read_wav(name)).unwrap();
+        let mut feats = compute_deltas(&mfcc, &DeltaOptions::default()).unwrap();
+        CmvnStats::from_features(&feats)
+            .apply(&mut feats, false)
+            .unwrap();
+        let reference = read_npy(&format!("{name}.mfcc_deltas_cmn.npy"));
+        let (abs, rel) = max_errors(&feats, &reference);
+        eprintln!("{name} deltas+cmn: max abs {abs:.3e}, max scaled {rel:.3e}");
+        assert!(rel <= 2e-3, "{name}: scaled error {rel}");
+    }
+}
+
+/// Naive f64 MFCC of one 200-sample frame: O(n²) DFT, dense mel matrix, explicit DCT and lifter.
+fn naive_frame_mfcc(frame: &[f32], opts: &MfccOptions) -> Vec<f64> {
+    use std::f64::consts::PI;
+    let n = frame.len();
+    let x: Vec<f64> = frame.iter().map(|&s| f64::from(s)).collect();
+    let mean = x.iter().sum::<f64>() / n as f64;
+    let centred: Vec<f64> = x.iter().map(|v| v - mean).collect();
+    let mut windowed = vec![0.0f64; 256];
+    for i in 0..n {
+        let prev = if i == 0 { centred[0] } else { centred[i - 1] };
+        let pre = centred[i] - 0.97 * prev;
+        let hann = 0.5 - 0.5 * (2.0 * PI * i as f64 / (n - 1) as f64).cos();
+        windowed[i] = pre * hann.powf(0.85);
+    }
+    let power: Vec<f64> = (0..=128)
+        .map(|k| {
+            let (mut re, mut im) = (0.0, 0.0);
+            for (t, &v) in windowed.iter().enumerate() {
+                let ang = -2.0 * PI * (k * t) as f64 / 256.0;
+                re += v * ang.cos();
+                im += v * ang.sin();
+            }
+            re * re + im * im
+        })
+        .collect();
+    let mel = |f: f64| 1127.0 * (1.0 + f / 700.0).ln();
+    let (lo, hi) = (mel(20.0), mel(3700.0));
+    let nb = opts.num_mel_bins;
+    let delta = (hi - lo) / (nb + 1) as f64;
+    let log_mel: Vec<f64> = (0..nb)
+        .map(|b| {
+            let (l, c, r) = (
+                lo + b as f64 * delta,
+                lo + (b + 1) as f64 * delta,
+                lo + (b + 2) as f64 * delta,
+            );
+            let mut e = 0.0;
+            for (k, &p) in power.iter().enumerate().take(128) {
+                let m = mel(k as f64 * 31.25);
+                if m > l && m < r {
+                    e += p * if m <= c {
+                        (m - l) / (c - l)
+                    } else {
+                        (r - m) / (r - c)
+                    };
+                }
+            }
+            e.max(f64::from(f32::EPSILON)).ln()
+        })
+        .collect();
+    (0..opts.num_ceps)
+        .map(|k| {
+            let norm = if k == 0 {
+                (1.0 / nb as f64).sqrt()
+            } else {
+                (2.0 / nb as f64).sqrt()
+            };
+            let c: f64 = log_mel
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| v * norm * (PI / nb as f64 * (j as f64 + 0.5) * k as f64).cos())
+                .sum();
+            c * (1.0 + 11.0 * (PI * k as f64 / 22.0).sin())
+        })
+        .collect()
+}
+
+#[test]
+fn fft_path_matches_naive_dft_mfcc() {
+    let opts = MfccOptions::default();
+    let mut extractor = MfccExtractor::new(opts.clone()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let speech = read_wav("speech_sc0cb74144_t00");
+    for trial in 0..6 {
+        let frame: Vec<f32> = if trial < 3 {
+            let start = rng.random_range(0..speech.len() - 200);
+            speech[start..start + 200].to_vec()
+        } else {
+            (0..200)
+                .map(|_| rng.random_range(-8000.0..8000.0f32).round())
+                .collect()
+        };
+        let ours = extractor.compute(&frame).unwrap();
+        assert_eq!(ours.num_frames(), 1);
+        let naive = naive_frame_mfcc(&frame, &opts);
+        for (k, (&a, &b)) in ours.row(0).iter().zip(&naive).enumerate() {
+            assert!(
+                (f64::from(a) - b).abs() <= 1e-3 * b.abs().max(1.0),
+                "trial {trial} c{k}: fft {a} vs naive {b}"
+            );
+        }
+    }
+}
+
+fn random_chunks(len: usize, rng: &mut ChaCha8Rng) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < len {
+        let step = rng.random_range(1..=4000).min(len - at);
+        out.push(at..at + step);
+        at += step;
+    }
+    out
+}
+
+#[test]
+fn streaming_mfcc_is_bit_identical_to_batch_for_any_chunking() {
+    let mut audio = read_wav("speech_fsddgeorge_t00");
+    audio.extend(read_wav("synth_noise"));
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    for (use_energy, dither) in [(false, 0.0), (true, 0.0), (false, 1.0)] {
+        let opts = MfccOptions {
+            use_energy,
+            dither,
+            dither_seed: 9,
+            ..MfccOptions::default()
+        };
+        let mut extractor = MfccExtractor::new(opts).unwrap();
+        let (batch, batch_energy) = extractor.compute_with_energy(&audio).unwrap();
+        for round in 0..4 {
+            extractor.reset();
+            let mut streamed = FeatureMatrix::new(20);
+            let mut energy = Vec::new();
+            let chunks = if round == 0 {
+                // Tiny chunks too: every straddling case.
+                (0..audio.len()).map(|i| i..i + 1).collect()
+            } else {
+                random_chunks(audio.len(), &mut rng)
+            };
+            for chunk in chunks {
+                extractor.accept_waveform(&audio[chunk]).unwrap();
+                extractor
+                    .pop_frames_with_energy(&mut streamed, &mut energy)
+                    .unwrap();
+            }
+            extractor.input_finished();
+            extractor
+                .pop_frames_with_energy(&mut streamed, &mut energy)
+                .unwrap();
+            assert_eq!(streamed, batch, "energy {use_energy} dither {dither}");
+            assert_eq!(energy, batch_energy);
+        }
+    }
+}
+
+#[test]
+fn frame_count_follows_snip_edges_and_short_input_gives_no_frames() {
+    let mut extractor = MfccExtractor::new(MfccOptions::default()).unwrap();
+    for (n, frames) in [(0, 0), (199, 0), (200, 1), (279, 1), (280, 2), (8000, 98)] {
+        let out = extractor.compute(&vec![100.0; n]).unwrap();
+        assert_eq!(out.num_frames(), frames, "{n} samples");
+    }
+}
+
+#[test]
+fn bad_input_and_options_are_errors_not_panics() {
+    let mut extractor = MfccExtractor::new(MfccOptions::default()).unwrap();
+    assert!(matches!(
+        extractor.accept_waveform(&[0.0, f32::NAN]),
+        Err(FeatureError::InvalidInput(_))
+    ));
+    let bad = [
+        MfccOptions {
+            num_ceps: 24,
+            ..MfccOptions::default()
+        },
+        MfccOptions {
+            high_freq_hz: 5000.0,
+            ..MfccOptions::default()
+        },
+        MfccOptions {
+            frame_shift_ms: 0.0,
+            ..MfccOptions::default()
+        },
+        MfccOptions {
+            snip_edges: false,
+            ..MfccOptions::default()
+        },
+        MfccOptions {
+            num_mel_bins: 120,
+            num_ceps: 20,
+            ..MfccOptions::default()
+        },
+        MfccOptions {
+            dither: -1.0,
+            ..MfccOptions::default()
+        },
+    ];
+    for opts in bad {
+        assert!(MfccExtractor::new(opts.clone()).is_err(), "{opts:?}");
+    }
+    let mut wrong = FeatureMatrix::new(13);
+    assert!(matches!(
+        extractor.pop_frames(&mut wrong),
+        Err(FeatureError::DimensionMismatch {
+            expected: 20,
+            actual: 13
+        })
+    ));
+    // Options survive a serde round trip and partial configs take defaults.
+    let json = serde_json::to_string(&FrontEndOptions::default()).unwrap();
+    let back: FrontEndOptions = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, FrontEndOptions::default());
+    let partial: MfccOptions = serde_json::from_str(r#"{"use_energy": true}"#).unwrap();
+    assert!(partial.use_energy && partial.num_ceps == 20);
+}
+
+fn random_features(frames: usize, dim: usize, seed: u64) -> FeatureMatrix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let data = (0..frames * dim)
+        .map(|i| rng.random_range(-20.0..20.0f32) + (i % dim) as f32)
+        .collect();
+    FeatureMatrix::from_vec(dim, data).unwrap()
+}
+
+#[test]
+fn deltas_match_naive_regression_formula() {
+    for frames in [1, 3, 9, 57] {
+        let x = random_features(frames, 5, frames as u64);
+        let out = compute_deltas(&x, &DeltaOptions::default()).unwrap();
+        assert_eq!(out.dim(), 15);
+        let at = |t: isize, d: usize| f64::from(x.row(t.clamp(0, frames as isize - 1) as usize)[d]);
+        for t in 0..frames as isize {
+            for d in 0..5 {
+                // Δ = Σ_n n·x[t+n] / Σ n²; ΔΔ = Σ_i Σ_k i·k·x[t+i+k] / (Σ n²)², edges replicated.
+                let delta: f64 = (-2..=2).map(|n| n as f64 * at(t + n, d)).sum::<f64>() / 10.0;
+                let mut accel = 0.0;
+                for i in -2..=2isize {
+                    for k in -2..=2isize {
+                        accel += (i * k) as f64 * at(t + i + k, d);
+                    }
+                }
+                accel /= 100.0;
+                let row = out.row(t as usize);
+                assert_eq!(row[d], x.row(t as usize)[d]);
+                assert!((f64::from(row[5 + d]) - delta).abs() < 1e-4, "Δ t{t} d{d}");
+                assert!(
+                    (f64::from(row[10 + d]) - accel).abs() < 1e-4,
+                    "ΔΔ t{t} d{d}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn streaming_deltas_are_bit_identical_to_batch() {
+    let x = random_features(300, 20, 3);
+    let batch = compute_deltas(&x, &DeltaOptions::default()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut stream = StreamingDeltas::new(20, &DeltaOptions::default()).unwrap();
+    let mut out = FeatureMatrix::new(60);
+    let mut t = 0;
+    while t < 300 {
+        let n = rng.random_range(1..=30).min(300 - t);
+        let chunk =
+            FeatureMatrix::from_vec(20, x.as_slice()[t * 20..(t + n) * 20].to_vec()).unwrap();
+        stream.accept_frames(&chunk).unwrap();
+        stream.pop_frames(&mut out).unwrap();
+        t += n;
+    }
+    stream.input_finished();
+    stream.pop_frames(&mut out).unwrap();
+    assert_eq!(out, batch);
+}
+
+/// Kaldi's sliding window re-derived independently: `[start, end)` of frame t among `n`.
+fn naive_window(t: usize, n: usize, opts: &SlidingCmnOptions) -> (usize, usize) {
+    let w = opts.cmn_window;
+    if opts.center {
+        let len = w.min(n);
+        let start = (t as isize - (w / 2) as isize).clamp(0, (n - len) as isize) as usize;
+        (start, start + len)
+    } else {
+        let end = (t + 1).max(opts.min_window);
+        let start = t.saturating_sub(w);
+        if end > n {
+            (start.saturating_sub(end - n), n)
+        } else {
+            (start, end)
+        }
+    }
+}
+
+#[test]
+fn sliding_cmn_matches_naive_window_means() {
+    for (frames, center, norm_vars) in [
+        (700, true, false),
+        (120, true, false),
+        (700, false, false),
+        (60, false, false),
+        (450, true, true),
+        (450, false, true),
+    ] {
+        let opts = SlidingCmnOptions {
+            center,
+            norm_vars,
+            ..SlidingCmnOptions::default()
+        };
+        let x = random_features(frames, 4, 11);
+        let out = apply_sliding_cmn(&x, &opts).unwrap();
+        for t in 0..frames {
+            let (start, end) = naive_window(t, frames, &opts);
+            for d in 0..4 {
+                let vals: Vec<f64> = (start..end).map(|i| f64::from(x.row(i)[d])).collect();
+                let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+                let mut expect = f64::from(x.row(t)[d]) - mean;
+                if norm_vars {
+                    let var =
+                        vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+                    expect /= var.sqrt();
+                }
+                let got = f64::from(out.row(t)[d]);
+                assert!(
+                    (got - expect).abs() < 1e-4,
+                    "{center} {norm_vars} t{t} d{d}: {got} vs {expect}"
+                );
+            }
+        }
+        // Streaming in random chunks gives the very same bits.
+        let mut rng = ChaCha8Rng::seed_from_u64(frames as u64);
+        let mut stream = StreamingSlidingCmn::new(4, &opts).unwrap();
+        let mut streamed = FeatureMatrix::new(4);
+        let mut t = 0;
+        while t < frames {
+            let n = rng.random_range(1..=40).min(frames - t);
+            let chunk =
+                FeatureMatrix::from_vec(4, x.as_slice()[t * 4..(t + n) * 4].to_vec()).unwrap();
+            stream.accept_frames(&chunk).unwrap();
+            stream.pop_frames(&mut streamed).unwrap();
+            t += n;
+        }
+        stream.input_finished();
+        stream.pop_frames(&mut streamed).unwrap();
+        assert_eq!(streamed, out);
+    }
+}
+
+#[test]
+fn causal_sliding_cmn_has_no_lookahead_after_min_window() {
+    let opts = SlidingCmnOptions {
+        center: false,
+        ..SlidingCmnOptions::default()
+    };
+    let mut stream = StreamingSlidingCmn::new(1, &opts).unwrap();
+    let mut out = FeatureMatrix::new(1);
+    for t in 0..250 {
+        stream
+            .accept_frames(&FeatureMatrix::from_vec(1, vec![t as f32]).unwrap())
+            .unwrap();
+        stream.pop_frames(&mut out).unwrap();
+        let expect = if t + 1 < 100 { 0 } else { t + 1 };
+        assert_eq!(out.num_frames(), expect, "after frame {t}");
+    }
+}
+
+#[test]
+fn cmvn_with_variance_gives_zero_mean_unit_variance() {
+    let mut x = random_features(200, 6, 5);
+    let stats = CmvnStats::from_features(&x);
+    stats.apply(&mut x, true).unwrap();
+    for d in 0..6 {
+        let col: Vec<f64> = x.rows().map(|r| f64::from(r[d])).collect();
+        let mean = col.iter().sum::<f64>() / 200.0;
+        let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 200.0;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
+            "d{d}: {mean} {var}"
+        );
+    }
+    assert!(CmvnStats::new(6).apply(&mut x, false).is_err());
+}
+
+#[test]
+fn vad_matches_brute_force_and_streaming_matches_running_mean() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let energy: Vec<f32> = (0..400)
+        .map(|t| {
+            if (t / 37) % 2 == 0 {
+                rng.random_range(14.0..22.0)
+            } else {
+                rng.random_range(2.0..9.0)
+            }
+        })
+        .collect();
+    let opts = VadOptions::default();
+    let batch = compute_vad(&energy, &opts).unwrap();
+    let mean = energy.iter().map(|&e| f64::from(e)).sum::<f64>() / 400.0;
+    let threshold = 5.5 + 0.5 * mean;
+    for (t, &decision) in batch.iter().enumerate() {
+        let ctx: Vec<f32> = (t.saturating_sub(2)..(t + 3).min(400))
+            .map(|i| energy[i])
+            .collect();
+        let above = ctx.iter().filter(|&&e| f64::from(e) > threshold).count();
+        assert_eq!(
+            decision,
+            above as f64 >= 0.12 * ctx.len() as f64,
+            "frame {t}"
+        );
+    }
+    assert!(batch.iter().any(|&v| v) && batch.iter().any(|&v| !v));
+
+    let running = compute_vad_running(&energy, &opts).unwrap();
+    for (t, &decision) in running.iter().enumerate() {
+        let seen = (t + 3).min(400);
+        let mean = energy[..seen].iter().map(|&e| f64::from(e)).sum::<f64>() / seen as f64;
+        let threshold = 5.5 + 0.5 * mean;
+        let ctx: Vec<f32> = (t.saturating_sub(2)..(t + 3).min(400))
+            .map(|i| energy[i])
+            .collect();
+        let above = ctx.iter().filter(|&&e| f64::from(e) > threshold).count();
+        assert_eq!(
+            decision,
+            above as f64 >= 0.12 * ctx.len() as f64,
+            "frame {t}"
+        );
+    }
+    let mut vad = StreamingVad::new(&opts).unwrap();
+    let mut decisions = Vec::new();
+    for chunk in energy.chunks(7) {
+        vad.accept_log_energy(chunk);
+        vad.pop_decisions(&mut decisions);
+    }
+    vad.input_finished();
+    vad.pop_decisions(&mut decisions);
+    assert_eq!(decisions, running);
+}
+
+#[test]
+fn vad_rejects_digital_silence_and_keeps_speech() {
+    let mut audio = read_wav("synth_silence");
+    audio.extend(read_wav("speech_sc0cb74144_t00"));
+    let mut front = FrontEnd::new(FrontEndOptions::default()).unwrap();
+    let out = front.compute(&audio).unwrap();
+    // The first 1.8 s are silence or ±1 LSB noise: none of it is voiced.
+    assert!(out.voiced[..170].iter().all(|&v| !v));
+    let speech_voiced = out.voiced[200..].iter().filter(|&&v| v).count();
+    assert!(speech_voiced > 100, "{speech_voiced} voiced speech frames");
+    assert_eq!(out.features.dim(), 60);
+    assert_eq!(
+        out.features.num_frames(),
+        out.voiced.iter().filter(|&&v| v).count()
+    );
+}
+
+#[test]
+fn streaming_front_end_equals_batch_with_running_vad() {
+    let mut audio = read_wav("speech_sc0cb74144_t00");
+    audio.extend(read_wav("synth_silence"));
+    audio.extend(read_wav("speech_fsddgeorge_t00"));
+    let opts = FrontEndOptions {
+        vad_mode: VadMode::Running,
+        ..FrontEndOptions::default()
+    };
+    let batch = FrontEnd::new(opts.clone())
+        .unwrap()
+        .compute(&audio)
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut stream = StreamingFrontEnd::new(opts).unwrap();
+    for _ in 0..2 {
+        stream.reset();
+        let mut out = FeatureMatrix::new(60);
+        for chunk in random_chunks(audio.len(), &mut rng) {
+            stream.accept_waveform(&audio[chunk]).unwrap();
+            stream.pop_frames(&mut out).unwrap();
+        }
+        stream.input_finished().unwrap();
+        stream.pop_frames(&mut out).unwrap();
+        assert_eq!(stream.num_frames_decided(), batch.voiced.len());
+        assert_eq!(out, batch.features);
+    }
+}
