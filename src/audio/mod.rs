@@ -8,7 +8,7 @@
 //!   [`ChannelPolicy`] and optionally resampling; [`probe_wav`] reads only the header.
 //! - [`write_wav_pcm16`] and [`write_wav_g711`] write mono 16-bit PCM and 8 kHz G.711 files.
 //! - [`g711`] has the μ-law/A-law codecs (bit-exact to ITU-T G.711 / G.191).
-//! - [`Resampler`] (streaming) and [`resample`] (one call) convert between sample rates.
+//! - [`Resampler`] (streaming) and [`resample()`] (one call) convert between sample rates.
 //!
 //! ```
 //! use quivox::audio::{read_wav_bytes, wav::encode_wav_pcm16, ReadOptions, Waveform};

@@ -1,16 +1,25 @@
 //! Sample-rate conversion (windowed-sinc, via rubato), streaming or in one call.
 //!
 //! [`Resampler`] converts a mono stream between any two rates in
-//! [`MIN_SAMPLE_RATE_HZ`](super::wav::MIN_SAMPLE_RATE_HZ) ..=
-//! [`MAX_SAMPLE_RATE_HZ`](super::wav::MAX_SAMPLE_RATE_HZ): feed it chunks of any size with
+//! [`MIN_SAMPLE_RATE_HZ`] ..=
+//! [`MAX_SAMPLE_RATE_HZ`]: feed it chunks of any size with
 //! [`Resampler::process`], then call [`Resampler::flush`] once at the end of the stream.
 //! The output is aligned with the input (the filter delay is removed), has exactly
 //! `ceil(input_len · to_hz / from_hz)` samples, and does not depend on how the input was
 //! chunked. [`resample`] does the same for a whole [`Waveform`].
 //!
 //! The filter is a Blackman-Harris² windowed sinc whose length scales with the decimation
-//! factor, cutting off at ~95 % of the lower of the two Nyquist frequencies; content above
-//! the new Nyquist frequency is attenuated by well over 60 dB.
+//! factor, cutting off just below the lower of the two Nyquist frequencies (rubato's
+//! `calculate_cutoff` for that window and length); content above
+//! the new Nyquist frequency is attenuated by more than 100 dB (measured 130-145 dB for
+//! tones between 4.4 and 9 kHz going to 8 kHz); tones up to 3.4 kHz keep their amplitude
+//! within 0.01 dB (tested from 0.6 to 3.4 kHz).
+//!
+//! Timing: output sample k represents input time k / to_hz (+ 1/256 of an input sample, a
+//! fixed residue of rubato's sinc table, 0.5 µs at 8 kHz). To get there the converter
+//! feeds from_hz / gcd(from_hz, to_hz) − 1 zeros before each stream and drops the
+//! corresponding outputs: 1 zero for 16 000 → 8 000 Hz, 440 for 44 100 → 8 000 Hz, but up
+//! to about one second of extra start-up work and latency for coprime rates.
 //!
 //! ```
 //! use quivox::audio::{resample, Waveform};
@@ -304,6 +313,7 @@ mod tests {
             (44_100, 8_000, 1_000.0),
             (48_000, 8_000, 1_000.0),
             (48_000, 8_000, 3_000.0),
+            (16_000, 8_000, 3_400.0),
             (8_000, 16_000, 1_000.0),
             (8_000, 16_000, 3_400.0),
             (8_000, 44_100, 600.0),
@@ -325,7 +335,7 @@ mod tests {
             let measured = dft_amplitude(window, to_hz, freq_hz);
             let gain_db = 20.0 * (measured / amplitude).log10();
             assert!(
-                gain_db.abs() < 0.05,
+                gain_db.abs() < 0.01,
                 "{from_hz}->{to_hz} {freq_hz} Hz: gain {gain_db:.4} dB"
             );
             // Sample by sample against the analytic tone at the output times: checks the
@@ -340,7 +350,7 @@ mod tests {
                 .map(|k| (f64::from(out.samples[k]) - expected(k)).abs())
                 .fold(0.0, f64::max);
             assert!(
-                worst < 0.005 * amplitude,
+                worst < 0.001 * amplitude,
                 "{from_hz}->{to_hz} {freq_hz} Hz: max error {worst:.2}"
             );
         }
@@ -371,7 +381,7 @@ mod tests {
                 .sqrt();
             let level_db = 20.0 * (rms * std::f64::consts::SQRT_2 / amplitude).log10();
             assert!(
-                level_db < -60.0,
+                level_db < -100.0,
                 "{from_hz} Hz input, {freq_hz} Hz tone: {level_db:.1} dB after resampling to 8 kHz"
             );
         }
