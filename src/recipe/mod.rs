@@ -1,0 +1,117 @@
+//! Training and evaluation recipes: the stages that turn `../shared/corpus`-style data into
+//! shipped models (UBM, total variability, LDA/WCCN/PLDA, calibration) and into evaluation scores.
+//! Each stage is a plain function over in-memory data so the CLI stays thin and tests can run
+//! stages on small synthetic inputs.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::audio::{self, AudioError, ChannelPolicy, ReadOptions, Waveform};
+use crate::features::{FeatureError, FeatureMatrix, FrontEnd, FrontEndOptions};
+
+/// Errors of the recipes: which stage and which file failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecipeError {
+    /// Reading audio failed.
+    #[error("{path}: {source}")]
+    Audio {
+        /// The file.
+        path: PathBuf,
+        /// The audio error.
+        #[source]
+        source: AudioError,
+    },
+    /// Feature extraction failed.
+    #[error("{path}: features: {source}")]
+    Features {
+        /// The file.
+        path: PathBuf,
+        /// The feature error.
+        #[source]
+        source: FeatureError,
+    },
+    /// Too little speech to use.
+    #[error("{what}: {frames} voiced frames, expected at least {min}")]
+    TooLittleSpeech {
+        /// What was being processed.
+        what: String,
+        /// Voiced frames found.
+        frames: usize,
+        /// Minimum needed.
+        min: usize,
+    },
+    /// Another stage failed.
+    #[error("{stage}: {message}")]
+    Stage {
+        /// The stage.
+        stage: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl RecipeError {
+    /// Wraps any displayable error as a stage failure.
+    pub fn stage(stage: &'static str, err: impl std::fmt::Display) -> Self {
+        RecipeError::Stage {
+            stage,
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Reads a WAV as 8 kHz mono for speaker recognition (resampling other rates, downmixing
+/// multi-channel files only when `channels` says so).
+pub fn read_telephone_wav(path: &Path, channels: ChannelPolicy) -> Result<Waveform, RecipeError> {
+    let opts = ReadOptions {
+        channels,
+        target_sample_rate_hz: Some(8000),
+    };
+    audio::read_wav(path, &opts).map_err(|source| RecipeError::Audio {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Voiced, normalised front-end features of several files concatenated (one recording session
+/// split into clips, e.g. an enrollment list). Each file goes through the front end separately
+/// (CMN windows and VAD do not span file boundaries), then the voiced frames are joined.
+pub fn features_of_files(
+    paths: &[PathBuf],
+    opts: &FrontEndOptions,
+) -> Result<FeatureMatrix, RecipeError> {
+    let mut front_end = FrontEnd::new(opts.clone()).map_err(|source| RecipeError::Features {
+        path: PathBuf::from("<options>"),
+        source,
+    })?;
+    let mut all = FeatureMatrix::new(opts.dim());
+    for path in paths {
+        let wave = read_telephone_wav(path, ChannelPolicy::RequireMono)?;
+        let out = front_end
+            .compute(&wave.samples)
+            .map_err(|source| RecipeError::Features {
+                path: path.clone(),
+                source,
+            })?;
+        all.extend(&out.features);
+    }
+    Ok(all)
+}
+
+/// [`features_of_files`] for many groups in parallel (rayon), in input order.
+pub fn features_of_groups(
+    groups: &[Vec<PathBuf>],
+    opts: &FrontEndOptions,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<FeatureMatrix>, RecipeError> {
+    groups
+        .par_iter()
+        .map(|paths| {
+            let feats = features_of_files(paths, opts);
+            progress();
+            feats
+        })
+        .collect()
+}
