@@ -158,6 +158,11 @@ impl Resampler {
         (u128::from(input_len) * u128::from(self.to_hz)).div_ceil(u128::from(self.from_hz)) as u64
     }
 
+    /// Abandon the current stream (pending input and filter state) without output.
+    pub fn reset(&mut self) {
+        self.start_stream();
+    }
+
     fn start_stream(&mut self) {
         self.inner.reset();
         self.pending.clear();
@@ -423,6 +428,20 @@ mod tests {
                 }
                 whole_resampler.flush(&mut chunked).unwrap();
                 assert_eq!(chunked, whole, "{from_hz}->{to_hz} len {len}");
+
+                // A reset discards a half-fed stream completely.
+                let mut discarded = Vec::new();
+                whole_resampler
+                    .process(&input[..len / 2], &mut discarded)
+                    .unwrap();
+                whole_resampler.reset();
+                let mut after_reset = Vec::new();
+                whole_resampler.process(&input, &mut after_reset).unwrap();
+                whole_resampler.flush(&mut after_reset).unwrap();
+                assert_eq!(
+                    after_reset, whole,
+                    "{from_hz}->{to_hz} len {len} after reset"
+                );
             }
         }
     }
