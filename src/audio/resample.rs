@@ -35,6 +35,8 @@ use rubato::{
 };
 
 use super::error::AudioError;
+use super::wav::validate_sample_rate;
+#[cfg(doc)]
 use super::wav::{MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ};
 use super::Waveform;
 
@@ -90,14 +92,8 @@ impl std::fmt::Debug for Resampler {
 impl Resampler {
     /// A converter from `from_hz` to `to_hz` (both in 1000 ..= 768000 Hz).
     pub fn new(from_hz: u32, to_hz: u32) -> Result<Self, AudioError> {
-        for rate_hz in [from_hz, to_hz] {
-            if !(MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&rate_hz) {
-                return Err(AudioError::InvalidSampleRate {
-                    rate_hz,
-                    expected: "1000 ..= 768000 Hz",
-                });
-            }
-        }
+        validate_sample_rate(from_hz)?;
+        validate_sample_rate(to_hz)?;
         let ratio = f64::from(to_hz) / f64::from(from_hz);
         // Keep the transition band narrow relative to the output rate when decimating.
         let decimation = (f64::from(from_hz) / f64::from(to_hz)).max(1.0);

@@ -181,7 +181,8 @@ fn parse_fmt(body: &[u8]) -> Result<FmtChunk, AudioError> {
     })
 }
 
-fn validate_sample_rate(rate_hz: u32) -> Result<(), AudioError> {
+/// Error unless `rate_hz` is within [`MIN_SAMPLE_RATE_HZ`] ..= [`MAX_SAMPLE_RATE_HZ`].
+pub(crate) fn validate_sample_rate(rate_hz: u32) -> Result<(), AudioError> {
     if (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&rate_hz) {
         Ok(())
     } else {
