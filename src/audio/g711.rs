@@ -9,7 +9,7 @@
 //!   in G.191. Consequently −1 ..= −4 encode to μ-law `0x7F` ("negative zero") and 0 ..= 3
 //!   to `0xFF`.
 //!
-//! SoX differs from this on purpose-free details: it *rounds* to 14/13 bits and, for
+//! SoX differs from this in two details: it *rounds* to 14/13 bits and, for
 //! μ-law, takes the two's-complement magnitude of negative inputs. Its codes therefore
 //! differ from G.191's by one quantisation step on 510 (μ-law) and 1020 (A-law) of the
 //! 65 536 inputs, all at cell boundaries; the tests check exactly that relationship.
@@ -56,6 +56,22 @@ impl G711Law {
         match self {
             G711Law::MuLaw => i16_to_ulaw(sample),
             G711Law::ALaw => i16_to_alaw(sample),
+        }
+    }
+
+    /// Decode codes into `out` (f32 in 16-bit scale); `out.len()` must equal `codes.len()`.
+    pub fn decode_into(self, codes: &[u8], out: &mut [f32]) -> Result<(), AudioError> {
+        match self {
+            G711Law::MuLaw => decode_ulaw_into(codes, out),
+            G711Law::ALaw => decode_alaw_into(codes, out),
+        }
+    }
+
+    /// Encode 16-bit samples into `out`; `out.len()` must equal `samples.len()`.
+    pub fn encode_into(self, samples: &[i16], out: &mut [u8]) -> Result<(), AudioError> {
+        match self {
+            G711Law::MuLaw => encode_ulaw_into(samples, out),
+            G711Law::ALaw => encode_alaw_into(samples, out),
         }
     }
 }
@@ -480,6 +496,15 @@ mod tests {
             encode_ulaw_f32_into(&[0.0, f32::NAN], &mut [0; 2]),
             Err(AudioError::NonFiniteSample { index: 1, .. })
         ));
+        // The law-generic versions dispatch to the same functions.
+        let mut by_law = vec![0u8; samples.len()];
+        G711Law::ALaw.encode_into(&samples, &mut by_law).unwrap();
+        assert_eq!(by_law, codes);
+        let mut by_law_f = vec![0f32; samples.len()];
+        G711Law::MuLaw.decode_into(&codes, &mut by_law_f).unwrap();
+        let mut direct_f = vec![0f32; samples.len()];
+        decode_ulaw_into(&codes, &mut direct_f).unwrap();
+        assert_eq!(by_law_f, direct_f);
         // Out-of-range floats clip rather than wrap.
         let mut clipped = [0u8; 2];
         encode_ulaw_f32_into(&[1e9, -1e9], &mut clipped).unwrap();

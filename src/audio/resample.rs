@@ -35,6 +35,8 @@ use rubato::{
 };
 
 use super::error::AudioError;
+use super::wav::validate_sample_rate;
+#[cfg(doc)]
 use super::wav::{MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ};
 use super::Waveform;
 
@@ -90,14 +92,8 @@ impl std::fmt::Debug for Resampler {
 impl Resampler {
     /// A converter from `from_hz` to `to_hz` (both in 1000 ..= 768000 Hz).
     pub fn new(from_hz: u32, to_hz: u32) -> Result<Self, AudioError> {
-        for rate_hz in [from_hz, to_hz] {
-            if !(MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&rate_hz) {
-                return Err(AudioError::InvalidSampleRate {
-                    rate_hz,
-                    expected: "1000 ..= 768000 Hz",
-                });
-            }
-        }
+        validate_sample_rate(from_hz)?;
+        validate_sample_rate(to_hz)?;
         let ratio = f64::from(to_hz) / f64::from(from_hz);
         // Keep the transition band narrow relative to the output rate when decimating.
         let decimation = (f64::from(from_hz) / f64::from(to_hz)).max(1.0);
@@ -156,6 +152,11 @@ impl Resampler {
     /// Output samples a stream of `input_len` samples yields in total (after [`Self::flush`]).
     pub fn output_len_for(&self, input_len: u64) -> u64 {
         (u128::from(input_len) * u128::from(self.to_hz)).div_ceil(u128::from(self.from_hz)) as u64
+    }
+
+    /// Abandon the current stream (pending input and filter state) without output.
+    pub fn reset(&mut self) {
+        self.start_stream();
     }
 
     fn start_stream(&mut self) {
@@ -423,6 +424,20 @@ mod tests {
                 }
                 whole_resampler.flush(&mut chunked).unwrap();
                 assert_eq!(chunked, whole, "{from_hz}->{to_hz} len {len}");
+
+                // A reset discards a half-fed stream completely.
+                let mut discarded = Vec::new();
+                whole_resampler
+                    .process(&input[..len / 2], &mut discarded)
+                    .unwrap();
+                whole_resampler.reset();
+                let mut after_reset = Vec::new();
+                whole_resampler.process(&input, &mut after_reset).unwrap();
+                whole_resampler.flush(&mut after_reset).unwrap();
+                assert_eq!(
+                    after_reset, whole,
+                    "{from_hz}->{to_hz} len {len} after reset"
+                );
             }
         }
     }

@@ -181,7 +181,8 @@ fn parse_fmt(body: &[u8]) -> Result<FmtChunk, AudioError> {
     })
 }
 
-fn validate_sample_rate(rate_hz: u32) -> Result<(), AudioError> {
+/// Error unless `rate_hz` is within [`MIN_SAMPLE_RATE_HZ`] ..= [`MAX_SAMPLE_RATE_HZ`].
+pub(crate) fn validate_sample_rate(rate_hz: u32) -> Result<(), AudioError> {
     if (MIN_SAMPLE_RATE_HZ..=MAX_SAMPLE_RATE_HZ).contains(&rate_hz) {
         Ok(())
     } else {
@@ -1273,5 +1274,34 @@ mod tests {
             assert!(wave.samples.iter().all(|s| s.abs() <= 32124.0));
             assert!(wave.duration_s() > 0.5, "{}", path.display());
         }
+    }
+
+    /// Every WAV in the corpus reads (slow-ish, ~6500 files): `cargo test --release
+    /// whole_corpus_reads -- --ignored`.
+    #[test]
+    #[ignore]
+    fn whole_corpus_reads() {
+        let Some(corpus) = corpus_dir() else {
+            eprintln!("corpus not found; skipping");
+            return;
+        };
+        let mut stack = vec![corpus];
+        let (mut files, mut seconds) = (0usize, 0.0f64);
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "wav") {
+                    let wave = read_wav(&path, &mono())
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    assert_eq!(wave.sample_rate_hz, 8000, "{}", path.display());
+                    files += 1;
+                    seconds += wave.duration_s();
+                }
+            }
+        }
+        eprintln!("read {files} files, {:.1} h", seconds / 3600.0);
+        assert!(files > 0);
     }
 }
