@@ -5,7 +5,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::error::GmmError;
-use super::math::{exp_f32, gemm, ln_f32, MatRef};
+use super::math::{
+    count_above, exp_f32, exp_shifted_pruned_in_place, gemm, ln_f32, max_f32, sum_f32, MatRef,
+};
 use super::model::DiagGmm;
 use super::stats::BaumWelchStats;
 use crate::features::FeatureMatrix;
@@ -16,6 +18,9 @@ pub(crate) const DEFAULT_CHUNK_FRAMES: usize = 1024;
 const CHUNKS_PER_GROUP: usize = 16;
 /// Below this fraction of non-zero posteriors the statistics are accumulated sparsely.
 const SPARSE_DENSITY: f64 = 0.15;
+/// Posteriors below exp(−32) ≈ 1.3e-14 of the frame's best component are set to 0: the mass
+/// dropped per frame (< C · 1.3e-14) is far below the f32 resolution of the statistics.
+const POSTERIOR_PRUNE_NATS: f32 = 32.0;
 
 /// Sufficient statistics of a diagonal GMM, in f64 (Kaldi's `AccumDiagGmm`).
 ///
@@ -226,7 +231,11 @@ pub(crate) struct EStepScratch {
     pub(crate) z: Vec<f32>,
     /// n × C: component log-likelihoods, then posteriors.
     pub(crate) loglik: Vec<f32>,
-    /// f64 copies for the dense path: posteriors (n × C), `[x, x²]` (n × 2D), product (C × 2D).
+    /// Per-row maximum log-likelihood.
+    row_max: Vec<f32>,
+    /// C × 2D product of the dense f32 path.
+    stats: Vec<f32>,
+    /// f64 copies for the small-model dense path: posteriors (n × C), `[x, x²]` (n × 2D), product (C × 2D).
     post64: Vec<f64>,
     x64: Vec<f64>,
     stats64: Vec<f64>,
@@ -270,61 +279,58 @@ pub(crate) fn component_logliks_block(
 /// Log-sum-exp of one row of component log-likelihoods (f32 arithmetic, f64 result).
 #[inline]
 pub(crate) fn row_log_sum_exp(row: &[f32]) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&v| exp_f32(v - max)).sum();
+    let max = max_f32(row);
+    let mut sum = 0.0_f32;
+    for chunk in row.chunks(64) {
+        let mut buf = [0.0_f32; 64];
+        for (b, &v) in buf.iter_mut().zip(chunk) {
+            *b = exp_f32(v - max);
+        }
+        sum += sum_f32(&buf[..chunk.len()]);
+    }
     max as f64 + ln_f32(sum) as f64
 }
 
-/// Turns one row of log-likelihoods into posteriors in place; returns (ln p(x), non-zero count).
-#[inline]
-fn row_posteriors(row: &mut [f32]) -> (f64, usize) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0_f32;
-    for v in row.iter_mut() {
-        *v = exp_f32(*v - max);
-        sum += *v;
-    }
-    let scale = 1.0 / sum;
-    let mut nonzero = 0usize;
-    for v in row.iter_mut() {
-        *v *= scale;
-        nonzero += (*v != 0.0) as usize;
-    }
-    (max as f64 + ln_f32(sum) as f64, nonzero)
-}
-
-/// E-step on one chunk of frames (row-major n × D): posteriors from the f32 GEMM, then
-/// uncentred f64 statistics, sparsely over the non-zero posteriors or by an f64 GEMM,
-/// whichever is cheaper. f64 keeps Σγx² − (Σγx)²/n accurate for components far from the
-/// data's centre.
+/// E-step on one chunk of frames (row-major n × D): posteriors from the f32 GEMM (pruned at
+/// [`POSTERIOR_PRUNE_NATS`]), then uncentred statistics: sparsely in f64 over the non-zero
+/// posteriors, or densely by a GEMM, whichever is cheaper.
 fn chunk_stats(gmm: &DiagGmm, frames: &[f32], scratch: &mut EStepScratch) -> ChunkStats {
     let (d, c_count) = (gmm.dim(), gmm.num_components());
     let n = component_logliks_block(gmm, frames, scratch);
-    let mut log_likelihood = 0.0;
+    scratch.row_max.clear();
     let mut nonzero = 0usize;
-    for row in scratch.loglik.chunks_exact_mut(c_count) {
-        let (ll, nz) = row_posteriors(row);
-        log_likelihood += ll;
-        nonzero += nz;
+    for row in scratch.loglik.chunks_exact(c_count) {
+        let max = max_f32(row);
+        nonzero += count_above(row, max - POSTERIOR_PRUNE_NATS);
+        scratch.row_max.push(max);
     }
     let mut stats = ChunkStats {
         occupancy: vec![0.0; c_count],
         first: vec![0.0; c_count * d],
         second: vec![0.0; c_count * d],
         num_frames: n as f64,
-        log_likelihood,
+        log_likelihood: 0.0,
     };
     if (nonzero as f64) < SPARSE_DENSITY * (n * c_count) as f64 {
-        for (post, x) in scratch
+        let mut entries: Vec<(usize, f32)> = Vec::with_capacity(c_count);
+        for ((row, &max), x) in scratch
             .loglik
             .chunks_exact(c_count)
+            .zip(&scratch.row_max)
             .zip(frames.chunks_exact(d))
         {
-            for (c, &p) in post.iter().enumerate() {
-                if p == 0.0 {
-                    continue;
+            entries.clear();
+            let threshold = max - POSTERIOR_PRUNE_NATS;
+            for (c, &v) in row.iter().enumerate() {
+                if v >= threshold {
+                    entries.push((c, exp_f32(v - max)));
                 }
-                let p = p as f64;
+            }
+            let sum: f32 = entries.iter().map(|e| e.1).sum();
+            stats.log_likelihood += max as f64 + ln_f32(sum) as f64;
+            let scale = 1.0 / sum as f64;
+            for &(c, e) in &entries {
+                let p = e as f64 * scale;
                 stats.occupancy[c] += p;
                 let first = &mut stats.first[c * d..(c + 1) * d];
                 let second = &mut stats.second[c * d..(c + 1) * d];
@@ -335,7 +341,46 @@ fn chunk_stats(gmm: &DiagGmm, frames: &[f32], scratch: &mut EStepScratch) -> Chu
                 }
             }
         }
+        return stats;
+    }
+    for (row, &max) in scratch
+        .loglik
+        .chunks_exact_mut(c_count)
+        .zip(&scratch.row_max)
+    {
+        exp_shifted_pruned_in_place(row, max, POSTERIOR_PRUNE_NATS);
+        let sum = sum_f32(row);
+        let scale = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= scale);
+        stats.log_likelihood += max as f64 + ln_f32(sum) as f64;
+    }
+    if c_count > 5 && d > 2 {
+        // Dense f32 GEMM on centred frames: Σγ(x − r) and Σγ(x − r)², made uncentred in f64.
+        // Relative error of a variance derived from them: ~1e-6 · max_d (μ_cd − r_d)² / σ²_cd.
+        for post in scratch.loglik.chunks_exact(c_count) {
+            for (o, &p) in stats.occupancy.iter_mut().zip(post) {
+                *o += p as f64;
+            }
+        }
+        scratch.stats.resize(c_count * 2 * d, 0.0);
+        gemm(
+            &MatRef::transposed(&scratch.loglik, c_count, n),
+            &MatRef::row_major(&scratch.z, n, 2 * d),
+            0.0,
+            &mut scratch.stats,
+        );
+        let center = gmm.center();
+        for c in 0..c_count {
+            let row = &scratch.stats[c * 2 * d..(c + 1) * 2 * d];
+            let occ = stats.occupancy[c];
+            for k in 0..d {
+                let (lin, quad, r) = (row[k] as f64, row[d + k] as f64, center[k] as f64);
+                stats.first[c * d + k] = lin + occ * r;
+                stats.second[c * d + k] = quad + 2.0 * r * lin + occ * r * r;
+            }
+        }
     } else {
+        // Small models: f64 throughout (cheap at this size).
         scratch.post64.clear();
         scratch
             .post64

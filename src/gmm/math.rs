@@ -24,7 +24,10 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    let scale = f32::from_bits((((k as i32) + 127) as u32) << 23);
+    // 2^k without a float→int conversion (which does not vectorise): adding 1.5·2^23 + 127
+    // leaves the integer k + 127 in the low mantissa bits.
+    let biased = (k + (ROUNDER + 127.0)).to_bits();
+    let scale = f32::from_bits(biased << 23);
     if x < EXP_F32_MIN_ARG {
         0.0
     } else {
@@ -57,6 +60,55 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
     y += -2.121_944_4e-4 * ef;
     y += -0.5 * z;
     f + y + 0.693_359_4 * ef
+}
+
+/// Maximum of a slice (−∞ when empty), with 8 independent lanes so the loop vectorises.
+#[inline]
+pub(crate) fn max_f32(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    let mut max = f32::NEG_INFINITY;
+    for &v in lanes.iter().chain(rest) {
+        max = if v > max { v } else { max };
+    }
+    max
+}
+
+/// Sum of a slice with 8 independent lanes (vectorises; f32 rounding as pairwise-ish summation).
+#[inline]
+pub(crate) fn sum_f32(values: &[f32]) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    lanes.iter().chain(rest).sum()
+}
+
+/// `values[i] = exp(values[i] − shift)` in place (vectorised [`exp_f32`]), exactly 0 where
+/// `values[i] − shift < −prune_nats`.
+#[inline]
+pub(crate) fn exp_shifted_pruned_in_place(values: &mut [f32], shift: f32, prune_nats: f32) {
+    for v in values.iter_mut() {
+        let arg = *v - shift;
+        let e = exp_f32(arg);
+        *v = if arg < -prune_nats { 0.0 } else { e };
+    }
+}
+
+/// Number of values above `threshold` (vectorises).
+#[inline]
+pub(crate) fn count_above(values: &[f32], threshold: f32) -> usize {
+    values.iter().map(|&v| (v > threshold) as usize).sum()
 }
 
 /// log Σ exp(values), computed stably in f64; −∞ for an empty slice.

@@ -7,12 +7,14 @@ mod error;
 mod math;
 mod model;
 mod stats;
+mod train;
 mod update;
 
 pub use accum::AccumDiagGmm;
 pub use error::GmmError;
 pub use model::{DiagGmm, DiagGmmParams};
 pub use stats::BaumWelchStats;
+pub use train::{train_ubm, UbmInit, UbmTrainOptions};
 pub use update::{
     map_update, mle_update, MapDiagGmmOptions, MleDiagGmmOptions, MleUpdate, VarianceFloor,
 };

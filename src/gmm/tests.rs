@@ -409,3 +409,133 @@ fn mle_removes_dead_components_or_keeps_them() {
     assert_eq!(kept.model.num_components(), 3);
     assert_eq!(kept.model.mean(2), &[1000.0, 1000.0]);
 }
+
+fn small_train_opts(components: usize, init: UbmInit) -> UbmTrainOptions {
+    UbmTrainOptions {
+        num_components: components,
+        num_iters: 12,
+        init,
+        max_init_frames: 4000,
+        chunk_frames: 256,
+        mle: MleDiagGmmOptions {
+            variance_floor: VarianceFloor::Absolute(1e-3),
+            remove_low_count: false,
+            ..MleDiagGmmOptions::default()
+        },
+        ..UbmTrainOptions::default()
+    }
+}
+
+#[test]
+fn train_ubm_recovers_known_mixtures_with_monotone_likelihood() {
+    for (components, seed, init) in [
+        (2, 20, UbmInit::KMeansPlusPlus),
+        (3, 21, UbmInit::BinarySplit),
+        (4, 22, UbmInit::KMeansPlusPlus),
+    ] {
+        let truth = Truth::well_separated(components, 5, seed);
+        let feats = truth.sample(12_000, seed + 100);
+        let lls = std::cell::RefCell::new(Vec::new());
+        let gmm = train_ubm(&feats, &small_train_opts(components, init), &|_, ll| {
+            lls.borrow_mut().push(ll)
+        })
+        .unwrap();
+        let lls = lls.into_inner();
+        assert_eq!(lls.len(), 12);
+        for w in lls.windows(2) {
+            assert!(
+                w[1] >= w[0] - 1e-6 * w[0].abs(),
+                "EM decreased the likelihood: {lls:?}"
+            );
+        }
+        let order = match_components(&gmm, &truth);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            components,
+            "components not matched one to one"
+        );
+        for (t, &c) in order.iter().enumerate() {
+            assert!((gmm.weights()[c] as f64 - truth.weights[t]).abs() < 0.02);
+            for k in 0..truth.dim {
+                let i = t * truth.dim + k;
+                assert!((gmm.mean(c)[k] as f64 - truth.means[i]).abs() < 0.08);
+                let var = 1.0 / gmm.inv_var(c)[k] as f64;
+                assert!((var / (truth.stds[i] * truth.stds[i]) - 1.0).abs() < 0.1);
+            }
+        }
+    }
+}
+
+#[test]
+fn train_ubm_is_identical_on_one_and_two_threads() {
+    let truth = Truth::well_separated(4, 6, 30);
+    let feats = truth.sample(6000, 31);
+    for init in [UbmInit::KMeansPlusPlus, UbmInit::BinarySplit] {
+        let opts = UbmTrainOptions {
+            num_iters: 3,
+            ..small_train_opts(8, init)
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| train_ubm(&feats, &opts, &|_, _| {}).unwrap())
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one.to_params(), two.to_params());
+    }
+}
+
+#[test]
+fn train_ubm_rejects_bad_input() {
+    let feats = Truth::well_separated(2, 2, 40).sample(10, 41);
+    let opts = small_train_opts(16, UbmInit::KMeansPlusPlus);
+    assert!(matches!(
+        train_ubm(&feats, &opts, &|_, _| {}),
+        Err(GmmError::NotEnoughData { .. })
+    ));
+    let zero = UbmTrainOptions {
+        num_components: 0,
+        ..UbmTrainOptions::default()
+    };
+    assert!(matches!(
+        train_ubm(&feats, &zero, &|_, _| {}),
+        Err(GmmError::InvalidOption { .. })
+    ));
+}
+
+#[test]
+fn dense_f32_statistics_give_accurate_variances() {
+    // 8 overlapping components in 6 dimensions: the dense f32 GEMM path.
+    let truth = Truth::well_separated(8, 6, 50);
+    let feats = truth.sample(4000, 51);
+    let mut p = truth.model().to_params();
+    p.inv_vars.iter_mut().for_each(|iv| *iv *= 0.01);
+    let gmm = DiagGmm::try_from(p).unwrap();
+    let mut fast = AccumDiagGmm::for_model(&gmm);
+    gmm.accumulate_stats(&feats, &mut fast).unwrap();
+    let mut slow = AccumDiagGmm::for_model(&gmm);
+    for x in feats.rows() {
+        slow.accumulate_frame(&gmm, x, 1.0).unwrap();
+    }
+    let d = 6;
+    for c in 0..8 {
+        let (nf, ns) = (fast.occupancy()[c], slow.occupancy()[c]);
+        assert!((nf - ns).abs() < 1e-4 * ns.max(1.0));
+        for k in 0..d {
+            let i = c * d + k;
+            let var = |a: &AccumDiagGmm, n: f64| a.var_acc()[i] / n - (a.mean_acc()[i] / n).powi(2);
+            let (vf, vs) = (var(&fast, nf), var(&slow, ns));
+            assert!(
+                (vf - vs).abs() < 1e-4 * vs,
+                "component {c} dim {k}: {vf} vs {vs}"
+            );
+            let (mf, ms) = (fast.mean_acc()[i] / nf, slow.mean_acc()[i] / ns);
+            assert!((mf - ms).abs() < 1e-4 * vs.sqrt());
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! GMM benches: one EM iteration of a 512-component UBM on 100 000 × 60 frames (rayon's default
+//! pool and one thread), top-C scoring of a 7-s call (700 × 60 frames) against 1 and 1 000
+//! speaker models on one thread, and UBM load time.
+//!
+//! `cargo bench --bench gmm`; compare with `/work/shared/tools/gmm_em_ref.py` (numpy, one thread).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use quivox::features::FeatureMatrix;
+use quivox::gmm::{mle_update, AccumDiagGmm, DiagGmm, MleDiagGmmOptions};
+
+const DIM: usize = 60;
+const COMPONENTS: usize = 512;
+
+/// Frames from a random 64-cluster mixture (as the numpy reference does).
+fn synthetic_frames(frames: usize, seed: u64) -> FeatureMatrix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0_f32, 1.0).unwrap();
+    let centres: Vec<f32> = (0..64 * DIM)
+        .map(|_| 3.0 * normal.sample(&mut rng))
+        .collect();
+    let mut data = Vec::with_capacity(frames * DIM);
+    for _ in 0..frames {
+        let c = rng.random_range(0..64);
+        for k in 0..DIM {
+            data.push(centres[c * DIM + k] + normal.sample(&mut rng));
+        }
+    }
+    FeatureMatrix::from_vec(DIM, data).unwrap()
+}
+
+/// A UBM initialised like the reference: means at random frames, global variances, uniform weights.
+fn initial_ubm(frames: &FeatureMatrix, seed: u64) -> DiagGmm {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = frames.num_frames();
+    let mut means = Vec::with_capacity(COMPONENTS * DIM);
+    for _ in 0..COMPONENTS {
+        means.extend_from_slice(frames.row(rng.random_range(0..n)));
+    }
+    let mut mean = vec![0.0_f64; DIM];
+    let mut sq = vec![0.0_f64; DIM];
+    for row in frames.rows() {
+        for k in 0..DIM {
+            mean[k] += row[k] as f64;
+            sq[k] += (row[k] as f64).powi(2);
+        }
+    }
+    let var: Vec<f32> = (0..DIM)
+        .map(|k| (sq[k] / n as f64 - (mean[k] / n as f64).powi(2)) as f32)
+        .collect();
+    let vars: Vec<f32> = (0..COMPONENTS).flat_map(|_| var.iter().copied()).collect();
+    DiagGmm::new(DIM, vec![1.0 / COMPONENTS as f32; COMPONENTS], means, vars).unwrap()
+}
+
+fn em_iteration(ubm: &DiagGmm, frames: &FeatureMatrix) -> DiagGmm {
+    let mut acc = AccumDiagGmm::for_model(ubm);
+    ubm.accumulate_stats(frames, &mut acc).unwrap();
+    mle_update(ubm, &acc, &MleDiagGmmOptions::default())
+        .unwrap()
+        .model
+}
+
+fn bench_em(c: &mut Criterion) {
+    let frames = synthetic_frames(100_000, 7);
+    let ubm = initial_ubm(&frames, 8);
+    let mut group = c.benchmark_group("em_iteration_512x60_100k");
+    group.sample_size(10);
+    group.bench_function("default_threads", |b| {
+        b.iter(|| em_iteration(&ubm, &frames))
+    });
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    group.bench_function("one_thread", |b| {
+        b.iter(|| one.install(|| em_iteration(&ubm, &frames)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_em);
+criterion_main!(benches);
