@@ -93,8 +93,9 @@ pub struct IvectorExtractor {
     inv_std: Vec<f64>,
     /// Whitened T̃ = Σ^(−1/2) T, (C·D) × R.
     t: DMatrix<f64>,
-    /// Column c = packed lower triangle of T̃_cᵀ T̃_c (R(R+1)/2 rows, C columns).
-    precision_terms: DMatrix<f64>,
+    /// Derived from `t` for extraction, in f32: extraction is memory-bound and f32 halves the
+    /// traffic (sums are accumulated in f64). Training uses exact f64 terms.
+    derived: DerivedTerms<f32>,
 }
 
 impl From<IvectorExtractor> for ExtractorData {
@@ -128,7 +129,7 @@ impl TryFrom<ExtractorData> for IvectorExtractor {
             ubm_means: d.ubm_means,
             inv_std: d.inv_std,
             t: d.t,
-            precision_terms: DMatrix::zeros(0, 0),
+            derived: DerivedTerms::default(),
         };
         e.update_precision_terms();
         Ok(e)
@@ -144,6 +145,38 @@ struct UtterancePosterior {
     centred: Option<DVector<f64>>,
     /// −½ ln|L| + ½ bᵀL⁻¹b: the T-dependent part of the utterance's marginal log-likelihood.
     objective: f64,
+}
+
+/// Element type of the derived per-component terms (f32 for extraction, f64 for training).
+trait Storage: Copy + Send + Sync {
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+}
+
+impl Storage for f32 {
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Storage for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// Terms derived from T̃: per component the packed lower triangle of T̃_cᵀT̃_c (C blocks of
+/// R(R+1)/2), and T̃ row-major ((C·D) × R) so one component's rows are contiguous.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct DerivedTerms<S> {
+    precision: Vec<S>,
+    rows: Vec<S>,
 }
 
 fn packed_len(rank: usize) -> usize {
@@ -205,7 +238,7 @@ impl IvectorExtractor {
             ubm_means: ubm.means().to_vec(),
             inv_std,
             t,
-            precision_terms: DMatrix::zeros(0, 0),
+            derived: DerivedTerms::default(),
         };
         e.update_precision_terms();
         Ok(e)
@@ -282,23 +315,33 @@ impl IvectorExtractor {
     }
 
     fn update_precision_terms(&mut self) {
+        self.derived = self.derived_terms();
+    }
+
+    /// Per-component packed T̃_cᵀT̃_c and row-major T̃, in the storage type `S`.
+    fn derived_terms<S: Storage>(&self) -> DerivedTerms<S> {
         let rank = self.ivector_dim();
         let d = self.feat_dim;
-        let columns: Vec<Vec<f64>> = (0..self.num_components())
-            .into_par_iter()
-            .map(|c| {
+        let p = packed_len(rank);
+        let mut precision = vec![S::from_f64(0.0); self.num_components() * p];
+        precision
+            .par_chunks_mut(p)
+            .enumerate()
+            .for_each(|(c, packed)| {
                 let block = self.t.rows(c * d, d);
-                let gram = block.tr_mul(&block);
-                let mut packed = vec![0.0; packed_len(rank)];
-                pack_lower(&gram, &mut packed);
-                packed
-            })
-            .collect();
-        let mut terms = DMatrix::zeros(packed_len(rank), columns.len());
-        for (c, column) in columns.iter().enumerate() {
-            terms.column_mut(c).copy_from_slice(column);
+                let mut exact = vec![0.0; p];
+                pack_lower(&block.tr_mul(&block), &mut exact);
+                for (out, x) in packed.iter_mut().zip(exact) {
+                    *out = S::from_f64(x);
+                }
+            });
+        let mut rows = vec![S::from_f64(0.0); self.t.nrows() * rank];
+        for (i, row) in rows.chunks_exact_mut(rank).enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = S::from_f64(self.t[(i, j)]);
+            }
         }
-        self.precision_terms = terms;
+        DerivedTerms { precision, rows }
     }
 
     fn check_stats(&self, stats: &BaumWelchStats) -> Result<(), IvectorError> {
@@ -336,24 +379,53 @@ impl IvectorExtractor {
     }
 
     /// Posterior of w for one utterance: precision L = I + Σ_c N_c T̃_cᵀT̃_c, mean L⁻¹ T̃ᵀ f̃.
-    fn posterior(
+    fn posterior<S: Storage>(
         &self,
+        terms: &DerivedTerms<S>,
         stats: &BaumWelchStats,
         for_training: bool,
     ) -> Result<(UtterancePosterior, nalgebra::Cholesky<f64, nalgebra::Dyn>), IvectorError> {
         self.check_stats(stats)?;
         let rank = self.ivector_dim();
         let d = self.feat_dim;
-        let mut centred = DVector::zeros(self.t.nrows());
+        let p = packed_len(rank);
+        // Components with no occupancy and no first-order stats contribute nothing: skip them
+        // (most of a short call's components under pruned posteriors).
+        let mut centred = DVector::zeros(if for_training { self.t.nrows() } else { 0 });
+        let mut linear = DVector::<f64>::zeros(rank);
+        let mut packed = vec![0.0; p];
+        let mut centred_block = vec![0.0; d];
         for (c, &n) in stats.zeroth.iter().enumerate() {
-            for k in c * d..(c + 1) * d {
-                centred[k] = (stats.first[k] - n * self.ubm_means[k]) * self.inv_std[k];
+            let range = c * d..(c + 1) * d;
+            let first = &stats.first[range.clone()];
+            if n == 0.0 && first.iter().all(|&f| f == 0.0) {
+                continue;
+            }
+            for (((out, &f), &mu), &inv_std) in centred_block
+                .iter_mut()
+                .zip(first)
+                .zip(&self.ubm_means[range.clone()])
+                .zip(&self.inv_std[range.clone()])
+            {
+                *out = (f - n * mu) * inv_std;
+            }
+            if for_training {
+                centred.rows_mut(c * d, d).copy_from_slice(&centred_block);
+            }
+            // b += T̃_cᵀ f̃_c, one contiguous row of T̃ per feature dimension.
+            let rows = &terms.rows[c * d * rank..(c + 1) * d * rank];
+            for (&f, row) in centred_block.iter().zip(rows.chunks_exact(rank)) {
+                for (b, &t) in linear.as_mut_slice().iter_mut().zip(row) {
+                    *b += f * t.to_f64();
+                }
+            }
+            if n != 0.0 {
+                for (acc, &u) in packed.iter_mut().zip(&terms.precision[c * p..(c + 1) * p]) {
+                    *acc += n * u.to_f64();
+                }
             }
         }
-        let linear = self.t.tr_mul(&centred);
-        let zeroth = DVector::from_column_slice(&stats.zeroth);
-        let packed = &self.precision_terms * zeroth;
-        let mut precision = unpack_lower(packed.as_slice(), rank);
+        let mut precision = unpack_lower(&packed, rank);
         for i in 0..rank {
             precision[(i, i)] += 1.0;
         }
@@ -385,7 +457,7 @@ impl IvectorExtractor {
 
     /// The i-vector (posterior mean of w, length R) of one utterance's statistics.
     pub fn extract(&self, stats: &BaumWelchStats) -> Result<Vec<f64>, IvectorError> {
-        let (post, _) = self.posterior(stats, false)?;
+        let (post, _) = self.posterior(&self.derived, stats, false)?;
         Ok(post.mean.as_slice().to_vec())
     }
 
@@ -394,16 +466,17 @@ impl IvectorExtractor {
         &self,
         stats: &BaumWelchStats,
     ) -> Result<(Vec<f64>, DMatrix<f64>), IvectorError> {
-        let (post, chol) = self.posterior(stats, false)?;
+        let (post, chol) = self.posterior(&self.derived, stats, false)?;
         Ok((post.mean.as_slice().to_vec(), chol.inverse()))
     }
 
     /// Average T-dependent marginal log-likelihood per frame (nats) of `stats` under the model
     /// (Σ_u [−½ ln|L_u| + ½ b_uᵀ L_u⁻¹ b_u] / Σ_u frames); EM never decreases it.
     pub fn objective(&self, stats: &[BaumWelchStats]) -> Result<f64, IvectorError> {
+        let terms = self.derived_terms::<f64>();
         let terms: Vec<f64> = stats
             .par_iter()
-            .map(|s| self.posterior(s, false).map(|(p, _)| p.objective))
+            .map(|s| self.posterior(&terms, s, false).map(|(p, _)| p.objective))
             .collect::<Result<_, _>>()?;
         let frames: f64 = stats.iter().map(BaumWelchStats::total_count).sum();
         Ok(terms.iter().sum::<f64>() / frames.max(f64::MIN_POSITIVE))
@@ -430,10 +503,11 @@ impl IvectorExtractor {
         let mut acc_prior = DVector::<f64>::zeros(p);
         let mut objective = 0.0;
         let mut frames = 0.0;
+        let terms = self.derived_terms::<f64>();
         for block in stats.chunks(BLOCK) {
             let posteriors: Vec<UtterancePosterior> = block
                 .par_iter()
-                .map(|s| self.posterior(s, true).map(|(p, _)| p))
+                .map(|s| self.posterior(&terms, s, true).map(|(p, _)| p))
                 .collect::<Result<_, _>>()?;
             let n = block.len();
             let mut moments = DMatrix::<f64>::zeros(p, n);

@@ -96,11 +96,12 @@ fn extraction_matches_the_dense_supervector_formula() {
     let (got, got_cov) = extractor.extract_with_covariance(stats).unwrap();
     for k in 0..r {
         assert!(
-            (got[k] - want[k]).abs() < 1e-9 * (1.0 + want[k].abs()),
+            (got[k] - want[k]).abs() < 1e-5 * (1.0 + want[k].abs()),
             "{got:?} vs {want}"
         );
     }
-    assert!((got_cov - cov).norm() < 1e-10);
+    // The extractor keeps its derived terms in f32 (relative rounding 6e-8).
+    assert!((&got_cov - &cov).norm() < 1e-5 * cov.norm());
 }
 
 /// Cosines of the principal angles between the column spaces of `a` and `b` (ascending).

@@ -373,9 +373,19 @@ impl Plda {
         self.check_dim(out, "PLDA output buffer")?;
         out.fill(0.0);
         // Column-major A: accumulate one column at a time (contiguous reads).
-        for ((column, &xc), &mc) in self.transform.column_iter().zip(x).zip(self.mean.iter()) {
+        let d = self.dim();
+        if d == 0 {
+            return Ok(());
+        }
+        for ((column, &xc), &mc) in self
+            .transform
+            .as_slice()
+            .chunks_exact(d)
+            .zip(x)
+            .zip(self.mean.as_slice())
+        {
             let centred = xc - mc;
-            for (o, &a) in out.iter_mut().zip(column.iter()) {
+            for (o, &a) in out.iter_mut().zip(column) {
                 *o += a * centred;
             }
         }
