@@ -1,0 +1,380 @@
+//! Utterance embeddings: the batch [`SpeakerEmbedder`] and the [`StreamingEmbedder`].
+
+use std::sync::Arc;
+
+use super::arch::{
+    EMBEDDING_DIM, ENCODER_SAMPLE_RATE_HZ, HOP_SAMPLES, MEL_BANDS, N_FFT, PARTIAL_FRAMES,
+    TELEPHONE_SAMPLE_RATE_HZ,
+};
+use super::encoder::{l2_normalize, LstmBatch, SpeakerEncoder, MIN_GEMM_BATCH};
+use super::error::EmbeddingError;
+use super::mel::MelExtractor;
+use super::partials::{padded_length, partial_step_frames, partial_window_starts};
+use super::preprocess::{
+    trim_silence, upsample_8k_to_16k, volume_gain, SilenceTrimmer, Upsampler, INT16_SCALE,
+};
+use crate::audio::Waveform;
+
+/// Options of the embedders.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct EmbedderOptions {
+    /// Apply Resemblyzer's `preprocess_wav` steps (volume normalisation, silence trimming).
+    /// Default true; false feeds the resampled waveform to the encoder as is.
+    pub preprocess: bool,
+    /// Streaming only: audio (ms, at the start of the call) over which the volume-normalisation
+    /// gain is measured before it is frozen. The batch path measures it over the whole call;
+    /// the two agree exactly for calls no longer than this. Default 2000 ms; 100 ..= 60 000.
+    pub streaming_gain_window_ms: u32,
+}
+
+impl Default for EmbedderOptions {
+    fn default() -> Self {
+        EmbedderOptions {
+            preprocess: true,
+            streaming_gain_window_ms: 2000,
+        }
+    }
+}
+
+impl EmbedderOptions {
+    /// Checks the ranges documented on each field.
+    pub fn validate(&self) -> Result<(), EmbeddingError> {
+        if !(100..=60_000).contains(&self.streaming_gain_window_ms) {
+            return Err(EmbeddingError::InvalidOption {
+                name: "streaming_gain_window_ms",
+                reason: format!(
+                    "{} ms, expected 100 ..= 60000",
+                    self.streaming_gain_window_ms
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Result of embedding one utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UtteranceEmbedding {
+    /// L2-normalised mean of the partial embeddings (256).
+    pub embedding: Vec<f32>,
+    /// Partial-window embeddings, each L2-normalised, `windows × 256` row-major.
+    pub partials: Vec<f32>,
+    /// Samples at 16 kHz that reached the mel spectrogram (after trimming, before padding).
+    pub speech_samples_16k: usize,
+}
+
+impl UtteranceEmbedding {
+    /// Number of partial windows.
+    pub fn partial_count(&self) -> usize {
+        self.partials.len() / EMBEDDING_DIM
+    }
+}
+
+fn mean_embedding(partials: &[f32]) -> Vec<f32> {
+    let mut mean = vec![0.0f32; EMBEDDING_DIM];
+    for partial in partials.chunks_exact(EMBEDDING_DIM) {
+        mean.iter_mut().zip(partial).for_each(|(m, p)| *m += p);
+    }
+    l2_normalize(&mut mean);
+    mean
+}
+
+fn check_samples(samples: &[f32]) -> Result<(), EmbeddingError> {
+    match samples.iter().position(|x| !x.is_finite()) {
+        Some(index) => Err(EmbeddingError::NonFiniteSample { index }),
+        None => Ok(()),
+    }
+}
+
+/// Whole-utterance embedder: owns its scratch, reuse it across calls.
+#[derive(Debug)]
+pub struct SpeakerEmbedder {
+    encoder: Arc<SpeakerEncoder>,
+    options: EmbedderOptions,
+    mel: MelExtractor,
+    batch: LstmBatch,
+}
+
+impl SpeakerEmbedder {
+    /// An embedder over a shared encoder.
+    pub fn new(
+        encoder: Arc<SpeakerEncoder>,
+        options: EmbedderOptions,
+    ) -> Result<Self, EmbeddingError> {
+        options.validate()?;
+        Ok(SpeakerEmbedder {
+            encoder,
+            options,
+            mel: MelExtractor::new(),
+            batch: LstmBatch::new(MIN_GEMM_BATCH),
+        })
+    }
+
+    /// Embeds a call: 8 kHz (resampled to 16 kHz) or 16 kHz samples in 16-bit integer scale.
+    pub fn embed(&mut self, wav: &Waveform) -> Result<UtteranceEmbedding, EmbeddingError> {
+        check_samples(&wav.samples)?;
+        let unit: Vec<f32> = wav.samples.iter().map(|x| x / INT16_SCALE).collect();
+        let wav16 = match wav.sample_rate_hz {
+            TELEPHONE_SAMPLE_RATE_HZ => upsample_8k_to_16k(&unit)?,
+            ENCODER_SAMPLE_RATE_HZ => unit,
+            found => {
+                return Err(EmbeddingError::SampleRate {
+                    expected: TELEPHONE_SAMPLE_RATE_HZ,
+                    found,
+                })
+            }
+        };
+        let speech = if self.options.preprocess {
+            let gain = volume_gain(&wav16);
+            let scaled: Vec<f32> = wav16.iter().map(|x| x * gain).collect();
+            trim_silence(&scaled)
+        } else {
+            wav16
+        };
+        self.embed_16k(&speech)
+    }
+
+    /// Embeds a preprocessed 16 kHz waveform in [-1, 1] scale (Resemblyzer's `embed_utterance`).
+    pub fn embed_16k(&mut self, speech: &[f32]) -> Result<UtteranceEmbedding, EmbeddingError> {
+        check_samples(speech)?;
+        if speech.is_empty() {
+            return Err(EmbeddingError::NoSpeech(
+                "no samples left after silence trimming".into(),
+            ));
+        }
+        let starts = partial_window_starts(speech.len());
+        let mut padded = speech.to_vec();
+        padded.resize(padded_length(speech.len(), &starts), 0.0);
+        let mel = self.mel.spectrogram(&padded);
+        self.embed_mel(&mel, speech.len())
+    }
+
+    /// Embeds a mel spectrogram (`frames × 40`, power) of a waveform of `speech_samples` samples
+    /// at 16 kHz zero-padded to the end of its last partial window.
+    pub fn embed_mel(
+        &mut self,
+        mel: &[f32],
+        speech_samples: usize,
+    ) -> Result<UtteranceEmbedding, EmbeddingError> {
+        let starts = partial_window_starts(speech_samples);
+        if self.batch.capacity() < starts.len() {
+            self.batch = LstmBatch::new(starts.len());
+        }
+        let mut partials = vec![0.0f32; starts.len() * EMBEDDING_DIM];
+        self.encoder
+            .embed_windows(mel, &starts, PARTIAL_FRAMES, &mut self.batch, &mut partials)?;
+        Ok(UtteranceEmbedding {
+            embedding: mean_embedding(&partials),
+            partials,
+            speech_samples_16k: speech_samples,
+        })
+    }
+}
+
+/// Most partial windows overlapping one frame (160-frame windows every 77 frames).
+const MAX_OPEN_WINDOWS: usize = PARTIAL_FRAMES.div_ceil(77) + 1;
+
+/// Streaming embedder for one call: feed 8 kHz chunks of any size with [`accept_waveform`],
+/// then [`finish`]. Each partial window advances through the LSTM as soon as its mel frames
+/// exist, so `finish` only runs the frames of the last fraction of a second and the
+/// zero-padded end of the last window(s).
+///
+/// [`accept_waveform`]: StreamingEmbedder::accept_waveform
+/// [`finish`]: StreamingEmbedder::finish
+#[derive(Debug)]
+pub struct StreamingEmbedder {
+    encoder: Arc<SpeakerEncoder>,
+    options: EmbedderOptions,
+    upsampler: Upsampler,
+    /// Gain once frozen; until then the 16 kHz audio waits in `gain_buffer`.
+    gain: Option<f32>,
+    gain_buffer: Vec<f32>,
+    gain_window_samples: usize,
+    trimmer: SilenceTrimmer,
+    /// Scratch for input in [-1, 1] scale and freshly resampled / trimmed samples.
+    unit: Vec<f32>,
+    resampled: Vec<f32>,
+    trimmed: Vec<f32>,
+    /// Speech samples (trimmed, 16 kHz) from absolute index `speech_offset` on.
+    speech: Vec<f32>,
+    speech_offset: usize,
+    speech_len: usize,
+    mel: MelExtractor,
+    frame_samples: Vec<f32>,
+    mel_frame: Vec<f32>,
+    /// Mel frames fed to the LSTM so far.
+    frames_done: usize,
+    batch: LstmBatch,
+    /// Start frame of the window in each LSTM slot.
+    slot_start: [Option<usize>; MAX_OPEN_WINDOWS],
+    /// (start frame, embedding) of completed windows.
+    completed: Vec<(usize, [f32; EMBEDDING_DIM])>,
+    step_frames: usize,
+}
+
+impl StreamingEmbedder {
+    /// A new call.
+    pub fn new(
+        encoder: Arc<SpeakerEncoder>,
+        options: EmbedderOptions,
+    ) -> Result<Self, EmbeddingError> {
+        options.validate()?;
+        let gain_window_samples =
+            ENCODER_SAMPLE_RATE_HZ as usize * options.streaming_gain_window_ms as usize / 1000;
+        Ok(StreamingEmbedder {
+            encoder,
+            upsampler: Upsampler::new()?,
+            gain: if options.preprocess { None } else { Some(1.0) },
+            gain_buffer: Vec::with_capacity(gain_window_samples + 1024),
+            gain_window_samples,
+            options,
+            trimmer: SilenceTrimmer::new(),
+            unit: Vec::with_capacity(2048),
+            resampled: Vec::with_capacity(4096),
+            trimmed: Vec::with_capacity(8192),
+            speech: Vec::with_capacity(16_384),
+            speech_offset: 0,
+            speech_len: 0,
+            mel: MelExtractor::new(),
+            frame_samples: vec![0.0; N_FFT],
+            mel_frame: vec![0.0; MEL_BANDS],
+            frames_done: 0,
+            batch: LstmBatch::new(MIN_GEMM_BATCH),
+            slot_start: [None; MAX_OPEN_WINDOWS],
+            completed: Vec::new(),
+            step_frames: partial_step_frames(),
+        })
+    }
+
+    /// Adds 8 kHz samples in 16-bit integer scale (any chunk size).
+    pub fn accept_waveform(&mut self, samples: &[f32]) -> Result<(), EmbeddingError> {
+        check_samples(samples)?;
+        self.resampled.clear();
+        self.unit.clear();
+        self.unit.extend(samples.iter().map(|x| x / INT16_SCALE));
+        self.upsampler.push(&self.unit, &mut self.resampled)?;
+        self.take_resampled(false);
+        self.advance_frames(None);
+        Ok(())
+    }
+
+    /// Moves freshly resampled audio through gain and trimming into the speech buffer.
+    fn take_resampled(&mut self, at_end: bool) {
+        self.trimmed.clear();
+        match self.gain {
+            None => {
+                self.gain_buffer.extend_from_slice(&self.resampled);
+                if self.gain_buffer.len() >= self.gain_window_samples || at_end {
+                    let gain = volume_gain(&self.gain_buffer);
+                    self.gain = Some(gain);
+                    self.gain_buffer.iter_mut().for_each(|x| *x *= gain);
+                    self.trimmer.push(&self.gain_buffer, &mut self.trimmed);
+                    self.gain_buffer.clear();
+                }
+            }
+            Some(gain) if self.options.preprocess => {
+                self.resampled.iter_mut().for_each(|x| *x *= gain);
+                self.trimmer.push(&self.resampled, &mut self.trimmed);
+            }
+            Some(_) => self.trimmed.extend_from_slice(&self.resampled),
+        }
+        if at_end && self.options.preprocess {
+            self.trimmer.finish(&mut self.trimmed);
+        }
+        self.speech.extend_from_slice(&self.trimmed);
+        self.speech_len += self.trimmed.len();
+    }
+
+    /// Feeds every mel frame whose samples are all known (or, at the end, every frame up to
+    /// `final_frames`) to the open windows.
+    fn advance_frames(&mut self, final_frames: Option<(usize, &[usize])>) {
+        loop {
+            let frame = self.frames_done;
+            let ready = match final_frames {
+                Some((frames, _)) => frame < frames,
+                None => frame * HOP_SAMPLES + N_FFT / 2 <= self.speech_len,
+            };
+            if !ready {
+                break;
+            }
+            let allowed = |start: usize| match final_frames {
+                Some((_, starts)) => starts.contains(&start),
+                None => true,
+            };
+            if frame % self.step_frames == 0 && allowed(frame) {
+                if let Some(slot) = self.slot_start.iter().position(Option::is_none) {
+                    self.slot_start[slot] = Some(frame);
+                    self.batch.reset_slot(slot);
+                }
+            }
+            // samples index*160 − 200 .. index*160 + 200 of the speech, zeros outside
+            let first = (frame * HOP_SAMPLES) as isize - (N_FFT / 2) as isize;
+            for (k, dst) in self.frame_samples.iter_mut().enumerate() {
+                let pos = first + k as isize;
+                *dst = if pos >= self.speech_offset as isize && (pos as usize) < self.speech_len {
+                    self.speech[pos as usize - self.speech_offset]
+                } else {
+                    0.0
+                };
+            }
+            self.mel.frame(&self.frame_samples, &mut self.mel_frame);
+            for slot in 0..MAX_OPEN_WINDOWS {
+                if self.slot_start[slot].is_some() {
+                    self.batch.set_input(slot, &self.mel_frame);
+                }
+            }
+            let active = self.slot_start.iter().filter(|s| s.is_some()).count();
+            if active > 0 {
+                self.encoder.step(&mut self.batch, MAX_OPEN_WINDOWS);
+            }
+            for slot in 0..MAX_OPEN_WINDOWS {
+                if let Some(start) = self.slot_start[slot] {
+                    if frame + 1 == start + PARTIAL_FRAMES {
+                        let mut embedding = [0.0f32; EMBEDDING_DIM];
+                        self.encoder
+                            .project(self.batch.top_hidden(slot), &mut embedding);
+                        self.completed.push((start, embedding));
+                        self.slot_start[slot] = None;
+                    }
+                }
+            }
+            self.frames_done += 1;
+            // drop samples no later frame needs
+            let keep_from =
+                ((self.frames_done * HOP_SAMPLES) as isize - (N_FFT / 2) as isize).max(0) as usize;
+            let keep_from = keep_from.min(self.speech_len);
+            if keep_from > self.speech_offset + 8192 {
+                self.speech.drain(..keep_from - self.speech_offset);
+                self.speech_offset = keep_from;
+            }
+        }
+    }
+
+    /// Ends the call and returns its embedding (as [`SpeakerEmbedder::embed`] would, but with the
+    /// volume gain measured over the first `streaming_gain_window_ms`).
+    pub fn finish(mut self) -> Result<UtteranceEmbedding, EmbeddingError> {
+        self.resampled.clear();
+        self.upsampler.finish(&mut self.resampled)?;
+        self.take_resampled(true);
+        if self.speech_len == 0 {
+            return Err(EmbeddingError::NoSpeech(
+                "no samples left after silence trimming".into(),
+            ));
+        }
+        let starts = partial_window_starts(self.speech_len);
+        let last = starts.last().copied().unwrap_or(0);
+        self.advance_frames(Some((last + PARTIAL_FRAMES, &starts)));
+        let mut partials = Vec::with_capacity(starts.len() * EMBEDDING_DIM);
+        for start in &starts {
+            if let Some((_, embedding)) = self.completed.iter().find(|(s, _)| s == start) {
+                partials.extend_from_slice(embedding);
+            }
+        }
+        Ok(UtteranceEmbedding {
+            embedding: mean_embedding(&partials),
+            partials,
+            speech_samples_16k: self.speech_len,
+        })
+    }
+}
