@@ -24,3 +24,4 @@ pub mod ivector;
 pub mod metrics;
 pub mod model_io;
 pub mod plda;
+pub mod store;
