@@ -62,6 +62,11 @@ mkdir -p "$PG_DIR"
 chmod 755 "$PG_DIR"
 [ "$(id -u)" -ne 0 ] || chown "$PG_OWNER" "$PG_DIR"
 
+# Several builds may call this script at once: one at a time. The server must not inherit the
+# lock's file descriptor (it would hold the lock for its whole life), hence `9>&-` below.
+exec 9>"$PG_DIR/lock"
+flock 9
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 running=0
@@ -71,12 +76,13 @@ if [ -f "$DATA/PG_VERSION" ] && [ -f "$PORT_FILE" ] && as_pg "$PG_BIN/pg_ctl" -D
   log "reusing the server already running in $DATA on port $PORT"
 fi
 
-if [ "$running" -eq 0 ]; then
-  if [ ! -f "$DATA/PG_VERSION" ]; then
-    log "initialising a cluster in $DATA"
-    rm -rf "$DATA"
-    as_pg "$PG_BIN/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --no-sync >/dev/null
-  fi
+init_cluster() {
+  log "initialising a cluster in $DATA"
+  rm -rf "$DATA"
+  as_pg "$PG_BIN/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --no-sync >/dev/null 9>&-
+}
+
+start_server() {
   PORT=54329
   while ! port_free "$PORT"; do
     PORT=$((PORT + 1))
@@ -86,7 +92,20 @@ if [ "$running" -eq 0 ]; then
   log "starting on 127.0.0.1:$PORT"
   as_pg "$PG_BIN/pg_ctl" -D "$DATA" -l "$PG_DIR/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $PORT -k $PG_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >&2 || { log "server did not start; its log:"; tail -n 30 "$PG_DIR/server.log" >&2; exit 1; }
+    start >&2 9>&-
+}
+
+if [ "$running" -eq 0 ]; then
+  [ -f "$DATA/PG_VERSION" ] || init_cluster
+  if ! start_server; then
+    # A cluster left by another PostgreSQL major version, or damaged: it only ever holds test
+    # data, so start afresh once.
+    log "server did not start; its log:"
+    tail -n 20 "$PG_DIR/server.log" >&2 || true
+    as_pg "$PG_BIN/pg_ctl" -D "$DATA" -m immediate stop >/dev/null 2>&1 9>&- || true
+    init_cluster
+    start_server || { log "server did not start on a fresh cluster; its log:"; tail -n 30 "$PG_DIR/server.log" >&2; exit 1; }
+  fi
 fi
 
 exists=$(as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -Atc \

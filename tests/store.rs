@@ -281,6 +281,7 @@ both_backends!(
     wrong_key_is_refused_and_nothing_written,
     rotate_key_then_reopen,
     newer_schema_is_refused,
+    concurrent_gateways_share_one_population,
 );
 
 fn fresh_database_is_migrated_once(f: &Fixture) {
@@ -933,6 +934,47 @@ fn newer_schema_is_refused(f: &Fixture) {
     }
 }
 
+/// Several gateways open the same fresh store at once (the migration runs once), then count calls
+/// concurrently: no increment is lost.
+fn concurrent_gateways_share_one_population(f: &Fixture) {
+    let gateways: Vec<Box<dyn Store>> = std::thread::scope(|scope| {
+        let opening: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| f.open(key(1)).unwrap()))
+            .collect();
+        opening.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(f.raw_int("SELECT COUNT(*) FROM schema_version"), 1);
+    let mut admin = f.open(key(1)).unwrap();
+    admin
+        .enroll(&at(1), &enrollment("alice", &["+1 555 0100"], 1))
+        .unwrap();
+    admin
+        .enroll(&at(1), &enrollment("bob", &["+1 555 0100"], 1))
+        .unwrap();
+    let calls_per_gateway = 40;
+    std::thread::scope(|scope| {
+        for (g, mut store) in gateways.into_iter().enumerate() {
+            scope.spawn(move || {
+                let actor = Actor::new(&format!("gateway-{g}"), 10);
+                for i in 0..calls_per_gateway {
+                    let who = if i % 4 == 0 { "bob" } else { "alice" };
+                    store
+                        .record_call(&actor, &num("+1 555 0100"), &sid(who))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        admin.load_number_links().unwrap(),
+        vec![
+            (num("+1 555 0100"), sid("alice"), 3 * 30),
+            (num("+1 555 0100"), sid("bob"), 3 * 10),
+        ]
+    );
+    assert!(admin.integrity_check().unwrap().is_ok());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crash safety (SQLite): a child process enrolls in a loop and is killed with SIGKILL.
 
@@ -945,6 +987,13 @@ fn crash_enrollment(id: &str) -> Enrollment {
     e.models[0].bytes = blob(id, 8192);
     e.keep_audio = vec![audio(1, &format!("{id}/audio"))];
     e
+}
+
+/// The id on a progress line of the child. The mark may follow libtest's own "test … " text on
+/// the same line.
+fn done_id(line: &str) -> Option<String> {
+    line.find(DONE_MARK)
+        .map(|at| line[at + DONE_MARK.len()..].trim().to_string())
 }
 
 /// Child mode: does nothing unless started by `sqlite_survives_sigkill_during_enrollment`.
@@ -997,16 +1046,16 @@ fn sqlite_survives_sigkill_during_enrollment() {
                 .next()
                 .expect("the child stopped before being killed")
                 .unwrap();
-            if let Some(id) = line.strip_prefix(DONE_MARK) {
-                done.push(id.to_string());
+            if let Some(id) = done_id(&line) {
+                done.push(id);
             }
         }
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         // Lines written before the kill that we had not read yet are completed enrollments too.
         for line in lines.map_while(Result::ok) {
-            if let Some(id) = line.strip_prefix(DONE_MARK) {
-                done.push(id.to_string());
+            if let Some(id) = done_id(&line) {
+                done.push(id);
             }
         }
 
@@ -1037,7 +1086,7 @@ fn sqlite_survives_sigkill_during_enrollment() {
         // whole (enrollment is one transaction) or absent.
         assert!(
             present.len() == done.len() || present.len() == done.len() + 1,
-            "round {round}: {} present, {} reported",
+            "round {round}: {} present, {} reported: {present:?} vs {done:?}",
             present.len(),
             done.len()
         );

@@ -172,6 +172,15 @@ fn meta_set(tx: &mut dyn Sql, name: &str, value: &str) -> StoreResult<()> {
     Ok(())
 }
 
+fn read_retention(tx: &mut dyn Sql) -> StoreResult<RetentionPolicy> {
+    match meta_get(tx, META_RETENTION)? {
+        None => Ok(RetentionPolicy::default()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            detail: format!("retention policy {text:?} does not parse: {e}"),
+        }),
+    }
+}
+
 fn read_version(tx: &mut dyn Sql) -> StoreResult<u32> {
     if !tx.table_exists("schema_version")? {
         return Ok(0);
@@ -924,12 +933,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn retention(&mut self) -> StoreResult<RetentionPolicy> {
-        self.tx(|tx, _| match meta_get(tx, META_RETENTION)? {
-            None => Ok(RetentionPolicy::default()),
-            Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                detail: format!("retention policy {text:?} does not parse: {e}"),
-            }),
-        })
+        self.tx(|tx, _| read_retention(tx))
     }
 
     fn set_retention(&mut self, policy: &RetentionPolicy) -> StoreResult<()> {
@@ -954,8 +958,8 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn purge_expired(&mut self, actor: &Actor) -> StoreResult<PurgeReport> {
-        let policy = self.retention()?;
         self.tx(|tx, _| {
+            let policy = read_retention(tx)?;
             let mut report = PurgeReport::default();
             if let Some(max_idle) = policy.max_idle_s {
                 let cutoff = actor.now.saturating_sub(max_idle);

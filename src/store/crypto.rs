@@ -226,6 +226,21 @@ mod tests {
         let key = StoreKey::from_hex(&format!(" {hex_key}\n"), "test").unwrap();
         assert_eq!(key.bytes[31], 0xff);
         assert!(StoreKey::from_hex("abc", "test").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.key");
+        std::fs::write(&path, format!("{hex_key}\n")).unwrap();
+        assert_eq!(
+            StoreKey::from_file(&path).unwrap().fingerprint(),
+            key.fingerprint()
+        );
+        assert!(matches!(
+            StoreKey::from_file(&dir.path().join("missing")),
+            Err(StoreError::Io { .. })
+        ));
+        // The error never echoes the key text.
+        let bad = "g".repeat(64);
+        let message = StoreKey::from_hex(&bad, "test").unwrap_err().to_string();
+        assert!(!message.contains(&bad), "{message}");
         assert!(StoreKey::from_hex(&"zz".repeat(32), "test").is_err());
     }
 }

@@ -51,9 +51,14 @@ impl SqlStore<PostgresBackend> {
         check_schema_name(schema)?;
         let mut client =
             Client::connect(url, NoTls).map_err(pg_err("connecting to the database"))?;
+        // CREATE SCHEMA IF NOT EXISTS can still collide when two gateways start at once: take
+        // the migration lock (session level; released with the connection on error).
         client
             .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\";"
+                "SELECT pg_advisory_lock({MIGRATION_LOCK_ID});
+                 CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+                 SELECT pg_advisory_unlock({MIGRATION_LOCK_ID});
+                 SET search_path TO \"{schema}\";"
             ))
             .map_err(pg_err(format!("selecting the schema {schema}")))?;
         SqlStore::open_with(PostgresBackend { client }, key)
