@@ -282,6 +282,7 @@ both_backends!(
     rotate_key_then_reopen,
     newer_schema_is_refused,
     concurrent_gateways_share_one_population,
+    number_links_follow_the_engine_directory,
 );
 
 fn fresh_database_is_migrated_once(f: &Fixture) {
@@ -932,6 +933,71 @@ fn newer_schema_is_refused(f: &Fixture) {
         Err(other) => panic!("expected SchemaTooNew, got {other}"),
         Ok(_) => panic!("expected SchemaTooNew, the store opened"),
     }
+}
+
+/// A seeded random sequence of link / unlink / record_call / forget / re-enroll, applied both to
+/// the store and to the engine's in-memory `NumberDirectory` (the oracle): after every step the
+/// store's links equal the directory's.
+fn number_links_follow_the_engine_directory(f: &Fixture) {
+    use quivox::engine::NumberDirectory;
+    use rand::Rng;
+    let mut store = f.open(key(1)).unwrap();
+    let s: &mut dyn Store = &mut *store;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261123);
+    let people = ["ann", "ben", "cid", "dee", "eve"];
+    let numbers: Vec<PhoneNumber> = (0..4)
+        .map(|i| num(&format!("+44 161 000 000{i}")))
+        .collect();
+    let mut directory = NumberDirectory::new();
+    let mut enrolled = [false; 5];
+    for step in 0..150i64 {
+        let p = rng.random_range(0..people.len());
+        let who = sid(people[p]);
+        let number = numbers[rng.random_range(0..numbers.len())].clone();
+        let actor = at(step);
+        if !enrolled[p] {
+            s.enroll(&actor, &enrollment(people[p], &[], step)).unwrap();
+            enrolled[p] = true;
+            continue;
+        }
+        match rng.random_range(0..10) {
+            0..=1 => {
+                let was_new = s.link_number(&actor, &number, &who).unwrap();
+                let existed = directory.members(&number).any(|(m, _)| m == &who);
+                assert_eq!(was_new, !existed);
+                directory.link(number, who);
+            }
+            2 => {
+                let existed = directory.unlink(&number, &who);
+                assert_eq!(s.unlink_number(&actor, &number, &who).is_ok(), existed);
+            }
+            3 => {
+                s.forget(&actor, &who).unwrap();
+                directory.remove_speaker(&who);
+                enrolled[p] = false;
+            }
+            _ => {
+                let count = s.record_call(&actor, &number, &who).unwrap();
+                directory.record_call(number.clone(), who.clone());
+                let expected = directory
+                    .members(&number)
+                    .find(|(m, _)| *m == &who)
+                    .unwrap()
+                    .1;
+                assert_eq!(count, expected);
+            }
+        }
+        let expected: Vec<_> = directory
+            .links()
+            .map(|(n, m, c)| (n.clone(), m.clone(), c))
+            .collect();
+        assert_eq!(
+            s.load_number_links().unwrap(),
+            expected,
+            "after step {step}"
+        );
+    }
+    assert!(s.integrity_check().unwrap().is_ok());
 }
 
 /// Several gateways open the same fresh store at once (the migration runs once), then count calls

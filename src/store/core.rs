@@ -263,7 +263,11 @@ fn models_of(tx: &mut dyn Sql, speaker: &SpeakerId) -> StoreResult<Vec<(ModelInf
     )?
     .iter()
     .map(|row| Ok((model_info(row)?, row.blob(5)?)))
-    .collect()
+    .collect::<StoreResult<Vec<_>>>()
+    .map(|mut models| {
+        models.sort_by(|a, b| a.0.kind.cmp(&b.0.kind));
+        models
+    })
 }
 
 fn links_of(tx: &mut dyn Sql, speaker: &SpeakerId) -> StoreResult<Vec<NumberLink>> {
@@ -273,7 +277,11 @@ fn links_of(tx: &mut dyn Sql, speaker: &SpeakerId) -> StoreResult<Vec<NumberLink
     )?
     .iter()
     .map(number_link)
-    .collect()
+    .collect::<StoreResult<Vec<_>>>()
+    .map(|mut links| {
+        links.sort_by(|a, b| a.number.cmp(&b.number));
+        links
+    })
 }
 
 fn consents_of(tx: &mut dyn Sql, speaker: &SpeakerId) -> StoreResult<Vec<Consent>> {
@@ -676,7 +684,11 @@ impl<B: Backend> Store for SqlStore<B> {
             )?
             .iter()
             .map(speaker_info)
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()
+            .map(|mut speakers| {
+                speakers.sort_by(|a, b| a.id.cmp(&b.id));
+                speakers
+            })
         })
     }
 
@@ -821,7 +833,11 @@ impl<B: Backend> Store for SqlStore<B> {
                     to_u64(row.int(2)?, "call count")?,
                 ))
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()
+            .map(|mut links| {
+                links.sort();
+                links
+            })
         })
     }
 
@@ -846,7 +862,11 @@ impl<B: Backend> Store for SqlStore<B> {
                 let bytes = key.open(&place, &row.blob(1)?)?;
                 Ok((speaker, bytes))
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()
+            .map(|mut models| {
+                models.sort_by(|a, b| a.0.cmp(&b.0));
+                models
+            })
         })
     }
 
@@ -980,6 +1000,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     }
                 }
             }
+            report.speakers_erased.sort();
             if let Some(max_age) = policy.max_audio_age_s {
                 let cutoff = actor.now.saturating_sub(max_age);
                 let rows = tx.query(

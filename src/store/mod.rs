@@ -23,6 +23,39 @@
 //!   audio are included as decrypted bytes only when asked (`include_biometrics`), since they are
 //!   only meaningful to the engine; [`SpeakerExport::biometrics_included`] says which.
 //!
+//! # Example
+//! ```
+//! use quivox::store::{
+//!     Actor, Consent, Enrollment, ModelBlob, PhoneNumber, SpeakerId, SqliteStore, Store, StoreKey,
+//! };
+//! // In production: StoreKey::from_file(..) or StoreKey::from_env(), and SqliteStore::open_sqlite(path, key).
+//! let mut store = SqliteStore::open_sqlite_in_memory(StoreKey::generate())?;
+//! let agent = Actor::new("agent-7", 1_700_000_000);
+//! let home = PhoneNumber::parse("+44 20 7946 0001")?;
+//! store.enroll(&agent, &Enrollment {
+//!     speaker: SpeakerId::from("cust-1001"),
+//!     display_name: "A. Caller".into(),
+//!     external_id: None,
+//!     models: vec![ModelBlob { kind: "gmm".into(), model_version: "ubm-2026-11".into(), bytes: vec![1, 2, 3] }],
+//!     numbers: vec![home.clone()],
+//!     consent: Consent {
+//!         given_at: agent.now,
+//!         method: "ivr-recorded".into(),
+//!         operator: "agent-7".into(),
+//!         reference: "call 8812".into(),
+//!     },
+//!     keep_audio: Vec::new(),
+//! })?;
+//! store.record_call(&agent, &home, &SpeakerId::from("cust-1001"))?;
+//! // What the engine loads at start:
+//! assert_eq!(store.load_number_links()?, vec![(home, SpeakerId::from("cust-1001"), 1)]);
+//! assert_eq!(store.load_models("gmm", "ubm-2026-11")?[0].1, vec![1, 2, 3]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Lists come sorted by Rust's byte order of their keys, whatever the database's collation, so
+//! both backends return the same thing.
+//!
 //! All times are seconds since the Unix epoch (UTC), supplied by the caller in an [`Actor`] so
 //! that retention and audit are testable and agree across gateways.
 
@@ -425,7 +458,8 @@ pub trait Store: Send {
         speaker: &SpeakerId,
     ) -> StoreResult<u64>;
 
-    /// Every number link with its call count, for the engine's number directory.
+    /// Every number link with its call count, for the engine's number directory; sorted by
+    /// (number, speaker).
     fn load_number_links(&mut self) -> StoreResult<Vec<(PhoneNumber, SpeakerId, u64)>>;
     /// Every speaker's decrypted model of `kind` made with `model_version`, sorted by speaker.
     fn load_models(
