@@ -4,6 +4,8 @@ set -euo pipefail
 PKGS=()
 need() { dpkg -s "$1" >/dev/null 2>&1 || PKGS+=("$1"); }
 need pkg-config
+# The store's PostgreSQL backend is tested against a real server (scripts/start-test-postgres.sh).
+need postgresql
 if ((${#PKGS[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -25,3 +25,4 @@ pub mod metrics;
 pub mod model_io;
 pub mod plda;
 pub mod recipe;
+pub mod store;

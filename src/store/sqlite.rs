@@ -1,0 +1,178 @@
+//! The embedded SQLite backend: one file, write-ahead log, foreign keys on, synchronous commits.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::{Value as SqliteValue, ValueRef};
+use rusqlite::{params_from_iter, Connection, TransactionBehavior};
+
+use super::error::{StoreError, StoreResult};
+use super::schema::Dialect;
+use super::sql::{context_of, Backend, Row, Sql, Value};
+use super::{SqlStore, StoreKey};
+
+/// How long a writer waits for another process's write transaction before failing, in ms.
+const BUSY_TIMEOUT_MS: u64 = 10_000;
+
+/// The SQLite connection behind [`SqliteStore`].
+pub struct SqliteBackend {
+    conn: Connection,
+}
+
+/// The embedded store: a single SQLite file.
+pub type SqliteStore = SqlStore<SqliteBackend>;
+
+fn sqlite_err(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let context = context.into();
+    move |source| StoreError::Sqlite { context, source }
+}
+
+impl SqlStore<SqliteBackend> {
+    /// Opens (creating if needed) the store file at `path`, migrates its schema to the newest
+    /// version and checks that `key` is the store's key ([`StoreError::WrongKey`] otherwise, with
+    /// nothing written).
+    pub fn open_sqlite(path: &Path, key: StoreKey) -> StoreResult<Self> {
+        let conn =
+            Connection::open(path).map_err(sqlite_err(format!("opening {}", path.display())))?;
+        Self::from_sqlite_connection(conn, key)
+    }
+
+    /// A store in memory, gone when dropped (for tests and tools).
+    pub fn open_sqlite_in_memory(key: StoreKey) -> StoreResult<Self> {
+        let conn =
+            Connection::open_in_memory().map_err(sqlite_err("opening an in-memory database"))?;
+        Self::from_sqlite_connection(conn, key)
+    }
+
+    fn from_sqlite_connection(conn: Connection, key: StoreKey) -> StoreResult<Self> {
+        conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(sqlite_err("setting the busy timeout"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(sqlite_err("switching to write-ahead logging"))?;
+        if mode != "wal" && mode != "memory" {
+            return Err(StoreError::Corrupt {
+                detail: format!(
+                    "SQLite journal mode is {mode:?} after asking for WAL: expected \"wal\""
+                ),
+            });
+        }
+        // FULL: a committed enrollment survives power loss too, not only a process crash.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(sqlite_err("setting synchronous commits and foreign keys"))?;
+        SqlStore::open_with(SqliteBackend { conn }, key)
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn transaction<R>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn Sql) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        // IMMEDIATE takes the write lock up front, so two writers never deadlock on an upgrade.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("beginning a transaction"))?;
+        let mut sql = SqliteTx { tx };
+        let out = work(&mut sql)?;
+        sql.tx.commit().map_err(sqlite_err("committing"))?;
+        Ok(out)
+    }
+}
+
+struct SqliteTx<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+fn to_sqlite(params: &[Value]) -> impl Iterator<Item = SqliteValue> + '_ {
+    params.iter().map(|v| match v {
+        Value::Int(Some(i)) => SqliteValue::Integer(*i),
+        Value::Text(Some(s)) => SqliteValue::Text(s.clone()),
+        Value::Blob(Some(b)) => SqliteValue::Blob(b.clone()),
+        Value::Int(None) | Value::Text(None) | Value::Blob(None) => SqliteValue::Null,
+    })
+}
+
+impl Sql for SqliteTx<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> StoreResult<u64> {
+        self.tx
+            .execute(sql, params_from_iter(to_sqlite(params)))
+            .map(|n| n as u64)
+            .map_err(sqlite_err(context_of(sql)))
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> StoreResult<Vec<Row>> {
+        let mut stmt = self.tx.prepare(sql).map_err(sqlite_err(context_of(sql)))?;
+        let columns = stmt.column_count();
+        let mut rows = stmt
+            .query(params_from_iter(to_sqlite(params)))
+            .map_err(sqlite_err(context_of(sql)))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sqlite_err(context_of(sql)))? {
+            let mut cells = Vec::with_capacity(columns);
+            for i in 0..columns {
+                let cell = row.get_ref(i).map_err(sqlite_err(context_of(sql)))?;
+                cells.push(match cell {
+                    ValueRef::Null => Value::Text(None),
+                    ValueRef::Integer(v) => Value::Int(Some(v)),
+                    ValueRef::Text(t) => Value::Text(Some(String::from_utf8_lossy(t).into_owned())),
+                    ValueRef::Blob(b) => Value::Blob(Some(b.to_vec())),
+                    ValueRef::Real(r) => {
+                        return Err(StoreError::Corrupt {
+                            detail: format!(
+                                "column {i} holds the real {r}: our schema has no real columns"
+                            ),
+                        })
+                    }
+                });
+            }
+            out.push(Row(cells));
+        }
+        Ok(out)
+    }
+
+    fn batch(&mut self, sql: &str) -> StoreResult<()> {
+        self.tx
+            .execute_batch(sql)
+            .map_err(sqlite_err(context_of(sql)))
+    }
+
+    fn table_exists(&mut self, name: &str) -> StoreResult<bool> {
+        let rows = self.query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            &[Value::from(name)],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    fn lock_for_migration(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn engine_checks(&mut self) -> StoreResult<Vec<String>> {
+        let mut problems = Vec::new();
+        for row in self.query("PRAGMA integrity_check", &[])? {
+            let line = row.text(0)?;
+            if line != "ok" {
+                problems.push(format!("SQLite integrity_check: {line}"));
+            }
+        }
+        for row in self.query("PRAGMA foreign_key_check", &[])? {
+            problems.push(format!(
+                "SQLite foreign_key_check: a row of table {} refers to a missing row of {}",
+                row.text(0)?,
+                row.text(2)?
+            ));
+        }
+        Ok(problems)
+    }
+}
