@@ -288,10 +288,9 @@ pub struct SpeakerBank {
     /// D (mean-only adaptation) or 2D (variances adapted too).
     width: usize,
     ubm_means: Vec<f32>,
-    /// C blocks of width × S (row-major): speakers contiguous, as the GEMM packs them.
+    /// C blocks of (width + 1) × S (row-major; speakers contiguous, as the GEMM packs them);
+    /// the last row of each block holds the constants k, multiplied by a column of ones.
     coefs: Vec<f32>,
-    /// C × S.
-    consts: Vec<f32>,
 }
 
 impl SpeakerBank {
@@ -303,11 +302,11 @@ impl SpeakerBank {
         let (c_count, d, s_count) = (ubm.num_components(), ubm.dim(), speakers.len());
         let quadratic = speakers.iter().any(|s| s.inv_vars() != ubm.inv_vars());
         let width = if quadratic { 2 * d } else { d };
-        let mut coefs = vec![0.0_f32; c_count * s_count * width];
-        let mut consts = vec![0.0_f32; c_count * s_count];
+        let rows = width + 1;
+        let mut coefs = vec![0.0_f32; c_count * s_count * rows];
         for (s, spk) in speakers.iter().enumerate() {
             for c in 0..c_count {
-                let block = &mut coefs[c * width * s_count..(c + 1) * width * s_count];
+                let block = &mut coefs[c * rows * s_count..(c + 1) * rows * s_count];
                 let mut k = (spk.weights()[c] as f64 / ubm.weights()[c] as f64).ln();
                 for j in 0..d {
                     let (mu, p) = (ubm.mean(c)[j] as f64, ubm.inv_var(c)[j] as f64);
@@ -319,7 +318,7 @@ impl SpeakerBank {
                     }
                     k += 0.5 * (p_s / p).ln() - 0.5 * p_s * delta * delta;
                 }
-                consts[c * s_count + s] = k as f32;
+                block[width * s_count + s] = k as f32;
             }
         }
         Ok(SpeakerBank {
@@ -329,7 +328,6 @@ impl SpeakerBank {
             width,
             ubm_means: ubm.means().to_vec(),
             coefs,
-            consts,
         })
     }
 
@@ -385,7 +383,9 @@ impl SpeakerBank {
         if s_count == 0 {
             return Ok(Vec::new());
         }
-        // Group the (frame, slot) pairs by component; each group padded to MIN_GEMM_ROWS rows.
+        // Each (frame, slot) pair becomes a row [y, (y²), 1]; rows grouped by component, each
+        // group padded to MIN_GEMM_ROWS rows.
+        let wk = w + 1;
         let mut counts = vec![0usize; c_count];
         for &c in &sel.indices {
             counts[c as usize] += 1;
@@ -401,10 +401,10 @@ impl SpeakerBank {
         }
         let total_rows = starts[c_count];
         let mut fill = starts.clone();
-        // Row of each (frame, slot) pair in the grouped layout, and the UBM part of its value.
+        // Row of each (frame, slot) pair, and the UBM part of its value: ln w_c N_c(x) − ln p(x).
         let mut position = vec![0usize; n * tc];
-        let mut base = vec![0.0_f32; total_rows];
-        let mut ys = vec![0.0_f32; total_rows * w];
+        let mut base = vec![0.0_f32; n * tc];
+        let mut ys = vec![0.0_f32; total_rows * wk];
         for t in 0..n {
             let x = feats.row(t);
             let frame_ll = sel.frame_logliks[t];
@@ -414,9 +414,9 @@ impl SpeakerBank {
                 let r = fill[c];
                 fill[c] += 1;
                 position[id] = r;
-                base[r] = (sel.component_logliks[id] - frame_ll) as f32;
+                base[id] = (sel.component_logliks[id] - frame_ll) as f32;
                 let mu = &self.ubm_means[c * d..(c + 1) * d];
-                let y = &mut ys[r * w..(r + 1) * w];
+                let y = &mut ys[r * wk..(r + 1) * wk];
                 for j in 0..d {
                     let v = x[j] - mu[j];
                     y[j] = v;
@@ -424,6 +424,7 @@ impl SpeakerBank {
                         y[d + j] = v * v;
                     }
                 }
+                y[w] = 1.0;
             }
         }
         let mut llr = vec![0.0_f64; s_count];
@@ -438,47 +439,40 @@ impl SpeakerBank {
                 if r0 == r1 {
                     continue;
                 }
-                let consts = &self.consts[c * s_count + s0..c * s_count + s0 + sb];
-                for r in r0..r1 {
-                    let b = base[r];
-                    for (v, &k) in vals[r * sb..(r + 1) * sb].iter_mut().zip(consts) {
-                        *v = b + k;
-                    }
-                }
-                let block = &self.coefs[c * w * s_count + s0..(c + 1) * w * s_count];
+                let coefs = &self.coefs[c * wk * s_count + s0..(c + 1) * wk * s_count];
                 gemm(
-                    &MatRef::row_major(&ys[r0 * w..r1 * w], r1 - r0, w),
+                    &MatRef::row_major(&ys[r0 * wk..r1 * wk], r1 - r0, wk),
                     &MatRef {
-                        data: block,
-                        rows: w,
+                        data: coefs,
+                        rows: wk,
                         cols: sb,
                         row_stride: s_count,
                         col_stride: 1,
                     },
-                    1.0,
+                    0.0,
                     &mut vals[r0 * sb..r1 * sb],
                 );
             }
             for t in 0..n {
                 let maxes = &mut max_buf[..sb];
-                let first = position[t * tc];
-                maxes.copy_from_slice(&vals[first * sb..(first + 1) * sb]);
-                for slot in 1..tc {
-                    let r = position[t * tc + slot];
+                maxes.fill(f32::NEG_INFINITY);
+                for id in t * tc..(t + 1) * tc {
+                    let (r, b) = (position[id], base[id]);
                     for (m, &v) in maxes.iter_mut().zip(&vals[r * sb..(r + 1) * sb]) {
+                        let v = v + b;
                         *m = if v > *m { v } else { *m };
                     }
                 }
                 let sums = &mut sum_buf[..sb];
                 sums.fill(0.0);
-                for slot in 0..tc {
-                    let r = position[t * tc + slot];
+                for id in t * tc..(t + 1) * tc {
+                    let (r, b) = (position[id], base[id]);
                     for ((s, &v), &m) in sums
                         .iter_mut()
                         .zip(&vals[r * sb..(r + 1) * sb])
                         .zip(maxes.iter())
                     {
-                        *s += exp_f32(v - m);
+                        *s += exp_f32(v + b - m);
                     }
                 }
                 for ((l, &m), &s) in llr[s0..s0 + sb]
