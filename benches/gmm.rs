@@ -10,7 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use quivox::features::FeatureMatrix;
-use quivox::gmm::{mle_update, AccumDiagGmm, DiagGmm, MleDiagGmmOptions};
+use quivox::gmm::{
+    map_update, mle_update, score_speaker, AccumDiagGmm, DiagGmm, MapDiagGmmOptions,
+    MleDiagGmmOptions, SpeakerBank, DEFAULT_TOP_C,
+};
 
 const DIM: usize = 60;
 const COMPONENTS: usize = 512;
@@ -81,5 +84,65 @@ fn bench_em(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_em);
+/// A trained-looking UBM (a few EM iterations on synthetic data) and `count` MAP speakers.
+fn ubm_and_speakers(count: usize) -> (DiagGmm, Vec<DiagGmm>) {
+    let frames = synthetic_frames(30_000, 11);
+    let mut ubm = initial_ubm(&frames, 12);
+    for _ in 0..3 {
+        ubm = em_iteration(&ubm, &frames);
+    }
+    let speakers = (0..count)
+        .map(|s| {
+            // ~30 s of enrollment each, drawn from the same kind of mixture.
+            let enroll = synthetic_frames(3000, 1000 + s as u64);
+            let mut acc = AccumDiagGmm::for_model(&ubm);
+            ubm.accumulate_stats(&enroll, &mut acc).unwrap();
+            map_update(&ubm, &acc, &MapDiagGmmOptions::default()).unwrap()
+        })
+        .collect();
+    (ubm, speakers)
+}
+
+fn bench_scoring(c: &mut Criterion) {
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (ubm, speakers) = one.install(|| ubm_and_speakers(1000));
+    let call = synthetic_frames(700, 99);
+    let refs: Vec<&DiagGmm> = speakers.iter().collect();
+    let bank_1000 = SpeakerBank::new(&ubm, &refs).unwrap();
+    let bank_1 = SpeakerBank::new(&ubm, &refs[..1]).unwrap();
+    let mut group = c.benchmark_group("top5_score_7s_call_one_thread");
+    group.bench_function("gaussian_selection_only", |b| {
+        b.iter(|| one.install(|| ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap()))
+    });
+    group.bench_function("1_speaker", |b| {
+        b.iter(|| {
+            one.install(|| {
+                let sel = ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap();
+                score_speaker(&ubm, &speakers[0], &call, &sel).unwrap()
+            })
+        })
+    });
+    group.bench_function("1_speaker_bank", |b| {
+        b.iter(|| {
+            one.install(|| {
+                let sel = ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap();
+                bank_1.score(&call, &sel).unwrap()
+            })
+        })
+    });
+    group.bench_function("1000_speakers_bank", |b| {
+        b.iter(|| {
+            one.install(|| {
+                let sel = ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap();
+                bank_1000.score(&call, &sel).unwrap()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_em, bench_scoring);
 criterion_main!(benches);

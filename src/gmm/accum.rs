@@ -269,7 +269,7 @@ pub(crate) fn component_logliks_block(
     }
     gemm(
         &MatRef::row_major(&scratch.z, n, 2 * d),
-        &MatRef::transposed(gmm.packed(), 2 * d, c_count),
+        &MatRef::row_major(gmm.packed(), 2 * d, c_count),
         1.0,
         &mut scratch.loglik,
     );

@@ -6,6 +6,7 @@ mod accum;
 mod error;
 mod math;
 mod model;
+mod score;
 mod stats;
 mod train;
 mod update;
@@ -13,6 +14,9 @@ mod update;
 pub use accum::AccumDiagGmm;
 pub use error::GmmError;
 pub use model::{DiagGmm, DiagGmmParams};
+pub use score::{
+    score_many, score_speaker, BwPosteriors, GaussianSelection, SpeakerBank, DEFAULT_TOP_C,
+};
 pub use stats::BaumWelchStats;
 pub use train::{train_ubm, UbmInit, UbmTrainOptions};
 pub use update::{

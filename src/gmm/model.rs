@@ -40,7 +40,7 @@ pub struct DiagGmm {
     /// `ln w_c − ½ Σ_d (ln 2π + ln σ²_cd)` (gconst without the mean term).
     log_norms: Vec<f64>,
     center: Vec<f32>,
-    /// Row-major C × 2D: `[a_c, b_c]`.
+    /// Row-major 2D × C: column c is `[a_c, b_c]` (the GEMM's right operand, packed contiguously).
     packed: Vec<f32>,
     /// Length C: `k_c`.
     packed_consts: Vec<f32>,
@@ -183,7 +183,6 @@ impl DiagGmm {
             let mut packed_const = gconst;
             let means = &self.means[c * dim..(c + 1) * dim];
             let ivs = &self.inv_vars[c * dim..(c + 1) * dim];
-            let row = &mut self.packed[c * 2 * dim..(c + 1) * 2 * dim];
             for d in 0..dim {
                 let (m, iv) = (means[d] as f64, ivs[d] as f64);
                 let shifted = m - self.center[d] as f64;
@@ -191,8 +190,8 @@ impl DiagGmm {
                 log_norm -= 0.5 * norm;
                 gconst -= 0.5 * (norm + m * m * iv);
                 packed_const -= 0.5 * (norm + shifted * shifted * iv);
-                row[d] = (shifted * iv) as f32;
-                row[dim + d] = (-0.5 * iv) as f32;
+                self.packed[d * c_count + c] = (shifted * iv) as f32;
+                self.packed[(dim + d) * c_count + c] = (-0.5 * iv) as f32;
             }
             if !gconst.is_finite() || !(packed_const as f32).is_finite() {
                 return Err(GmmError::InvalidParameter {

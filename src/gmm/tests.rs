@@ -539,3 +539,156 @@ fn dense_f32_statistics_give_accurate_variances() {
         }
     }
 }
+
+/// A UBM with overlapping components and `count` MAP-adapted speakers.
+fn ubm_and_speakers(
+    count: usize,
+    opts: &MapDiagGmmOptions,
+    seed: u64,
+) -> (DiagGmm, Vec<DiagGmm>, Truth) {
+    let truth = Truth::well_separated(8, 7, seed);
+    let mut p = truth.model().to_params();
+    p.inv_vars.iter_mut().for_each(|iv| *iv *= 0.05);
+    let ubm = DiagGmm::try_from(p).unwrap();
+    let speakers = (0..count)
+        .map(|s| {
+            let mut spk = Truth::well_separated(8, 7, seed);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed * 1000 + s as u64);
+            spk.means
+                .iter_mut()
+                .for_each(|m| *m += rng.random_range(-1.0..1.0));
+            let feats = spk.sample(300, seed * 1000 + 500 + s as u64);
+            let mut acc = AccumDiagGmm::for_model(&ubm);
+            ubm.accumulate_stats(&feats, &mut acc).unwrap();
+            map_update(&ubm, &acc, opts).unwrap()
+        })
+        .collect();
+    (ubm, speakers, truth)
+}
+
+#[test]
+fn top_c_score_with_all_components_equals_brute_force() {
+    let full_map = MapDiagGmmOptions {
+        update_weights: true,
+        update_variances: true,
+        ..MapDiagGmmOptions::default()
+    };
+    for opts in [MapDiagGmmOptions::default(), full_map] {
+        let (ubm, speakers, truth) = ubm_and_speakers(3, &opts, 60);
+        let feats = truth.sample(150, 61);
+        let sel = ubm
+            .gaussian_selection(&feats, ubm.num_components())
+            .unwrap();
+        let refs: Vec<&DiagGmm> = speakers.iter().collect();
+        let bank = score_many(&ubm, &refs, &feats, &sel).unwrap();
+        for (s, spk) in speakers.iter().enumerate() {
+            let brute: f64 = feats
+                .rows()
+                .map(|x| naive_log_density(spk, x) - naive_log_density(&ubm, x))
+                .sum::<f64>()
+                / feats.num_frames() as f64;
+            let fast = score_speaker(&ubm, spk, &feats, &sel).unwrap();
+            assert!(
+                (fast - brute).abs() < 1e-9 * brute.abs().max(1.0),
+                "{fast} vs {brute}"
+            );
+            assert!(
+                (bank[s] - brute).abs() < 1e-4 * brute.abs().max(1.0),
+                "{} vs {brute}",
+                bank[s]
+            );
+        }
+    }
+}
+
+#[test]
+fn speaker_bank_matches_score_speaker_with_top_5() {
+    let full_map = MapDiagGmmOptions {
+        update_weights: true,
+        update_variances: true,
+        ..MapDiagGmmOptions::default()
+    };
+    for (opts, mean_only) in [(MapDiagGmmOptions::default(), true), (full_map, false)] {
+        let (ubm, speakers, truth) = ubm_and_speakers(20, &opts, 70);
+        let feats = truth.sample(400, 71);
+        let sel = ubm.gaussian_selection(&feats, 5).unwrap();
+        let refs: Vec<&DiagGmm> = speakers.iter().collect();
+        let bank = SpeakerBank::new(&ubm, &refs).unwrap();
+        assert_eq!(bank.is_mean_only(), mean_only);
+        let scores = bank.score(&feats, &sel).unwrap();
+        for (s, spk) in speakers.iter().enumerate() {
+            let want = score_speaker(&ubm, spk, &feats, &sel).unwrap();
+            assert!(
+                (scores[s] - want).abs() < 1e-4 * want.abs().max(1.0),
+                "{} vs {want}",
+                scores[s]
+            );
+        }
+        // The UBM scored as a speaker gives LLR 0.
+        let zero = SpeakerBank::new(&ubm, &[&ubm])
+            .unwrap()
+            .score(&feats, &sel)
+            .unwrap();
+        assert!(zero[0].abs() < 1e-6);
+    }
+}
+
+#[test]
+fn gaussian_selection_picks_the_best_components() {
+    let (ubm, _, truth) = ubm_and_speakers(0, &MapDiagGmmOptions::default(), 80);
+    let feats = truth.sample(200, 81);
+    let sel = ubm.gaussian_selection(&feats, 3).unwrap();
+    let mut lls = vec![0.0; ubm.num_components()];
+    for (t, x) in feats.rows().enumerate() {
+        ubm.component_log_likelihoods(x, &mut lls).unwrap();
+        let mut order: Vec<usize> = (0..lls.len()).collect();
+        order.sort_by(|&a, &b| lls[b].total_cmp(&lls[a]));
+        let got: Vec<usize> = sel.indices(t).iter().map(|&c| c as usize).collect();
+        // Ties within f32 rounding may swap; compare the log-likelihood values.
+        for (slot, &c) in got.iter().enumerate() {
+            assert!(
+                (lls[c] - lls[order[slot]]).abs() < 1e-3,
+                "frame {t} slot {slot}"
+            );
+            assert!((sel.component_log_likelihoods(t)[slot] - lls[c]).abs() < 1e-12);
+        }
+    }
+    assert!(matches!(
+        ubm.gaussian_selection(&feats, 0),
+        Err(GmmError::InvalidOption { .. })
+    ));
+    assert!(matches!(
+        ubm.gaussian_selection(&feats, 9),
+        Err(GmmError::InvalidOption { .. })
+    ));
+    let other = truth.sample(10, 82);
+    assert!(matches!(
+        score_speaker(&ubm, &ubm, &other, &sel),
+        Err(GmmError::SelectionMismatch { .. })
+    ));
+}
+
+#[test]
+fn baum_welch_stats_match_f64_posteriors() {
+    let (ubm, _, truth) = ubm_and_speakers(0, &MapDiagGmmOptions::default(), 90);
+    let feats = truth.sample(500, 91);
+    let mut reference = AccumDiagGmm::for_model(&ubm);
+    for x in feats.rows() {
+        reference.accumulate_frame(&ubm, x, 1.0).unwrap();
+    }
+    let full = ubm.baum_welch_stats(&feats, BwPosteriors::Full).unwrap();
+    let all = ubm.baum_welch_stats(&feats, BwPosteriors::TopC(8)).unwrap();
+    // The full path takes posteriors from f32 log-likelihoods; with this UBM's spread (means up
+    // to ~9 σ from the centre) their absolute error is ~1e-4 nats, hence 1e-3 here.
+    for stats in [&full, &all] {
+        assert_eq!(stats.dim, 7);
+        for (a, b) in stats.zeroth.iter().zip(reference.occupancy()) {
+            assert!((a - b).abs() < 1e-4 * b.max(1.0));
+        }
+        for (a, b) in stats.first.iter().zip(reference.mean_acc()) {
+            assert!((a - b).abs() < 1e-3 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+    let top2 = ubm.baum_welch_stats(&feats, BwPosteriors::TopC(2)).unwrap();
+    assert!((top2.total_count() - 500.0).abs() < 1e-9);
+}
