@@ -2,6 +2,7 @@
 
 pub mod bayes;
 pub mod number;
+pub mod voice;
 
 pub use bayes::{caller_posterior, log_sum_exp, Best, CallerPosterior};
 pub use number::{CallerPrior, NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};

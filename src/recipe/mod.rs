@@ -5,6 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod eval;
+pub mod gmm;
+
 use rayon::prelude::*;
 
 use crate::audio::{self, AudioError, ChannelPolicy, ReadOptions, Waveform};

@@ -1,0 +1,226 @@
+//! GMM-UBM stages: background split, UBM training, calibration trials and their training.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::calibration::CalibrationOptions;
+use crate::engine::voice::{DurationCalibration, GmmUbmSystem};
+use crate::eval::Background;
+use crate::features::FeatureMatrix;
+use crate::gmm::{train_ubm, DiagGmm, SpeakerBank, UbmTrainOptions};
+
+use super::RecipeError;
+
+/// Background utterances split into model-training speakers and held-out calibration speakers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackgroundSplit {
+    /// (file, speaker) for UBM / T / LDA / PLDA training.
+    pub train: Vec<(PathBuf, String)>,
+    /// Held-out speakers and their files in `utt2spk` order, for calibration trials.
+    pub calibration: Vec<(String, Vec<PathBuf>)>,
+}
+
+/// Holds out every `every`-th speaker (in sorted id order) among those with at least
+/// `min_utterances` files (the read-sentence speakers): their trials calibrate the scores of
+/// models that never saw them.
+pub fn split_background(bg: &Background, every: usize, min_utterances: usize) -> BackgroundSplit {
+    let mut by_speaker: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
+    for (path, spk) in &bg.utterances {
+        by_speaker
+            .entry(spk.as_str())
+            .or_default()
+            .push(path.clone());
+    }
+    let eligible: Vec<&str> = by_speaker
+        .iter()
+        .filter(|(_, files)| files.len() >= min_utterances)
+        .map(|(s, _)| *s)
+        .collect();
+    let held: Vec<&str> = eligible
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(i, _)| every > 0 && i % every == 0)
+        .map(|(_, s)| s)
+        .collect();
+    let train = bg
+        .utterances
+        .iter()
+        .filter(|(_, s)| !held.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    let calibration = held
+        .iter()
+        .map(|s| (s.to_string(), by_speaker[s].clone()))
+        .collect();
+    BackgroundSplit { train, calibration }
+}
+
+/// Concatenates per-utterance features, keeping at most `max_frames` frames by a fixed stride
+/// (deterministic subsampling spread over every utterance).
+pub fn pool_frames(feats: &[FeatureMatrix], max_frames: usize) -> FeatureMatrix {
+    let dim = feats.first().map_or(0, FeatureMatrix::dim);
+    let total: usize = feats.iter().map(FeatureMatrix::num_frames).sum();
+    let stride = total.div_ceil(max_frames.max(1)).max(1);
+    let mut out = FeatureMatrix::with_capacity(dim, total / stride + 1);
+    let mut k = 0usize;
+    for f in feats {
+        for row in f.rows() {
+            if k % stride == 0 {
+                out.push_row(row);
+            }
+            k += 1;
+        }
+    }
+    out
+}
+
+/// Trains the UBM on pooled background features.
+pub fn train_background_ubm(
+    feats: &[FeatureMatrix],
+    opts: &UbmTrainOptions,
+    max_frames: usize,
+    progress: &dyn Fn(usize, f64),
+) -> Result<DiagGmm, RecipeError> {
+    let pooled = pool_frames(feats, max_frames);
+    train_ubm(&pooled, opts, progress).map_err(|e| RecipeError::stage("train-ubm", e))
+}
+
+/// Trials made from held-out speakers: one enrollment per speaker, and test segments of several
+/// speech durations cut from that speaker's other utterances.
+#[derive(Debug, Clone, Default)]
+pub struct CalibrationSet {
+    /// One enrollment (voiced features) per held-out speaker.
+    pub enrollments: Vec<FeatureMatrix>,
+    /// (speaker index, voiced features) of each test segment.
+    pub tests: Vec<(usize, FeatureMatrix)>,
+}
+
+/// Builds a [`CalibrationSet`]: per speaker, utterances are taken in order until
+/// `enroll_frames` voiced frames are reached (the enrollment); the remaining voiced frames are cut
+/// into consecutive test segments whose lengths cycle through `segment_frames`.
+pub fn calibration_set(
+    per_speaker_utterances: &[Vec<FeatureMatrix>],
+    enroll_frames: usize,
+    segment_frames: &[usize],
+) -> CalibrationSet {
+    let mut set = CalibrationSet::default();
+    for utts in per_speaker_utterances {
+        let Some(dim) = utts.first().map(FeatureMatrix::dim) else {
+            continue;
+        };
+        let mut enroll = FeatureMatrix::new(dim);
+        let mut rest = FeatureMatrix::new(dim);
+        for u in utts {
+            if enroll.num_frames() < enroll_frames {
+                enroll.extend(u);
+            } else {
+                rest.extend(u);
+            }
+        }
+        let spk = set.enrollments.len();
+        set.enrollments.push(enroll);
+        let mut start = 0;
+        for &len in segment_frames.iter().cycle() {
+            if len == 0 || start + len > rest.num_frames() {
+                break;
+            }
+            let mut seg = FeatureMatrix::with_capacity(dim, len);
+            for t in start..start + len {
+                seg.push_row(rest.row(t));
+            }
+            set.tests.push((spk, seg));
+            start += len;
+        }
+    }
+    set
+}
+
+/// Scores every calibration test against every enrollment with the GMM-UBM system and trains
+/// the duration-aware calibration on them. Returns the calibration and the number of
+/// (target, non-target) trials used.
+pub fn train_gmm_calibration(
+    system: &GmmUbmSystem,
+    set: &CalibrationSet,
+) -> Result<(DurationCalibration, usize, usize), RecipeError> {
+    use rayon::prelude::*;
+    let models: Vec<DiagGmm> = set
+        .enrollments
+        .par_iter()
+        .map(|f| system.enroll(f))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("calibration enrollment", e))?;
+    let refs: Vec<&DiagGmm> = models.iter().collect();
+    let bank = SpeakerBank::new(&system.ubm, &refs)
+        .map_err(|e| RecipeError::stage("calibration bank", e))?;
+    let rows: Vec<Vec<f64>> = set
+        .tests
+        .par_iter()
+        .map(|(_, f)| system.raw_scores(f, &bank))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("calibration scoring", e))?;
+    let (mut scores, mut frames, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    for ((spk, f), row) in set.tests.iter().zip(&rows) {
+        for (e, &s) in row.iter().enumerate() {
+            scores.push(s);
+            frames.push(f.num_frames());
+            labels.push(e == *spk);
+        }
+    }
+    let cal = DurationCalibration::train(&scores, &frames, &labels, &CalibrationOptions::default())
+        .map_err(|e| RecipeError::stage("calibration", e))?;
+    let targets = labels.iter().filter(|&&t| t).count();
+    Ok((cal, targets, labels.len() - targets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(frames: usize, dim: usize, start: f32) -> FeatureMatrix {
+        let data = (0..frames * dim).map(|i| start + i as f32).collect();
+        FeatureMatrix::from_vec(dim, data).unwrap()
+    }
+
+    #[test]
+    fn pooling_keeps_every_stride_th_frame() {
+        let feats = vec![ramp(5, 1, 0.0), ramp(5, 1, 5.0)];
+        let pooled = pool_frames(&feats, 4);
+        assert_eq!(pooled.as_slice(), &[0.0, 3.0, 6.0, 9.0]);
+        assert_eq!(pool_frames(&feats, 100).num_frames(), 10);
+    }
+
+    #[test]
+    fn calibration_set_cuts_enrollment_then_cycled_segments() {
+        let utts = vec![vec![
+            ramp(60, 2, 0.0),
+            ramp(50, 2, 1000.0),
+            ramp(40, 2, 2000.0),
+        ]];
+        let set = calibration_set(&utts, 100, &[30, 20]);
+        assert_eq!(set.enrollments[0].num_frames(), 110);
+        // 40 frames remain: one 30-frame segment, then 10 < 20 stops.
+        assert_eq!(set.tests.len(), 1);
+        assert_eq!(set.tests[0].1.num_frames(), 30);
+        assert_eq!(set.tests[0].1.row(0), &[2000.0, 2001.0]);
+    }
+
+    #[test]
+    fn split_holds_out_every_nth_eligible_speaker() {
+        let utterances = (0..6)
+            .flat_map(|s| {
+                (0..if s < 4 { 3 } else { 1 })
+                    .map(move |u| (PathBuf::from(format!("{s}/{u}.wav")), format!("spk{s}")))
+            })
+            .collect();
+        let bg = Background {
+            root: PathBuf::new(),
+            utterances,
+        };
+        let split = split_background(&bg, 2, 3);
+        let held: Vec<&str> = split.calibration.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(held, vec!["spk0", "spk2"]);
+        assert!(split.train.iter().all(|(_, s)| s != "spk0" && s != "spk2"));
+        assert_eq!(split.train.len(), 3 + 3 + 1 + 1);
+    }
+}
