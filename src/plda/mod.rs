@@ -186,6 +186,53 @@ pub(crate) fn simultaneous_diagonalisation(
     Ok((a, psi))
 }
 
+/// A diagonalising basis: A, ψ and A⁻¹.
+type Diagonalisation = (DMatrix<f64>, DVector<f64>, DMatrix<f64>);
+
+/// [`simultaneous_diagonalisation`] with ψ beyond the `rank` largest set to zero, plus A⁻¹.
+fn diagonalise_with_rank(
+    within: &DMatrix<f64>,
+    between: &DMatrix<f64>,
+    rank: Option<usize>,
+) -> Result<Diagonalisation, PldaError> {
+    let (a, mut psi) = simultaneous_diagonalisation(within, between)?;
+    if let Some(rank) = rank {
+        let d = psi.len();
+        psi.rows_mut(rank, d.saturating_sub(rank)).fill(0.0);
+    }
+    let a_inv = a
+        .clone()
+        .try_inverse()
+        .ok_or(PldaError::NotPositiveDefinite {
+            what: "within-class covariance",
+        })?;
+    Ok((a, psi, a_inv))
+}
+
+/// Per-class means (with their counts) of the columns of `x`, and the within-class scatter
+/// Σ_s Σ_{i∈s} (x_i − x̄_s)(x_i − x̄_s)ᵀ (not normalised).
+pub(crate) fn class_statistics(
+    x: &DMatrix<f64>,
+    classes: &[Vec<usize>],
+) -> (Vec<(DVector<f64>, f64)>, DMatrix<f64>) {
+    let d = x.nrows();
+    let mut means = Vec::with_capacity(classes.len());
+    let mut scatter = DMatrix::<f64>::zeros(d, d);
+    for members in classes {
+        let mut mean = DVector::<f64>::zeros(d);
+        for &i in members {
+            mean += x.column(i);
+        }
+        mean /= members.len() as f64;
+        for &i in members {
+            let r = x.column(i) - &mean;
+            scatter.ger(1.0, &r, &r, 1.0);
+        }
+        means.push((mean, members.len() as f64));
+    }
+    (means, scatter)
+}
+
 impl Plda {
     /// Builds a model from known parameters (mean μ, between-class B, within-class W; d × d,
     /// symmetric, W positive definite, B positive semi-definite).
@@ -266,20 +313,11 @@ impl Plda {
         let n_total = x.ncols() as f64;
         let mean = x.column_mean();
         // Class means d_s = x̄_s − μ and the within-class scatter about them (fixed through EM).
-        let mut class_offsets = Vec::with_capacity(classes.len());
-        let mut scatter = DMatrix::<f64>::zeros(d, d);
-        for members in &classes {
-            let mut class_mean = DVector::<f64>::zeros(d);
-            for &i in members {
-                class_mean += x.column(i);
-            }
-            class_mean /= members.len() as f64;
-            for &i in members {
-                let r = x.column(i) - &class_mean;
-                scatter.ger(1.0, &r, &r, 1.0);
-            }
-            class_offsets.push((class_mean - &mean, members.len() as f64));
-        }
+        let (class_means, scatter) = class_statistics(&x, &classes);
+        let class_offsets: Vec<(DVector<f64>, f64)> = class_means
+            .into_iter()
+            .map(|(class_mean, n)| (class_mean - &mean, n))
+            .collect();
         // Initialisation: the method-of-moments estimates.
         let mut within = &scatter / n_total;
         let mut between = DMatrix::<f64>::zeros(d, d);
@@ -288,16 +326,7 @@ impl Plda {
         }
         between /= class_offsets.len() as f64;
         for _ in 0..options.iterations {
-            let (a, mut psi) = simultaneous_diagonalisation(&within, &between)?;
-            if let Some(rank) = options.speaker_rank {
-                psi.rows_mut(rank, d - rank).fill(0.0);
-            }
-            let a_inv = a
-                .clone()
-                .try_inverse()
-                .ok_or(PldaError::NotPositiveDefinite {
-                    what: "within-class covariance",
-                })?;
+            let (a, psi, a_inv) = diagonalise_with_rank(&within, &between, options.speaker_rank)?;
             // E-step and sufficient statistics in u-space, where the posterior of the speaker
             // variable is diagonal: var = ψ/(nψ + 1), mean = nψ/(nψ + 1) ū.
             let mut between_u = DMatrix::<f64>::zeros(d, d);
@@ -321,15 +350,9 @@ impl Plda {
             between = (&between + between.transpose()) * 0.5;
             within = (&within + within.transpose()) * 0.5;
         }
-        let (transform, mut between_diag) = simultaneous_diagonalisation(&within, &between)?;
-        if let Some(rank) = options.speaker_rank {
-            between_diag.rows_mut(rank, d - rank).fill(0.0);
-            let a_inv = transform
-                .clone()
-                .try_inverse()
-                .ok_or(PldaError::NotPositiveDefinite {
-                    what: "within-class covariance",
-                })?;
+        let (transform, between_diag, a_inv) =
+            diagonalise_with_rank(&within, &between, options.speaker_rank)?;
+        if options.speaker_rank.is_some() {
             between = &a_inv * DMatrix::from_diagonal(&between_diag) * a_inv.transpose();
         }
         Ok(Self {
