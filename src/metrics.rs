@@ -186,7 +186,7 @@ fn eer_from_points(p_miss: &[f64], p_fa: &[f64]) -> f64 {
         }
     }
     let mut eer = (p_miss[best] + p_fa[best]) / 2.0;
-    for j in [best.wrapping_sub(1), best] {
+    for j in [best.checked_sub(1), Some(best)].into_iter().flatten() {
         if j + 1 < p_miss.len() {
             let (a0, b0, a1, b1) = (p_miss[j], p_fa[j], p_miss[j + 1], p_fa[j + 1]);
             if (a0 - b0) * (a1 - b1) <= 0.0 && (a1 - b1) != (a0 - b0) {
@@ -291,18 +291,24 @@ pub fn cllr(llrs: &[f64], is_target: &[bool]) -> Result<f64, MetricsError> {
     Ok((tar_cost / nt as f64 + non_cost / nn as f64) / (2.0 * std::f64::consts::LN_2))
 }
 
-/// Optimal (PAV, ROC-convex-hull) monotone calibration of `scores` to natural-log LLRs, as in
-/// BOSARIS `opt_loglr`: ties are ordered pessimistically (targets below non-targets) and pooled by
-/// PAV. Returned LLRs are in input order and may be ±∞.
-pub fn optimal_llrs(scores: &[f64], is_target: &[bool]) -> Result<Vec<f64>, MetricsError> {
-    let (nt, nn) = check(scores, is_target, true)?;
+/// Pool-adjacent-violators fit of the 0/1 labels in score order: the trial order (ties ordered
+/// pessimistically, targets first, as BOSARIS does) and the blocks (targets in block, trials in
+/// block) in increasing-score order. Block boundaries are the vertices of the ROC convex hull.
+struct PavFit {
+    order: Vec<usize>,
+    blocks: Vec<(f64, usize)>,
+    targets: usize,
+    nontargets: usize,
+}
+
+fn pav(scores: &[f64], is_target: &[bool]) -> Result<PavFit, MetricsError> {
+    let (targets, nontargets) = check(scores, is_target, true)?;
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| {
         scores[a]
             .total_cmp(&scores[b])
             .then_with(|| is_target[b].cmp(&is_target[a]))
     });
-    // Pool-adjacent-violators on the 0/1 labels in score order: blocks (sum, count).
     let mut blocks: Vec<(f64, usize)> = Vec::with_capacity(order.len());
     for &i in &order {
         let mut block = (if is_target[i] { 1.0 } else { 0.0 }, 1usize);
@@ -316,10 +322,23 @@ pub fn optimal_llrs(scores: &[f64], is_target: &[bool]) -> Result<Vec<f64>, Metr
         }
         blocks.push(block);
     }
-    let prior_log_odds = (nt as f64 / nn as f64).ln();
+    Ok(PavFit {
+        order,
+        blocks,
+        targets,
+        nontargets,
+    })
+}
+
+/// Optimal (PAV, ROC-convex-hull) monotone calibration of `scores` to natural-log LLRs, as in
+/// BOSARIS `opt_loglr`: ties are ordered pessimistically (targets below non-targets) and pooled by
+/// PAV. Returned LLRs are in input order and may be ±∞.
+pub fn optimal_llrs(scores: &[f64], is_target: &[bool]) -> Result<Vec<f64>, MetricsError> {
+    let fit = pav(scores, is_target)?;
+    let prior_log_odds = (fit.targets as f64 / fit.nontargets as f64).ln();
     let mut llrs = vec![0.0; scores.len()];
     let mut pos = 0;
-    for (sum, count) in blocks {
+    for &(sum, count) in &fit.blocks {
         let posterior_log_odds = if sum == 0.0 {
             f64::NEG_INFINITY
         } else if sum == count as f64 {
@@ -327,12 +346,31 @@ pub fn optimal_llrs(scores: &[f64], is_target: &[bool]) -> Result<Vec<f64>, Metr
         } else {
             (sum / (count as f64 - sum)).ln()
         };
-        for &i in &order[pos..pos + count] {
+        for &i in &fit.order[pos..pos + count] {
             llrs[i] = posterior_log_odds - prior_log_odds;
         }
         pos += count;
     }
     Ok(llrs)
+}
+
+/// EER of the ROC convex hull (BOSARIS `rocch2eer`): the EER of the best system obtainable by
+/// monotone calibration with randomised decisions between hull vertices. Never above [`eer`],
+/// and at most 0.5.
+pub fn rocch_eer(scores: &[f64], is_target: &[bool]) -> Result<f64, MetricsError> {
+    let fit = pav(scores, is_target)?;
+    let mut p_miss = Vec::with_capacity(fit.blocks.len() + 1);
+    let mut p_fa = Vec::with_capacity(fit.blocks.len() + 1);
+    p_miss.push(0.0);
+    p_fa.push(1.0);
+    let (mut cum_tar, mut cum_non) = (0.0, 0.0);
+    for &(sum, count) in &fit.blocks {
+        cum_tar += sum;
+        cum_non += count as f64 - sum;
+        p_miss.push(cum_tar / fit.targets as f64);
+        p_fa.push(1.0 - cum_non / fit.nontargets as f64);
+    }
+    Ok(eer_from_points(&p_miss, &p_fa))
 }
 
 /// Minimum Cllr (bits): Cllr after the optimal monotone calibration [`optimal_llrs`].
@@ -705,6 +743,21 @@ mod tests {
         // Separable → 0, random identical → ≈ 0 gain but ≤ 1.
         assert_eq!(min_cllr(&[0.0, 1.0], &[false, true]).unwrap(), 0.0);
         assert!(min_cllr(&[1.0, 1.0], &[false, true]).unwrap() - 1.0 < 1e-12);
+    }
+
+    #[test]
+    fn rocch_eer_bounds_and_theory() {
+        let (scores, labels) = gaussian_trials(5000, 5000, 2.0, 21);
+        let hull = rocch_eer(&scores, &labels).unwrap();
+        let plain = eer(&scores, &labels).unwrap();
+        assert!(hull <= plain + 1e-12, "{hull} > {plain}");
+        assert!((hull - 0.158_655).abs() < 0.01, "{hull}");
+        assert_eq!(rocch_eer(&[0.0, 1.0], &[false, true]).unwrap(), 0.0);
+        // A worse-than-chance system's hull is the chance diagonal.
+        assert!(
+            (rocch_eer(&[0.0, 1.0, 2.0, 3.0], &[true, true, false, false]).unwrap() - 0.5).abs()
+                < 1e-12
+        );
     }
 
     #[test]
