@@ -390,6 +390,49 @@ pub fn det_curve(scores: &[f64], is_target: &[bool]) -> Result<Vec<DetPoint>, Me
         .collect())
 }
 
+/// All detection metrics of one system on one trial list.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DetectionSummary {
+    /// Number of target trials.
+    pub targets: usize,
+    /// Number of non-target trials.
+    pub nontargets: usize,
+    /// EER (fraction), peers' definition ([`eer`]).
+    pub eer: f64,
+    /// ROC-convex-hull EER (fraction, [`rocch_eer`]).
+    pub rocch_eer: f64,
+    /// Normalised minDCF at the given [`DcfParams`].
+    pub min_dcf: f64,
+    /// Normalised actual DCF at the Bayes threshold, treating scores as natural-log LLRs.
+    pub actual_dcf: f64,
+    /// Cllr (bits), treating scores as natural-log LLRs.
+    pub cllr: f64,
+    /// Minimum Cllr (bits).
+    pub min_cllr: f64,
+}
+
+impl DetectionSummary {
+    /// Computes every metric (actual DCF and Cllr are only meaningful for calibrated LLRs).
+    pub fn compute(
+        scores: &[f64],
+        is_target: &[bool],
+        params: &DcfParams,
+    ) -> Result<Self, MetricsError> {
+        let (targets, nontargets) = check(scores, is_target, true)?;
+        let (eer, min_dcf) = eer_and_min_dcf(scores, is_target, params)?;
+        Ok(Self {
+            targets,
+            nontargets,
+            eer,
+            rocch_eer: rocch_eer(scores, is_target)?,
+            min_dcf,
+            actual_dcf: actual_dcf(scores, is_target, params)?,
+            cllr: cllr(scores, is_target)?,
+            min_cllr: min_cllr(scores, is_target)?,
+        })
+    }
+}
+
 /// Inverse of the standard normal CDF (probit), |relative error| < 1.2e-9 on (0, 1)
 /// (Acklam's rational approximation), plenty for plotting. ±∞ at 0 and 1.
 pub fn probit(p: f64) -> f64 {
@@ -479,8 +522,19 @@ impl DetPlot {
     pub fn to_svg(&self) -> String {
         const SIZE: f64 = 600.0;
         const MARGIN: f64 = 70.0;
-        let lo = probit(self.min_probability.clamp(1e-9, 0.49));
-        let hi = probit(self.max_probability.clamp(0.01, 1.0 - 1e-9)).max(lo + 0.1);
+        // Out-of-range or NaN axis limits fall back to the defaults rather than panic in clamp.
+        let min_p = if self.min_probability.is_finite() {
+            self.min_probability.clamp(1e-9, 0.49)
+        } else {
+            0.001
+        };
+        let max_p = if self.max_probability.is_finite() {
+            self.max_probability.clamp(0.01, 1.0 - 1e-9)
+        } else {
+            0.5
+        };
+        let lo = probit(min_p);
+        let hi = probit(max_p).max(lo + 0.1);
         let span = SIZE - 2.0 * MARGIN;
         let to_x = |p: f64| MARGIN + (probit(p).clamp(lo, hi) - lo) / (hi - lo) * span;
         let to_y = |p: f64| SIZE - MARGIN - (probit(p).clamp(lo, hi) - lo) / (hi - lo) * span;
@@ -758,6 +812,23 @@ mod tests {
             (rocch_eer(&[0.0, 1.0, 2.0, 3.0], &[true, true, false, false]).unwrap() - 0.5).abs()
                 < 1e-12
         );
+    }
+
+    #[test]
+    fn summary_agrees_with_the_individual_metrics() {
+        let (scores, labels) = gaussian_trials(100, 900, 2.0, 31);
+        let llrs: Vec<f64> = scores.iter().map(|s| 2.0 * s - 2.0).collect();
+        let p = DcfParams::default();
+        let sum = DetectionSummary::compute(&llrs, &labels, &p).unwrap();
+        assert_eq!((sum.targets, sum.nontargets), (100, 900));
+        assert_eq!(sum.eer, eer(&llrs, &labels).unwrap());
+        assert_eq!(sum.min_dcf, min_dcf(&llrs, &labels, &p).unwrap());
+        assert_eq!(sum.cllr, cllr(&llrs, &labels).unwrap());
+        assert!(sum.min_cllr <= sum.cllr && sum.rocch_eer <= sum.eer);
+        let mut plot = DetPlot::new("x");
+        plot.min_probability = f64::NAN;
+        plot.add_system("a", det_curve(&llrs, &labels).unwrap());
+        assert!(plot.to_svg().contains("<path"));
     }
 
     #[test]
