@@ -832,6 +832,19 @@ mod tests {
     }
 
     #[test]
+    fn min_cllr_of_a_hand_worked_example() {
+        // Scores 1..4 labelled n, t, n, t: PAV pools {2, 3} (posterior ½), so the optimal LLRs are
+        // −∞, 0, 0, +∞ and min Cllr = ½·(½·1 + ½·1) = 0.5 bits.
+        let scores = [1.0, 2.0, 3.0, 4.0];
+        let labels = [false, true, false, true];
+        let llrs = optimal_llrs(&scores, &labels).unwrap();
+        assert_eq!(llrs, vec![f64::NEG_INFINITY, 0.0, 0.0, f64::INFINITY]);
+        assert!((min_cllr(&scores, &labels).unwrap() - 0.5).abs() < 1e-15);
+        // Its hull: (P_miss, P_fa) = (0, 1), (0, ½), (½, 0), (1, 0) → EER ¼.
+        assert!((rocch_eer(&scores, &labels).unwrap() - 0.25).abs() < 1e-15);
+    }
+
+    #[test]
     fn pav_llrs_are_monotone_in_score() {
         let (scores, labels) = gaussian_trials(200, 800, 1.0, 9);
         let llrs = optimal_llrs(&scores, &labels).unwrap();
