@@ -461,6 +461,26 @@ impl Plda {
         Ok(PldaEnrollment { mean, count: n })
     }
 
+    /// Enrols a speaker from the average of `count` vectors (original space); the same as
+    /// [`Plda::enroll`] on those vectors, since the model's transform is affine.
+    pub fn enroll_from_mean(
+        &self,
+        mean: &[f64],
+        count: usize,
+    ) -> Result<PldaEnrollment, PldaError> {
+        if count == 0 {
+            return Err(PldaError::NotEnoughData {
+                what: "enrollment count",
+                expected: 1,
+                got: 0,
+            });
+        }
+        Ok(PldaEnrollment {
+            mean: self.transform(mean)?,
+            count,
+        })
+    }
+
     /// Verification LLR (natural log) of a test vector (original space) against an enrolled
     /// speaker: ln p(test | same speaker as the enrollment) − ln p(test | different speaker).
     pub fn llr(&self, enrollment: &PldaEnrollment, test: &[f64]) -> Result<f64, PldaError> {

@@ -140,6 +140,15 @@ fn batched_scorer_equals_pairwise_llr_with_mixed_enrollment_counts() {
         .collect();
     let scorer = PldaScorer::new(&plda, &enrollments).unwrap();
     assert_eq!(scorer.len(), 12);
+    // Enrolling from the averaged vectors gives the same enrollment.
+    let average: Vec<f64> = (0..6)
+        .map(|k| vectors[8..11].iter().map(|v| v[k]).sum::<f64>() / 3.0)
+        .collect();
+    let from_mean = plda.enroll_from_mean(&average, 3).unwrap();
+    for (a, b) in from_mean.mean.iter().zip(&enrollments[2].mean) {
+        assert!((a - b).abs() < 1e-12);
+    }
+    assert_eq!(from_mean.count, enrollments[2].count);
     let test = &vectors[7];
     let batch = scorer.score(&plda, test).unwrap();
     for (e, got) in enrollments.iter().zip(&batch) {
