@@ -433,6 +433,63 @@ impl DetectionSummary {
     }
 }
 
+/// Closed-set identification result: how many tests had their true model ranked first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identification {
+    /// Tests whose highest-scoring model is the true one.
+    pub correct: usize,
+    /// Tests counted (those whose true model is enrolled).
+    pub tests: usize,
+}
+
+impl Identification {
+    /// Top-1 accuracy as a fraction (NaN when no test was counted, as the peers report it).
+    pub fn accuracy(&self) -> f64 {
+        if self.tests == 0 {
+            f64::NAN
+        } else {
+            self.correct as f64 / self.tests as f64
+        }
+    }
+}
+
+/// Closed-set top-1 identification (peers' definition): `scores_per_test[j][m]` is test j's
+/// score against model m; a test counts when `true_model[j]` is `Some`, and is correct when its
+/// first highest-scoring model (numpy `argmax`) is the true one.
+pub fn top1_identification<S: AsRef<[f64]>>(
+    scores_per_test: &[S],
+    true_model: &[Option<usize>],
+) -> Result<Identification, MetricsError> {
+    if scores_per_test.len() != true_model.len() {
+        return Err(MetricsError::LengthMismatch {
+            scores: scores_per_test.len(),
+            labels: true_model.len(),
+        });
+    }
+    let mut result = Identification {
+        correct: 0,
+        tests: 0,
+    };
+    for (row, truth) in scores_per_test.iter().zip(true_model) {
+        let Some(truth) = *truth else { continue };
+        let row = row.as_ref();
+        if let Some((index, &value)) = row.iter().enumerate().find(|(_, s)| s.is_nan()) {
+            return Err(MetricsError::NonFiniteScore { index, value });
+        }
+        let mut best = 0;
+        for (m, &score) in row.iter().enumerate() {
+            if score > row[best] {
+                best = m;
+            }
+        }
+        result.tests += 1;
+        if !row.is_empty() && best == truth {
+            result.correct += 1;
+        }
+    }
+    Ok(result)
+}
+
 /// Inverse of the standard normal CDF (probit), |relative error| < 1.2e-9 on (0, 1)
 /// (Acklam's rational approximation), plenty for plotting. ±∞ at 0 and 1.
 pub fn probit(p: f64) -> f64 {
@@ -842,6 +899,33 @@ mod tests {
         assert!((min_cllr(&scores, &labels).unwrap() - 0.5).abs() < 1e-15);
         // Its hull: (P_miss, P_fa) = (0, 1), (0, ½), (½, 0), (1, 0) → EER ¼.
         assert!((rocch_eer(&scores, &labels).unwrap() - 0.25).abs() < 1e-15);
+    }
+
+    #[test]
+    fn top1_counts_first_argmax_and_skips_unenrolled_tests() {
+        let rows = vec![
+            vec![0.1, 0.9, 0.3],
+            vec![0.5, 0.5, 0.2], // tie: first maximum (model 0) wins, as numpy argmax
+            vec![0.0, 0.0, 1.0],
+            vec![9.0, 0.0, 0.0],
+        ];
+        let truth = [Some(1), Some(1), Some(0), None];
+        let id = top1_identification(&rows, &truth).unwrap();
+        assert_eq!(
+            id,
+            Identification {
+                correct: 1,
+                tests: 3
+            }
+        );
+        assert!((id.accuracy() - 1.0 / 3.0).abs() < 1e-15);
+        assert!(top1_identification(&rows, &truth[..2]).is_err());
+        assert!(Identification {
+            correct: 0,
+            tests: 0
+        }
+        .accuracy()
+        .is_nan());
     }
 
     #[test]
