@@ -69,9 +69,8 @@ pub enum PldaError {
 pub struct PldaOptions {
     /// EM iterations (≥ 1). Default 10.
     pub iterations: usize,
-    /// Rank of the between-class covariance (speaker-factor rank of simplified PLDA); `None` =
-    /// full rank. After every M-step B is truncated to its `r` largest generalised eigenvalues
-    /// relative to W. Default `None`.
+    /// Speaker-factor rank r of simplified PLDA (B = ΦΦᵀ with Φ d × r, trained by its own EM);
+    /// `None` = the full-rank two-covariance model. Default `None`.
     pub speaker_rank: Option<usize>,
 }
 
@@ -188,6 +187,81 @@ pub(crate) fn simultaneous_diagonalisation(
 
 /// A diagonalising basis: A, ψ and A⁻¹.
 type Diagonalisation = (DMatrix<f64>, DVector<f64>, DMatrix<f64>);
+
+/// One EM step of the two-covariance model, computed in the basis that diagonalises the current
+/// (B, W), where the posterior of the speaker variable is diagonal: var = ψ/(nψ + 1),
+/// mean = nψ/(nψ + 1)·ū. `scatter` is the within-class scatter, `class_offsets` the class means
+/// minus the global mean with their counts. Returns the new (B, W).
+fn two_covariance_em_step(
+    between: &DMatrix<f64>,
+    within: &DMatrix<f64>,
+    scatter: &DMatrix<f64>,
+    class_offsets: &[(DVector<f64>, f64)],
+) -> Result<(DMatrix<f64>, DMatrix<f64>), PldaError> {
+    let d = within.nrows();
+    let n_total: f64 = class_offsets.iter().map(|(_, n)| n).sum();
+    let (a, psi, a_inv) = diagonalise_with_rank(within, between, None)?;
+    let mut between_u = DMatrix::<f64>::zeros(d, d);
+    let mut within_u = &a * scatter * a.transpose();
+    for (offset, n) in class_offsets {
+        let u_bar = &a * offset;
+        let var = psi.map(|p| p / (n * p + 1.0));
+        let y_hat = DVector::from_fn(d, |k, _| n * psi[k] / (n * psi[k] + 1.0) * u_bar[k]);
+        between_u.ger(1.0, &y_hat, &y_hat, 1.0);
+        let r = &u_bar - &y_hat;
+        within_u.ger(*n, &r, &r, 1.0);
+        for k in 0..d {
+            between_u[(k, k)] += var[k];
+            within_u[(k, k)] += n * var[k];
+        }
+    }
+    between_u /= class_offsets.len() as f64;
+    within_u /= n_total;
+    let between = &a_inv * between_u * a_inv.transpose();
+    let within = &a_inv * within_u * a_inv.transpose();
+    Ok((
+        (&between + between.transpose()) * 0.5,
+        (&within + within.transpose()) * 0.5,
+    ))
+}
+
+/// One EM step of simplified PLDA x = μ + Φy + ε, y ~ N(0, I_r), ε ~ N(0, W). `total` is the
+/// scatter of all vectors about the global mean. Returns the new (Φ, W).
+fn simplified_em_step(
+    factors: &DMatrix<f64>,
+    within: &DMatrix<f64>,
+    total: &DMatrix<f64>,
+    class_offsets: &[(DVector<f64>, f64)],
+) -> Result<(DMatrix<f64>, DMatrix<f64>), PldaError> {
+    let not_pd = PldaError::NotPositiveDefinite {
+        what: "within-class covariance",
+    };
+    let rank = factors.ncols();
+    let n_total: f64 = class_offsets.iter().map(|(_, n)| n).sum();
+    let w_chol = within.clone().cholesky().ok_or(not_pd.clone())?;
+    let w_inv_factors = w_chol.solve(factors);
+    let gram = factors.transpose() * &w_inv_factors;
+    let mut second = DMatrix::<f64>::zeros(rank, rank);
+    let mut cross = DMatrix::<f64>::zeros(factors.nrows(), rank);
+    for (offset, n) in class_offsets {
+        // Posterior of y: precision I + nΦᵀW⁻¹Φ, mean P⁻¹ΦᵀW⁻¹ Σ_i (x_i − μ).
+        let precision = DMatrix::identity(rank, rank) + &gram * *n;
+        let chol = precision.cholesky().ok_or(not_pd.clone())?;
+        let sum = offset * *n;
+        let y_hat = chol.solve(&(w_inv_factors.transpose() * &sum));
+        let mut moment = chol.inverse();
+        moment.ger(1.0, &y_hat, &y_hat, 1.0);
+        second += moment * *n;
+        cross.ger(1.0, &sum, &y_hat, 1.0);
+    }
+    let new_factors = second
+        .cholesky()
+        .ok_or(not_pd)?
+        .solve(&cross.transpose())
+        .transpose();
+    let within = (total - &new_factors * cross.transpose()) / n_total;
+    Ok((new_factors, (&within + within.transpose()) * 0.5))
+}
 
 /// [`simultaneous_diagonalisation`] with ψ beyond the `rank` largest set to zero, plus A⁻¹.
 fn diagonalise_with_rank(
@@ -325,30 +399,28 @@ impl Plda {
             between.ger(1.0, offset, offset, 1.0);
         }
         between /= class_offsets.len() as f64;
-        for _ in 0..options.iterations {
-            let (a, psi, a_inv) = diagonalise_with_rank(&within, &between, options.speaker_rank)?;
-            // E-step and sufficient statistics in u-space, where the posterior of the speaker
-            // variable is diagonal: var = ψ/(nψ + 1), mean = nψ/(nψ + 1) ū.
-            let mut between_u = DMatrix::<f64>::zeros(d, d);
-            let mut within_u = &a * &scatter * a.transpose();
-            for (offset, n) in &class_offsets {
-                let u_bar = &a * offset;
-                let var = psi.map(|p| p / (n * p + 1.0));
-                let y_hat = DVector::from_fn(d, |k, _| n * psi[k] / (n * psi[k] + 1.0) * u_bar[k]);
-                between_u.ger(1.0, &y_hat, &y_hat, 1.0);
-                let r = &u_bar - &y_hat;
-                within_u.ger(*n, &r, &r, 1.0);
-                for k in 0..d {
-                    between_u[(k, k)] += var[k];
-                    within_u[(k, k)] += n * var[k];
+        match options.speaker_rank {
+            None => {
+                for _ in 0..options.iterations {
+                    (between, within) =
+                        two_covariance_em_step(&between, &within, &scatter, &class_offsets)?;
                 }
             }
-            between_u /= class_offsets.len() as f64;
-            within_u /= n_total;
-            between = &a_inv * between_u * a_inv.transpose();
-            within = &a_inv * within_u * a_inv.transpose();
-            between = (&between + between.transpose()) * 0.5;
-            within = (&within + within.transpose()) * 0.5;
+            Some(rank) => {
+                // Speaker factors Φ (d × r) with B = ΦΦᵀ, initialised from the top-r part of the
+                // moment estimate of B.
+                let (_, psi, a_inv) = diagonalise_with_rank(&within, &between, Some(rank))?;
+                let mut factors = DMatrix::from_fn(d, rank, |i, k| a_inv[(i, k)] * psi[k].sqrt());
+                let mut total = scatter.clone();
+                for (offset, n) in &class_offsets {
+                    total.ger(*n, offset, offset, 1.0);
+                }
+                for _ in 0..options.iterations {
+                    (factors, within) =
+                        simplified_em_step(&factors, &within, &total, &class_offsets)?;
+                }
+                between = &factors * factors.transpose();
+            }
         }
         let (transform, between_diag, a_inv) =
             diagonalise_with_rank(&within, &between, options.speaker_rank)?;

@@ -216,23 +216,25 @@ fn em_log_likelihood_never_decreases() {
     let (mean, b, w) = model(3, 7);
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let (vectors, labels) = synthetic(&mean, &b, &w, 60, 3, &mut rng);
-    let mut last = f64::NEG_INFINITY;
-    for iterations in 1..=6 {
-        let plda = Plda::train(
-            &vectors,
-            &labels,
-            &PldaOptions {
-                iterations,
-                speaker_rank: None,
-            },
-        )
-        .unwrap();
-        let ll = plda.log_likelihood(&vectors, &labels).unwrap();
-        assert!(
-            ll >= last - 1e-8 * last.abs(),
-            "iteration {iterations}: {ll} < {last}"
-        );
-        last = ll;
+    for speaker_rank in [None, Some(2), Some(1)] {
+        let mut last = f64::NEG_INFINITY;
+        for iterations in 1..=6 {
+            let plda = Plda::train(
+                &vectors,
+                &labels,
+                &PldaOptions {
+                    iterations,
+                    speaker_rank,
+                },
+            )
+            .unwrap();
+            let ll = plda.log_likelihood(&vectors, &labels).unwrap();
+            assert!(
+                ll >= last - 1e-8 * last.abs(),
+                "rank {speaker_rank:?}, iteration {iterations}: {ll} < {last}"
+            );
+            last = ll;
+        }
     }
     // The trained model explains its data better than the true one (ML on a finite sample) ...
     let truth = Plda::from_parameters(mean.as_slice(), &b, &w).unwrap();
