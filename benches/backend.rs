@@ -67,6 +67,27 @@ fn ivector_extraction(crit: &mut Criterion) {
     group.finish();
 }
 
+/// One EM iteration of T training (R = 100) on 64 calls' statistics, including the f64
+/// per-component terms it rebuilds; uses rayon (all cores unless `RAYON_NUM_THREADS` is set).
+fn ivector_em_iteration(crit: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let ubm = ubm(&mut rng);
+    let stats: Vec<BaumWelchStats> = (0..64).map(|_| call_stats(&mut rng)).collect();
+    let refs: Vec<&BaumWelchStats> = stats.iter().collect();
+    let t = DMatrix::from_fn(COMPONENTS * FEAT_DIM, 100, |_, _| 0.05 * normal(&mut rng));
+    let extractor = IvectorExtractor::from_total_variability(&ubm, &t).unwrap();
+    let mut group = crit.benchmark_group("ivector_em_iteration_64_calls");
+    group.sample_size(10);
+    group.bench_function("100", |b| {
+        b.iter_batched(
+            || extractor.clone(),
+            |mut model| model.em_iteration(black_box(&refs), true).unwrap(),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
 fn plda_scoring(crit: &mut Criterion) {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut group = crit.benchmark_group("plda_score_vs_10000_speakers");
@@ -99,5 +120,10 @@ fn plda_scoring(crit: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ivector_extraction, plda_scoring);
+criterion_group!(
+    benches,
+    ivector_extraction,
+    ivector_em_iteration,
+    plda_scoring
+);
 criterion_main!(benches);

@@ -186,7 +186,7 @@ fn eer_from_points(p_miss: &[f64], p_fa: &[f64]) -> f64 {
         }
     }
     let mut eer = (p_miss[best] + p_fa[best]) / 2.0;
-    for j in [best.wrapping_sub(1), best] {
+    for j in [best.checked_sub(1), Some(best)].into_iter().flatten() {
         if j + 1 < p_miss.len() {
             let (a0, b0, a1, b1) = (p_miss[j], p_fa[j], p_miss[j + 1], p_fa[j + 1]);
             if (a0 - b0) * (a1 - b1) <= 0.0 && (a1 - b1) != (a0 - b0) {
@@ -291,18 +291,24 @@ pub fn cllr(llrs: &[f64], is_target: &[bool]) -> Result<f64, MetricsError> {
     Ok((tar_cost / nt as f64 + non_cost / nn as f64) / (2.0 * std::f64::consts::LN_2))
 }
 
-/// Optimal (PAV, ROC-convex-hull) monotone calibration of `scores` to natural-log LLRs, as in
-/// BOSARIS `opt_loglr`: ties are ordered pessimistically (targets below non-targets) and pooled by
-/// PAV. Returned LLRs are in input order and may be ±∞.
-pub fn optimal_llrs(scores: &[f64], is_target: &[bool]) -> Result<Vec<f64>, MetricsError> {
-    let (nt, nn) = check(scores, is_target, true)?;
+/// Pool-adjacent-violators fit of the 0/1 labels in score order: the trial order (ties ordered
+/// pessimistically, targets first, as BOSARIS does) and the blocks (targets in block, trials in
+/// block) in increasing-score order. Block boundaries are the vertices of the ROC convex hull.
+struct PavFit {
+    order: Vec<usize>,
+    blocks: Vec<(f64, usize)>,
+    targets: usize,
+    nontargets: usize,
+}
+
+fn pav(scores: &[f64], is_target: &[bool]) -> Result<PavFit, MetricsError> {
+    let (targets, nontargets) = check(scores, is_target, true)?;
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| {
         scores[a]
             .total_cmp(&scores[b])
             .then_with(|| is_target[b].cmp(&is_target[a]))
     });
-    // Pool-adjacent-violators on the 0/1 labels in score order: blocks (sum, count).
     let mut blocks: Vec<(f64, usize)> = Vec::with_capacity(order.len());
     for &i in &order {
         let mut block = (if is_target[i] { 1.0 } else { 0.0 }, 1usize);
@@ -316,10 +322,23 @@ pub fn optimal_llrs(scores: &[f64], is_target: &[bool]) -> Result<Vec<f64>, Metr
         }
         blocks.push(block);
     }
-    let prior_log_odds = (nt as f64 / nn as f64).ln();
+    Ok(PavFit {
+        order,
+        blocks,
+        targets,
+        nontargets,
+    })
+}
+
+/// Optimal (PAV, ROC-convex-hull) monotone calibration of `scores` to natural-log LLRs, as in
+/// BOSARIS `opt_loglr`: ties are ordered pessimistically (targets below non-targets) and pooled by
+/// PAV. Returned LLRs are in input order and may be ±∞.
+pub fn optimal_llrs(scores: &[f64], is_target: &[bool]) -> Result<Vec<f64>, MetricsError> {
+    let fit = pav(scores, is_target)?;
+    let prior_log_odds = (fit.targets as f64 / fit.nontargets as f64).ln();
     let mut llrs = vec![0.0; scores.len()];
     let mut pos = 0;
-    for (sum, count) in blocks {
+    for &(sum, count) in &fit.blocks {
         let posterior_log_odds = if sum == 0.0 {
             f64::NEG_INFINITY
         } else if sum == count as f64 {
@@ -327,12 +346,31 @@ pub fn optimal_llrs(scores: &[f64], is_target: &[bool]) -> Result<Vec<f64>, Metr
         } else {
             (sum / (count as f64 - sum)).ln()
         };
-        for &i in &order[pos..pos + count] {
+        for &i in &fit.order[pos..pos + count] {
             llrs[i] = posterior_log_odds - prior_log_odds;
         }
         pos += count;
     }
     Ok(llrs)
+}
+
+/// EER of the ROC convex hull (BOSARIS `rocch2eer`): the EER of the best system obtainable by
+/// monotone calibration with randomised decisions between hull vertices. Never above [`eer`],
+/// and at most 0.5.
+pub fn rocch_eer(scores: &[f64], is_target: &[bool]) -> Result<f64, MetricsError> {
+    let fit = pav(scores, is_target)?;
+    let mut p_miss = Vec::with_capacity(fit.blocks.len() + 1);
+    let mut p_fa = Vec::with_capacity(fit.blocks.len() + 1);
+    p_miss.push(0.0);
+    p_fa.push(1.0);
+    let (mut cum_tar, mut cum_non) = (0.0, 0.0);
+    for &(sum, count) in &fit.blocks {
+        cum_tar += sum;
+        cum_non += count as f64 - sum;
+        p_miss.push(cum_tar / fit.targets as f64);
+        p_fa.push(1.0 - cum_non / fit.nontargets as f64);
+    }
+    Ok(eer_from_points(&p_miss, &p_fa))
 }
 
 /// Minimum Cllr (bits): Cllr after the optimal monotone calibration [`optimal_llrs`].
@@ -350,6 +388,106 @@ pub fn det_curve(scores: &[f64], is_target: &[bool]) -> Result<Vec<DetPoint>, Me
         .zip(p_fa)
         .map(|(p_miss, p_fa)| DetPoint { p_miss, p_fa })
         .collect())
+}
+
+/// All detection metrics of one system on one trial list.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DetectionSummary {
+    /// Number of target trials.
+    pub targets: usize,
+    /// Number of non-target trials.
+    pub nontargets: usize,
+    /// EER (fraction), peers' definition ([`eer`]).
+    pub eer: f64,
+    /// ROC-convex-hull EER (fraction, [`rocch_eer`]).
+    pub rocch_eer: f64,
+    /// Normalised minDCF at the given [`DcfParams`].
+    pub min_dcf: f64,
+    /// Normalised actual DCF at the Bayes threshold, treating scores as natural-log LLRs.
+    pub actual_dcf: f64,
+    /// Cllr (bits), treating scores as natural-log LLRs.
+    pub cllr: f64,
+    /// Minimum Cllr (bits).
+    pub min_cllr: f64,
+}
+
+impl DetectionSummary {
+    /// Computes every metric (actual DCF and Cllr are only meaningful for calibrated LLRs).
+    pub fn compute(
+        scores: &[f64],
+        is_target: &[bool],
+        params: &DcfParams,
+    ) -> Result<Self, MetricsError> {
+        let (targets, nontargets) = check(scores, is_target, true)?;
+        let (eer, min_dcf) = eer_and_min_dcf(scores, is_target, params)?;
+        Ok(Self {
+            targets,
+            nontargets,
+            eer,
+            rocch_eer: rocch_eer(scores, is_target)?,
+            min_dcf,
+            actual_dcf: actual_dcf(scores, is_target, params)?,
+            cllr: cllr(scores, is_target)?,
+            min_cllr: min_cllr(scores, is_target)?,
+        })
+    }
+}
+
+/// Closed-set identification result: how many tests had their true model ranked first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identification {
+    /// Tests whose highest-scoring model is the true one.
+    pub correct: usize,
+    /// Tests counted (those whose true model is enrolled).
+    pub tests: usize,
+}
+
+impl Identification {
+    /// Top-1 accuracy as a fraction (NaN when no test was counted, as the peers report it).
+    pub fn accuracy(&self) -> f64 {
+        if self.tests == 0 {
+            f64::NAN
+        } else {
+            self.correct as f64 / self.tests as f64
+        }
+    }
+}
+
+/// Closed-set top-1 identification (peers' definition): `scores_per_test[j][m]` is test j's
+/// score against model m; a test counts when `true_model[j]` is `Some`, and is correct when its
+/// first highest-scoring model (numpy `argmax`) is the true one.
+pub fn top1_identification<S: AsRef<[f64]>>(
+    scores_per_test: &[S],
+    true_model: &[Option<usize>],
+) -> Result<Identification, MetricsError> {
+    if scores_per_test.len() != true_model.len() {
+        return Err(MetricsError::LengthMismatch {
+            scores: scores_per_test.len(),
+            labels: true_model.len(),
+        });
+    }
+    let mut result = Identification {
+        correct: 0,
+        tests: 0,
+    };
+    for (row, truth) in scores_per_test.iter().zip(true_model) {
+        let Some(truth) = *truth else { continue };
+        let row = row.as_ref();
+        if let Some((index, &value)) = row.iter().enumerate().find(|(_, s)| s.is_nan()) {
+            return Err(MetricsError::NonFiniteScore { index, value });
+        }
+        let mut best = 0;
+        for (m, &score) in row.iter().enumerate() {
+            if score > row[best] {
+                best = m;
+            }
+        }
+        result.tests += 1;
+        if !row.is_empty() && best == truth {
+            result.correct += 1;
+        }
+    }
+    Ok(result)
 }
 
 /// Inverse of the standard normal CDF (probit), |relative error| < 1.2e-9 on (0, 1)
@@ -441,8 +579,19 @@ impl DetPlot {
     pub fn to_svg(&self) -> String {
         const SIZE: f64 = 600.0;
         const MARGIN: f64 = 70.0;
-        let lo = probit(self.min_probability.clamp(1e-9, 0.49));
-        let hi = probit(self.max_probability.clamp(0.01, 1.0 - 1e-9)).max(lo + 0.1);
+        // Out-of-range or NaN axis limits fall back to the defaults rather than panic in clamp.
+        let min_p = if self.min_probability.is_finite() {
+            self.min_probability.clamp(1e-9, 0.49)
+        } else {
+            0.001
+        };
+        let max_p = if self.max_probability.is_finite() {
+            self.max_probability.clamp(0.01, 1.0 - 1e-9)
+        } else {
+            0.5
+        };
+        let lo = probit(min_p);
+        let hi = probit(max_p).max(lo + 0.1);
         let span = SIZE - 2.0 * MARGIN;
         let to_x = |p: f64| MARGIN + (probit(p).clamp(lo, hi) - lo) / (hi - lo) * span;
         let to_y = |p: f64| SIZE - MARGIN - (probit(p).clamp(lo, hi) - lo) / (hi - lo) * span;
@@ -705,6 +854,78 @@ mod tests {
         // Separable → 0, random identical → ≈ 0 gain but ≤ 1.
         assert_eq!(min_cllr(&[0.0, 1.0], &[false, true]).unwrap(), 0.0);
         assert!(min_cllr(&[1.0, 1.0], &[false, true]).unwrap() - 1.0 < 1e-12);
+    }
+
+    #[test]
+    fn rocch_eer_bounds_and_theory() {
+        let (scores, labels) = gaussian_trials(5000, 5000, 2.0, 21);
+        let hull = rocch_eer(&scores, &labels).unwrap();
+        let plain = eer(&scores, &labels).unwrap();
+        assert!(hull <= plain + 1e-12, "{hull} > {plain}");
+        assert!((hull - 0.158_655).abs() < 0.01, "{hull}");
+        assert_eq!(rocch_eer(&[0.0, 1.0], &[false, true]).unwrap(), 0.0);
+        // A worse-than-chance system's hull is the chance diagonal.
+        assert!(
+            (rocch_eer(&[0.0, 1.0, 2.0, 3.0], &[true, true, false, false]).unwrap() - 0.5).abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn summary_agrees_with_the_individual_metrics() {
+        let (scores, labels) = gaussian_trials(100, 900, 2.0, 31);
+        let llrs: Vec<f64> = scores.iter().map(|s| 2.0 * s - 2.0).collect();
+        let p = DcfParams::default();
+        let sum = DetectionSummary::compute(&llrs, &labels, &p).unwrap();
+        assert_eq!((sum.targets, sum.nontargets), (100, 900));
+        assert_eq!(sum.eer, eer(&llrs, &labels).unwrap());
+        assert_eq!(sum.min_dcf, min_dcf(&llrs, &labels, &p).unwrap());
+        assert_eq!(sum.cllr, cllr(&llrs, &labels).unwrap());
+        assert!(sum.min_cllr <= sum.cllr && sum.rocch_eer <= sum.eer);
+        let mut plot = DetPlot::new("x");
+        plot.min_probability = f64::NAN;
+        plot.add_system("a", det_curve(&llrs, &labels).unwrap());
+        assert!(plot.to_svg().contains("<path"));
+    }
+
+    #[test]
+    fn min_cllr_of_a_hand_worked_example() {
+        // Scores 1..4 labelled n, t, n, t: PAV pools {2, 3} (posterior ½), so the optimal LLRs are
+        // −∞, 0, 0, +∞ and min Cllr = ½·(½·1 + ½·1) = 0.5 bits.
+        let scores = [1.0, 2.0, 3.0, 4.0];
+        let labels = [false, true, false, true];
+        let llrs = optimal_llrs(&scores, &labels).unwrap();
+        assert_eq!(llrs, vec![f64::NEG_INFINITY, 0.0, 0.0, f64::INFINITY]);
+        assert!((min_cllr(&scores, &labels).unwrap() - 0.5).abs() < 1e-15);
+        // Its hull: (P_miss, P_fa) = (0, 1), (0, ½), (½, 0), (1, 0) → EER ¼.
+        assert!((rocch_eer(&scores, &labels).unwrap() - 0.25).abs() < 1e-15);
+    }
+
+    #[test]
+    fn top1_counts_first_argmax_and_skips_unenrolled_tests() {
+        let rows = vec![
+            vec![0.1, 0.9, 0.3],
+            vec![0.5, 0.5, 0.2], // tie: first maximum (model 0) wins, as numpy argmax
+            vec![0.0, 0.0, 1.0],
+            vec![9.0, 0.0, 0.0],
+        ];
+        let truth = [Some(1), Some(1), Some(0), None];
+        let id = top1_identification(&rows, &truth).unwrap();
+        assert_eq!(
+            id,
+            Identification {
+                correct: 1,
+                tests: 3
+            }
+        );
+        assert!((id.accuracy() - 1.0 / 3.0).abs() < 1e-15);
+        assert!(top1_identification(&rows, &truth[..2]).is_err());
+        assert!(Identification {
+            correct: 0,
+            tests: 0
+        }
+        .accuracy()
+        .is_nan());
     }
 
     #[test]

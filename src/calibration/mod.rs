@@ -111,7 +111,7 @@ impl CalibrationOptions {
     }
 }
 
-/// Linear fusion of K systems' scores into one natural-log LLR: llr = Σ_k weights[k]·s_k + offset.
+/// Linear fusion of K systems' scores into one natural-log LLR: llr = Σ_k w_k·s_k + offset (`weights[k]` is w_k).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fusion {
     /// One weight per system (LLR nats per score unit).

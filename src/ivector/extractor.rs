@@ -492,6 +492,13 @@ impl IvectorExtractor {
         min_divergence: bool,
     ) -> Result<f64, IvectorError> {
         const BLOCK: usize = 64;
+        if stats.is_empty() {
+            return Err(IvectorError::NotEnoughData {
+                what: "utterances for an EM iteration",
+                expected: 1,
+                got: 0,
+            });
+        }
         let rank = self.ivector_dim();
         let c_count = self.num_components();
         let d = self.feat_dim;

@@ -6,7 +6,9 @@ use std::hash::Hash;
 use nalgebra::{DMatrix, DVector};
 
 use super::IvectorError;
-use crate::plda::{group_by_label, simultaneous_diagonalisation, vectors_to_matrix};
+use crate::plda::{
+    class_statistics, group_by_label, simultaneous_diagonalisation, vectors_to_matrix,
+};
 
 fn check_vector(x: &[f64], dim: usize, what: &'static str) -> Result<(), IvectorError> {
     if x.len() != dim {
@@ -28,30 +30,6 @@ fn check_labels(vectors: usize, labels: usize) -> Result<(), IvectorError> {
         });
     }
     Ok(())
-}
-
-/// Class means and the within-class covariance Σ_s Σ_{i∈s} (x_i − x̄_s)(x_i − x̄_s)ᵀ / N.
-fn class_statistics(
-    x: &DMatrix<f64>,
-    classes: &[Vec<usize>],
-) -> (Vec<(DVector<f64>, f64)>, DMatrix<f64>) {
-    let d = x.nrows();
-    let mut means = Vec::with_capacity(classes.len());
-    let mut within = DMatrix::<f64>::zeros(d, d);
-    for members in classes {
-        let mut mean = DVector::<f64>::zeros(d);
-        for &i in members {
-            mean += x.column(i);
-        }
-        mean /= members.len() as f64;
-        for &i in members {
-            let r = x.column(i) - &mean;
-            within.ger(1.0, &r, &r, 1.0);
-        }
-        means.push((mean, members.len() as f64));
-    }
-    within /= x.ncols() as f64;
-    (means, within)
 }
 
 /// Subtracts a mean vector (trained as the average of the training vectors).
@@ -125,7 +103,8 @@ impl Lda {
             });
         }
         let mean = x.column_mean();
-        let (class_means, within) = class_statistics(&x, &classes);
+        let (class_means, scatter) = class_statistics(&x, &classes);
+        let within = scatter / x.ncols() as f64;
         let mut between = DMatrix::<f64>::zeros(d, d);
         for (m, n) in &class_means {
             let r = m - &mean;
@@ -195,11 +174,8 @@ impl Wccn {
         }
         let mut within = DMatrix::<f64>::zeros(d, d);
         for members in &classes {
-            let (_, w) = class_statistics(
-                &DMatrix::from_columns(&members.iter().map(|&i| x.column(i)).collect::<Vec<_>>()),
-                &[(0..members.len()).collect()],
-            );
-            within += w;
+            let (_, scatter) = class_statistics(&x, std::slice::from_ref(members));
+            within += scatter / members.len() as f64;
         }
         within /= classes.len() as f64;
         let chol = within.cholesky().ok_or(IvectorError::NotPositiveDefinite {

@@ -69,9 +69,8 @@ pub enum PldaError {
 pub struct PldaOptions {
     /// EM iterations (≥ 1). Default 10.
     pub iterations: usize,
-    /// Rank of the between-class covariance (speaker-factor rank of simplified PLDA); `None` =
-    /// full rank. After every M-step B is truncated to its `r` largest generalised eigenvalues
-    /// relative to W. Default `None`.
+    /// Speaker-factor rank r of simplified PLDA (B = ΦΦᵀ with Φ d × r, trained by its own EM);
+    /// `None` = the full-rank two-covariance model. Default `None`.
     pub speaker_rank: Option<usize>,
 }
 
@@ -186,6 +185,128 @@ pub(crate) fn simultaneous_diagonalisation(
     Ok((a, psi))
 }
 
+/// A diagonalising basis: A, ψ and A⁻¹.
+type Diagonalisation = (DMatrix<f64>, DVector<f64>, DMatrix<f64>);
+
+/// One EM step of the two-covariance model, computed in the basis that diagonalises the current
+/// (B, W), where the posterior of the speaker variable is diagonal: var = ψ/(nψ + 1),
+/// mean = nψ/(nψ + 1)·ū. `scatter` is the within-class scatter, `class_offsets` the class means
+/// minus the global mean with their counts. Returns the new (B, W).
+fn two_covariance_em_step(
+    between: &DMatrix<f64>,
+    within: &DMatrix<f64>,
+    scatter: &DMatrix<f64>,
+    class_offsets: &[(DVector<f64>, f64)],
+) -> Result<(DMatrix<f64>, DMatrix<f64>), PldaError> {
+    let d = within.nrows();
+    let n_total: f64 = class_offsets.iter().map(|(_, n)| n).sum();
+    let (a, psi, a_inv) = diagonalise_with_rank(within, between, None)?;
+    let mut between_u = DMatrix::<f64>::zeros(d, d);
+    let mut within_u = &a * scatter * a.transpose();
+    for (offset, n) in class_offsets {
+        let u_bar = &a * offset;
+        let var = psi.map(|p| p / (n * p + 1.0));
+        let y_hat = DVector::from_fn(d, |k, _| n * psi[k] / (n * psi[k] + 1.0) * u_bar[k]);
+        between_u.ger(1.0, &y_hat, &y_hat, 1.0);
+        let r = &u_bar - &y_hat;
+        within_u.ger(*n, &r, &r, 1.0);
+        for k in 0..d {
+            between_u[(k, k)] += var[k];
+            within_u[(k, k)] += n * var[k];
+        }
+    }
+    between_u /= class_offsets.len() as f64;
+    within_u /= n_total;
+    let between = &a_inv * between_u * a_inv.transpose();
+    let within = &a_inv * within_u * a_inv.transpose();
+    Ok((
+        (&between + between.transpose()) * 0.5,
+        (&within + within.transpose()) * 0.5,
+    ))
+}
+
+/// One EM step of simplified PLDA x = μ + Φy + ε, y ~ N(0, I_r), ε ~ N(0, W). `total` is the
+/// scatter of all vectors about the global mean. Returns the new (Φ, W).
+fn simplified_em_step(
+    factors: &DMatrix<f64>,
+    within: &DMatrix<f64>,
+    total: &DMatrix<f64>,
+    class_offsets: &[(DVector<f64>, f64)],
+) -> Result<(DMatrix<f64>, DMatrix<f64>), PldaError> {
+    let not_pd = PldaError::NotPositiveDefinite {
+        what: "within-class covariance",
+    };
+    let rank = factors.ncols();
+    let n_total: f64 = class_offsets.iter().map(|(_, n)| n).sum();
+    let w_chol = within.clone().cholesky().ok_or(not_pd.clone())?;
+    let w_inv_factors = w_chol.solve(factors);
+    let gram = factors.transpose() * &w_inv_factors;
+    let mut second = DMatrix::<f64>::zeros(rank, rank);
+    let mut cross = DMatrix::<f64>::zeros(factors.nrows(), rank);
+    for (offset, n) in class_offsets {
+        // Posterior of y: precision I + nΦᵀW⁻¹Φ, mean P⁻¹ΦᵀW⁻¹ Σ_i (x_i − μ).
+        let precision = DMatrix::identity(rank, rank) + &gram * *n;
+        let chol = precision.cholesky().ok_or(not_pd.clone())?;
+        let sum = offset * *n;
+        let y_hat = chol.solve(&(w_inv_factors.transpose() * &sum));
+        let mut moment = chol.inverse();
+        moment.ger(1.0, &y_hat, &y_hat, 1.0);
+        second += moment * *n;
+        cross.ger(1.0, &sum, &y_hat, 1.0);
+    }
+    let new_factors = second
+        .cholesky()
+        .ok_or(not_pd)?
+        .solve(&cross.transpose())
+        .transpose();
+    let within = (total - &new_factors * cross.transpose()) / n_total;
+    Ok((new_factors, (&within + within.transpose()) * 0.5))
+}
+
+/// [`simultaneous_diagonalisation`] with ψ beyond the `rank` largest set to zero, plus A⁻¹.
+fn diagonalise_with_rank(
+    within: &DMatrix<f64>,
+    between: &DMatrix<f64>,
+    rank: Option<usize>,
+) -> Result<Diagonalisation, PldaError> {
+    let (a, mut psi) = simultaneous_diagonalisation(within, between)?;
+    if let Some(rank) = rank {
+        let d = psi.len();
+        psi.rows_mut(rank, d.saturating_sub(rank)).fill(0.0);
+    }
+    let a_inv = a
+        .clone()
+        .try_inverse()
+        .ok_or(PldaError::NotPositiveDefinite {
+            what: "within-class covariance",
+        })?;
+    Ok((a, psi, a_inv))
+}
+
+/// Per-class means (with their counts) of the columns of `x`, and the within-class scatter
+/// Σ_s Σ_{i∈s} (x_i − x̄_s)(x_i − x̄_s)ᵀ (not normalised).
+pub(crate) fn class_statistics(
+    x: &DMatrix<f64>,
+    classes: &[Vec<usize>],
+) -> (Vec<(DVector<f64>, f64)>, DMatrix<f64>) {
+    let d = x.nrows();
+    let mut means = Vec::with_capacity(classes.len());
+    let mut scatter = DMatrix::<f64>::zeros(d, d);
+    for members in classes {
+        let mut mean = DVector::<f64>::zeros(d);
+        for &i in members {
+            mean += x.column(i);
+        }
+        mean /= members.len() as f64;
+        for &i in members {
+            let r = x.column(i) - &mean;
+            scatter.ger(1.0, &r, &r, 1.0);
+        }
+        means.push((mean, members.len() as f64));
+    }
+    (means, scatter)
+}
+
 impl Plda {
     /// Builds a model from known parameters (mean μ, between-class B, within-class W; d × d,
     /// symmetric, W positive definite, B positive semi-definite).
@@ -266,20 +387,11 @@ impl Plda {
         let n_total = x.ncols() as f64;
         let mean = x.column_mean();
         // Class means d_s = x̄_s − μ and the within-class scatter about them (fixed through EM).
-        let mut class_offsets = Vec::with_capacity(classes.len());
-        let mut scatter = DMatrix::<f64>::zeros(d, d);
-        for members in &classes {
-            let mut class_mean = DVector::<f64>::zeros(d);
-            for &i in members {
-                class_mean += x.column(i);
-            }
-            class_mean /= members.len() as f64;
-            for &i in members {
-                let r = x.column(i) - &class_mean;
-                scatter.ger(1.0, &r, &r, 1.0);
-            }
-            class_offsets.push((class_mean - &mean, members.len() as f64));
-        }
+        let (class_means, scatter) = class_statistics(&x, &classes);
+        let class_offsets: Vec<(DVector<f64>, f64)> = class_means
+            .into_iter()
+            .map(|(class_mean, n)| (class_mean - &mean, n))
+            .collect();
         // Initialisation: the method-of-moments estimates.
         let mut within = &scatter / n_total;
         let mut between = DMatrix::<f64>::zeros(d, d);
@@ -287,49 +399,32 @@ impl Plda {
             between.ger(1.0, offset, offset, 1.0);
         }
         between /= class_offsets.len() as f64;
-        for _ in 0..options.iterations {
-            let (a, mut psi) = simultaneous_diagonalisation(&within, &between)?;
-            if let Some(rank) = options.speaker_rank {
-                psi.rows_mut(rank, d - rank).fill(0.0);
-            }
-            let a_inv = a
-                .clone()
-                .try_inverse()
-                .ok_or(PldaError::NotPositiveDefinite {
-                    what: "within-class covariance",
-                })?;
-            // E-step and sufficient statistics in u-space, where the posterior of the speaker
-            // variable is diagonal: var = ψ/(nψ + 1), mean = nψ/(nψ + 1) ū.
-            let mut between_u = DMatrix::<f64>::zeros(d, d);
-            let mut within_u = &a * &scatter * a.transpose();
-            for (offset, n) in &class_offsets {
-                let u_bar = &a * offset;
-                let var = psi.map(|p| p / (n * p + 1.0));
-                let y_hat = DVector::from_fn(d, |k, _| n * psi[k] / (n * psi[k] + 1.0) * u_bar[k]);
-                between_u.ger(1.0, &y_hat, &y_hat, 1.0);
-                let r = &u_bar - &y_hat;
-                within_u.ger(*n, &r, &r, 1.0);
-                for k in 0..d {
-                    between_u[(k, k)] += var[k];
-                    within_u[(k, k)] += n * var[k];
+        match options.speaker_rank {
+            None => {
+                for _ in 0..options.iterations {
+                    (between, within) =
+                        two_covariance_em_step(&between, &within, &scatter, &class_offsets)?;
                 }
             }
-            between_u /= class_offsets.len() as f64;
-            within_u /= n_total;
-            between = &a_inv * between_u * a_inv.transpose();
-            within = &a_inv * within_u * a_inv.transpose();
-            between = (&between + between.transpose()) * 0.5;
-            within = (&within + within.transpose()) * 0.5;
+            Some(rank) => {
+                // Speaker factors Φ (d × r) with B = ΦΦᵀ, initialised from the top-r part of the
+                // moment estimate of B.
+                let (_, psi, a_inv) = diagonalise_with_rank(&within, &between, Some(rank))?;
+                let mut factors = DMatrix::from_fn(d, rank, |i, k| a_inv[(i, k)] * psi[k].sqrt());
+                let mut total = scatter.clone();
+                for (offset, n) in &class_offsets {
+                    total.ger(*n, offset, offset, 1.0);
+                }
+                for _ in 0..options.iterations {
+                    (factors, within) =
+                        simplified_em_step(&factors, &within, &total, &class_offsets)?;
+                }
+                between = &factors * factors.transpose();
+            }
         }
-        let (transform, mut between_diag) = simultaneous_diagonalisation(&within, &between)?;
-        if let Some(rank) = options.speaker_rank {
-            between_diag.rows_mut(rank, d - rank).fill(0.0);
-            let a_inv = transform
-                .clone()
-                .try_inverse()
-                .ok_or(PldaError::NotPositiveDefinite {
-                    what: "within-class covariance",
-                })?;
+        let (transform, between_diag, a_inv) =
+            diagonalise_with_rank(&within, &between, options.speaker_rank)?;
+        if options.speaker_rank.is_some() {
             between = &a_inv * DMatrix::from_diagonal(&between_diag) * a_inv.transpose();
         }
         Ok(Self {
@@ -436,6 +531,26 @@ impl Plda {
             *m /= n as f64;
         }
         Ok(PldaEnrollment { mean, count: n })
+    }
+
+    /// Enrols a speaker from the average of `count` vectors (original space); the same as
+    /// [`Plda::enroll`] on those vectors, since the model's transform is affine.
+    pub fn enroll_from_mean(
+        &self,
+        mean: &[f64],
+        count: usize,
+    ) -> Result<PldaEnrollment, PldaError> {
+        if count == 0 {
+            return Err(PldaError::NotEnoughData {
+                what: "enrollment count",
+                expected: 1,
+                got: 0,
+            });
+        }
+        Ok(PldaEnrollment {
+            mean: self.transform(mean)?,
+            count,
+        })
     }
 
     /// Verification LLR (natural log) of a test vector (original space) against an enrolled
