@@ -95,11 +95,24 @@ pub fn compute_deltas(
     feats: &FeatureMatrix,
     opts: &DeltaOptions,
 ) -> Result<FeatureMatrix, FeatureError> {
+    let mut out = FeatureMatrix::new(feats.dim() * (opts.order + 1));
+    compute_deltas_into(feats, opts, &mut out)?;
+    Ok(out)
+}
+
+/// [`compute_deltas`] into a caller-owned matrix of `(order + 1) · dim` columns (cleared first).
+pub fn compute_deltas_into(
+    feats: &FeatureMatrix,
+    opts: &DeltaOptions,
+    out: &mut FeatureMatrix,
+) -> Result<(), FeatureError> {
     opts.validate()?;
     let scales = delta_scales(opts);
     let dim = feats.dim();
     let n = feats.num_frames();
-    let mut out = FeatureMatrix::with_capacity(dim * (opts.order + 1), n);
+    check_dim(out, dim * (opts.order + 1))?;
+    out.clear();
+    out.reserve_frames(n);
     let mut row_buf = vec![0.0; dim * (opts.order + 1)];
     let last = n as isize - 1;
     for t in 0..n {
@@ -111,7 +124,7 @@ pub fn compute_deltas(
         );
         out.push_row(&row_buf);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Streaming [`compute_deltas`]: frame `t` is emitted once frame `t + order·window` has arrived

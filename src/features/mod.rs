@@ -20,8 +20,10 @@ mod vad;
 #[cfg(test)]
 mod tests;
 
-pub use cmvn::{apply_sliding_cmn, CmvnStats, SlidingCmnOptions, StreamingSlidingCmn};
-pub use deltas::{compute_deltas, DeltaOptions, StreamingDeltas};
+pub use cmvn::{
+    apply_sliding_cmn, apply_sliding_cmn_into, CmvnStats, SlidingCmnOptions, StreamingSlidingCmn,
+};
+pub use deltas::{compute_deltas, compute_deltas_into, DeltaOptions, StreamingDeltas};
 pub use frontend::{FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd, VadMode};
 pub use matrix::FeatureMatrix;
 pub use mfcc::{MfccExtractor, MfccOptions, WindowType};

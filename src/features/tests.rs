@@ -583,3 +583,22 @@ fn streaming_front_end_equals_batch_with_running_vad() {
         assert_eq!(out, batch.features);
     }
 }
+
+#[test]
+fn fast_log_is_within_a_few_ulp_of_f64_log() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut worst = 0.0f64;
+    for i in 0..200_000 {
+        // Log-uniform over the range MFCC energies take: FLT_EPSILON .. 1e15.
+        let x = if i < 2 {
+            [f32::EPSILON, 1.0][i]
+        } else {
+            (rng.random_range(-16.0f64..35.0)).exp() as f32
+        };
+        let exact = f64::from(x).ln();
+        let got = f64::from(super::mfcc::ln_positive(x));
+        let ulp = f64::from(f32::EPSILON) * exact.abs().max(0.5);
+        worst = worst.max((got - exact).abs() / ulp);
+    }
+    assert!(worst <= 2.0, "worst error {worst} ulp");
+}

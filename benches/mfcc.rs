@@ -1,0 +1,77 @@
+//! Front-end throughput on 60 s of 8 kHz speech, one thread:
+//! MFCC 20 alone, and MFCC 20 + Δ + ΔΔ + sliding CMN + energy VAD (batch and 20-ms streaming).
+//! Goal: ≥ 20 000× real time (≤ 3 ms per 60 s) for the full chain.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use quivox::features::{
+    FeatureMatrix, FrontEnd, FrontEndOptions, MfccExtractor, MfccOptions, StreamingFrontEnd,
+};
+
+/// 60 s of speech: the fixture speech excerpts, looped.
+fn speech_60s() -> Vec<f32> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio-fixtures");
+    let mut one_pass = Vec::new();
+    for name in ["speech_sc0cb74144_t00.wav", "speech_fsddgeorge_t00.wav"] {
+        let mut reader = hound::WavReader::open(dir.join(name)).expect("fixture WAV");
+        one_pass.extend(
+            reader
+                .samples::<i16>()
+                .map(|s| f32::from(s.expect("sample"))),
+        );
+    }
+    one_pass.iter().copied().cycle().take(60 * 8000).collect()
+}
+
+fn bench_front_end(c: &mut Criterion) {
+    let audio = speech_60s();
+    let mut group = c.benchmark_group("front_end_60s_speech");
+    group.throughput(Throughput::Elements(audio.len() as u64));
+    group.sample_size(30);
+    group.measurement_time(Duration::from_secs(4));
+
+    let mut mfcc = MfccExtractor::new(MfccOptions::default()).expect("options");
+    let mut feats = FeatureMatrix::new(mfcc.dim());
+    let mut log_energy = Vec::new();
+    group.bench_function("mfcc20", |b| {
+        b.iter(|| {
+            mfcc.compute_into(black_box(&audio), &mut feats, &mut log_energy)
+                .expect("mfcc");
+            black_box(feats.num_frames())
+        })
+    });
+
+    let mut front = FrontEnd::new(FrontEndOptions::default()).expect("options");
+    let mut output = front.compute(&audio).expect("front end");
+    group.bench_function("mfcc20_d_dd_slidingcmn_vad_batch", |b| {
+        b.iter(|| {
+            front
+                .compute_into(black_box(&audio), &mut output)
+                .expect("front end");
+            black_box(output.features.num_frames())
+        })
+    });
+
+    let mut stream = StreamingFrontEnd::new(FrontEndOptions::default()).expect("options");
+    let mut out = FeatureMatrix::new(stream.dim());
+    group.bench_function("mfcc20_d_dd_slidingcmn_vad_stream_20ms", |b| {
+        b.iter(|| {
+            stream.reset();
+            out.clear();
+            for chunk in audio.chunks(160) {
+                stream.accept_waveform(chunk).expect("stream");
+                stream.pop_frames(&mut out).expect("pop");
+            }
+            stream.input_finished().expect("finish");
+            stream.pop_frames(&mut out).expect("pop");
+            black_box(out.num_frames())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_front_end);
+criterion_main!(benches);
