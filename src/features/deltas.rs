@@ -115,13 +115,32 @@ pub fn compute_deltas_into(
     out.reserve_frames(n);
     let mut row_buf = vec![0.0; dim * (opts.order + 1)];
     let last = n as isize - 1;
+    let context = opts.context_frames();
+    let data = feats.as_slice();
     for t in 0..n {
-        delta_row(
-            &scales,
-            t as isize,
-            |i| feats.row(i.clamp(0, last) as usize),
-            &mut row_buf,
-        );
+        if t >= context && t + context < n {
+            // Interior frame: no clamping, so read the rows straight from the contiguous block
+            // (same operations in the same order as `delta_row`, hence the same bits).
+            let block = &data[(t - context) * dim..(t + context + 1) * dim];
+            for (scale, out) in scales.iter().zip(row_buf.chunks_exact_mut(dim)) {
+                out.fill(0.0);
+                let first = context - (scale.len() - 1) / 2;
+                for (&s, row) in scale.iter().zip(block.chunks_exact(dim).skip(first)) {
+                    if s != 0.0 {
+                        for (o, &x) in out.iter_mut().zip(row) {
+                            *o += s * x;
+                        }
+                    }
+                }
+            }
+        } else {
+            delta_row(
+                &scales,
+                t as isize,
+                |i| feats.row(i.clamp(0, last) as usize),
+                &mut row_buf,
+            );
+        }
         out.push_row(&row_buf);
     }
     Ok(())

@@ -9,7 +9,7 @@ use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
 
-use super::mel::{make_liftered_dct, make_mel_filters, make_window, MelFilter};
+use super::mel::{make_liftered_dct, make_mel_filters, make_window};
 use super::{invalid, FeatureError, FeatureMatrix};
 
 /// Analysis window applied to each frame (Kaldi `--window-type`).
@@ -286,8 +286,13 @@ struct FrameProcessor {
     fft_in: Vec<f32>,
     spectrum: Vec<Complex<f32>>,
     fft_scratch: Vec<Complex<f32>>,
+    /// Power spectrum; entries past the FFT's last bin stay zero (padding for the mel spans).
     power: Vec<f32>,
-    filters: Vec<MelFilter>,
+    /// First FFT bin of each mel filter.
+    mel_offsets: Vec<usize>,
+    /// Row-major num_mel_bins × mel_span filter weights, zero-padded.
+    mel_weights: Vec<f32>,
+    mel_span: usize,
     log_mel: Vec<f32>,
     dither_buf: Vec<f32>,
     /// Row-major num_ceps × num_bins liftered DCT, stored transposed (num_bins × num_ceps)
@@ -312,11 +317,25 @@ impl FrameProcessor {
             opts.low_freq_hz,
             opts.resolved_high_freq_hz(),
         )?;
+        // Every filter padded with zero weights to the same span, a multiple of 8, so each
+        // dot product is a fixed-length vectorisable loop.
+        let mel_span = filters
+            .iter()
+            .map(|f| f.weights.len())
+            .max()
+            .unwrap_or(0)
+            .div_ceil(8)
+            * 8;
         let num_power_bins = filters
             .iter()
-            .map(|f| f.offset + f.weights.len())
+            .map(|f| f.offset + mel_span)
             .max()
             .unwrap_or(0);
+        let mel_offsets: Vec<usize> = filters.iter().map(|f| f.offset).collect();
+        let mut mel_weights = vec![0.0f32; mel_span * filters.len()];
+        for (padded, f) in mel_weights.chunks_exact_mut(mel_span.max(1)).zip(&filters) {
+            padded[..f.weights.len()].copy_from_slice(&f.weights);
+        }
         let dct = make_liftered_dct(opts.num_ceps, opts.num_mel_bins, opts.cepstral_lifter);
         let ceps_stride = opts.num_ceps.div_ceil(8) * 8;
         let mut dct_t = vec![0.0; ceps_stride * opts.num_mel_bins];
@@ -343,7 +362,9 @@ impl FrameProcessor {
             power: vec![0.0; num_power_bins],
             log_mel: vec![0.0; opts.num_mel_bins],
             dither_buf: vec![0.0; frame_length],
-            filters,
+            mel_offsets,
+            mel_weights,
+            mel_span,
             dct_t,
             ceps_stride,
             ceps: vec![0.0; ceps_stride],
@@ -403,13 +424,22 @@ impl FrameProcessor {
         for (p, z) in self.power.iter_mut().zip(&self.spectrum) {
             *p = z.re * z.re + z.im * z.im;
         }
-        for (log_mel, filter) in self.log_mel.iter_mut().zip(&self.filters) {
-            let span = &self.power[filter.offset..filter.offset + filter.weights.len()];
-            let mut energy = 0.0f32;
-            for (&w, &p) in filter.weights.iter().zip(span) {
-                energy += w * p;
+        let span = self.mel_span;
+        for ((log_mel, &offset), weights) in self
+            .log_mel
+            .iter_mut()
+            .zip(&self.mel_offsets)
+            .zip(self.mel_weights.chunks_exact(span))
+        {
+            let power = &self.power[offset..offset + span];
+            let mut acc = [0.0f32; 8];
+            for (w8, p8) in weights.chunks_exact(8).zip(power.chunks_exact(8)) {
+                for ((a, &w), &p) in acc.iter_mut().zip(w8).zip(p8) {
+                    *a += w * p;
+                }
             }
-            *log_mel = energy;
+            *log_mel =
+                (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
         }
         for v in &mut self.log_mel {
             *v = ln_positive(v.max(LOG_FLOOR));
