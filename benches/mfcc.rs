@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use quivox::features::{
     FeatureMatrix, FrontEnd, FrontEndOptions, MfccExtractor, MfccOptions, StreamingFrontEnd,
 };
@@ -55,6 +55,7 @@ fn bench_front_end(c: &mut Criterion) {
     let mut group = c.benchmark_group("front_end_60s_speech");
     group.throughput(Throughput::Elements(audio.len() as u64));
     group.sample_size(20);
+    group.sampling_mode(SamplingMode::Flat);
     group.measurement_time(Duration::from_secs(8));
 
     let mut mfcc = MfccExtractor::new(MfccOptions::default()).expect("options");
@@ -73,11 +74,13 @@ fn bench_front_end(c: &mut Criterion) {
     let mut front = FrontEnd::new(FrontEndOptions::default()).expect("options");
     let mut output = front.compute(&audio).expect("front end");
     group.bench_function("mfcc20_d_dd_slidingcmn_vad_batch", |b| {
-        b.iter(|| {
-            front
-                .compute_into(black_box(&audio), &mut output)
-                .expect("front end");
-            black_box(output.features.num_frames())
+        b.iter_custom(|iters| {
+            cpu_timed(iters, || {
+                front
+                    .compute_into(black_box(&audio), &mut output)
+                    .expect("front end");
+                black_box(output.features.num_frames());
+            })
         })
     });
 
