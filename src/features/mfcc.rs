@@ -1,14 +1,11 @@
 //! MFCC extraction with Kaldi's `compute-mfcc-feats` arithmetic, batch and streaming.
 
-use std::sync::Arc;
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
 
+use super::fft::PowerSpectrum;
 use super::mel::{make_liftered_dct, make_mel_filters, make_window};
 use super::{invalid, FeatureError, FeatureMatrix};
 
@@ -282,10 +279,8 @@ struct FrameProcessor {
     rng: ChaCha8Rng,
     dither_seed: u64,
     window: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
+    spectrum: PowerSpectrum,
     fft_in: Vec<f32>,
-    spectrum: Vec<Complex<f32>>,
-    fft_scratch: Vec<Complex<f32>>,
     /// Power spectrum; entries past the FFT's last bin stay zero (padding for the mel spans).
     power: Vec<f32>,
     /// First FFT bin of each mel filter.
@@ -309,7 +304,6 @@ impl FrameProcessor {
         opts.validate()?;
         let frame_length = opts.frame_length_samples();
         let fft_size = opts.fft_size();
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(fft_size);
         let filters = make_mel_filters(
             opts.num_mel_bins,
             fft_size,
@@ -355,10 +349,8 @@ impl FrameProcessor {
             rng: ChaCha8Rng::seed_from_u64(opts.dither_seed),
             dither_seed: opts.dither_seed,
             window: make_window(opts.window_type, frame_length),
-            fft_in: fft.make_input_vec(),
-            spectrum: fft.make_output_vec(),
-            fft_scratch: fft.make_scratch_vec(),
-            fft,
+            fft_in: vec![0.0; fft_size],
+            spectrum: PowerSpectrum::new(fft_size),
             power: vec![0.0; num_power_bins],
             log_mel: vec![0.0; opts.num_mel_bins],
             dither_buf: vec![0.0; frame_length],
@@ -418,12 +410,7 @@ impl FrameProcessor {
         if let Some(floor) = self.log_energy_floor {
             log_energy = log_energy.max(floor);
         }
-        self.fft
-            .process_with_scratch(fft_in, &mut self.spectrum, &mut self.fft_scratch)
-            .map_err(|e| FeatureError::Fft(e.to_string()))?;
-        for (p, z) in self.power.iter_mut().zip(&self.spectrum) {
-            *p = z.re * z.re + z.im * z.im;
-        }
+        self.spectrum.compute(fft_in, &mut self.power);
         let span = self.mel_span;
         for ((log_mel, &offset), weights) in self
             .log_mel

@@ -11,6 +11,7 @@
 
 mod cmvn;
 mod deltas;
+mod fft;
 mod frontend;
 mod matrix;
 mod mel;
