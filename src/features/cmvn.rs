@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::mfcc::check_dim;
+use super::queue::{move_rows, FrameQueue};
 use super::{invalid, FeatureError, FeatureMatrix};
 
 /// Kaldi's variance floor for per-utterance CMVN.
@@ -284,15 +285,9 @@ pub fn apply_sliding_cmn_into(
 pub struct StreamingSlidingCmn {
     opts: SlidingCmnOptions,
     dim: usize,
-    /// Input frames from global frame `history_start` on.
-    history: FeatureMatrix,
-    history_start: usize,
-    received: usize,
-    next_out: usize,
-    finished: bool,
+    queue: FrameQueue,
     running: RunningWindow,
     row_buf: Vec<f32>,
-    ready: FeatureMatrix,
 }
 
 impl StreamingSlidingCmn {
@@ -302,14 +297,9 @@ impl StreamingSlidingCmn {
         Ok(Self {
             opts: opts.clone(),
             dim,
-            history: FeatureMatrix::with_capacity(dim, opts.cmn_window + opts.min_window + 128),
-            history_start: 0,
-            received: 0,
-            next_out: 0,
-            finished: false,
+            queue: FrameQueue::new(dim, dim, opts.cmn_window + opts.min_window + 128),
             running: RunningWindow::new(dim, opts.norm_vars),
             row_buf: vec![0.0; dim],
-            ready: FeatureMatrix::new(dim),
         })
     }
 
@@ -320,72 +310,51 @@ impl StreamingSlidingCmn {
 
     /// Forgets all frames.
     pub fn reset(&mut self) {
-        self.history.clear();
-        self.history_start = 0;
-        self.received = 0;
-        self.next_out = 0;
-        self.finished = false;
+        self.queue.reset();
         self.running.reset();
-        self.ready.clear();
     }
 
     /// Feeds the next frames.
     pub fn accept_frames(&mut self, frames: &FeatureMatrix) -> Result<(), FeatureError> {
-        check_dim(frames, self.dim)?;
-        if self.finished {
-            return Err(FeatureError::InvalidInput(
-                "frames after input_finished: call reset() to start a new utterance".into(),
-            ));
-        }
-        self.history.extend(frames);
-        self.received += frames.num_frames();
+        self.queue.push(frames)?;
         self.emit();
         Ok(())
     }
 
     /// Marks the end of the utterance; the remaining frames are normalised.
     pub fn input_finished(&mut self) {
-        self.finished = true;
+        self.queue.finished = true;
         self.emit();
     }
 
     /// Moves every normalised frame to the end of `out`; returns how many.
     pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
-        check_dim(out, self.dim)?;
-        let n = self.ready.num_frames();
-        out.extend(&self.ready);
-        self.ready.clear();
-        Ok(n)
+        move_rows(&mut self.queue.ready, out)
     }
 
     fn emit(&mut self) {
-        while self.next_out < self.received {
-            let t = self.next_out;
-            let (start, end) = if self.finished {
-                self.opts.window(t, Some(self.received))
+        let q = &mut self.queue;
+        while q.next_out < q.received {
+            let t = q.next_out;
+            let (start, end) = if q.finished {
+                self.opts.window(t, Some(q.received))
             } else {
                 let (start, end) = self.opts.window(t, None);
-                if end > self.received {
+                if end > q.received {
                     break;
                 }
                 (start, end)
             };
-            let history = &self.history;
-            let first = self.history_start;
-            self.running.advance(start, end, |i| history.row(i - first));
-            self.running
-                .normalize(history.row(t - first), &mut self.row_buf);
-            self.ready.push_row(&self.row_buf);
-            self.next_out += 1;
+            let queue = &*q;
+            self.running.advance(start, end, |i| queue.input(i));
+            self.running.normalize(queue.input(t), &mut self.row_buf);
+            q.ready.push_row(&self.row_buf);
+            q.next_out += 1;
         }
         let keep_from = match self.running.window {
-            Some((start, _)) => start.min(self.next_out),
+            Some((start, _)) => start.min(q.next_out),
             None => 0,
         };
-        let droppable = keep_from.saturating_sub(self.history_start);
-        if droppable >= 128 || (droppable > 0 && self.finished) {
-            self.history.drain_front(droppable);
-            self.history_start += droppable;
-        }
+        q.forget_before(keep_from, 128);
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::cmvn::{apply_sliding_cmn_into, SlidingCmnOptions, StreamingSlidingCmn};
 use super::deltas::{compute_deltas_into, DeltaOptions, StreamingDeltas};
 use super::mfcc::{check_dim, MfccExtractor, MfccOptions};
+use super::queue::move_rows;
 use super::vad::{compute_vad, compute_vad_running, StreamingVad, VadOptions};
 use super::{FeatureError, FeatureMatrix};
 
@@ -227,11 +228,7 @@ impl StreamingFrontEnd {
 
     /// Moves the voiced frames finished so far to the end of `out`; returns how many.
     pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
-        check_dim(out, self.dim())?;
-        let n = self.ready.num_frames();
-        out.extend(&self.ready);
-        self.ready.clear();
-        Ok(n)
+        move_rows(&mut self.ready, out)
     }
 
     fn collect(&mut self) -> Result<(), FeatureError> {

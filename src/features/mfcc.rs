@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fft::PowerSpectrum;
 use super::mel::{make_liftered_dct, make_mel_filters, make_window};
+use super::queue::move_rows;
 use super::{invalid, FeatureError, FeatureMatrix};
 
 /// Analysis window applied to each frame (Kaldi `--window-type`).
@@ -643,10 +644,7 @@ impl MfccExtractor {
     /// Moves every computed frame to the end of `out` (which must have [`dim`](Self::dim)
     /// columns); returns the number of frames moved.
     pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
-        check_dim(out, self.dim())?;
-        let n = self.ready.num_frames();
-        out.extend(&self.ready);
-        self.ready.clear();
+        let n = move_rows(&mut self.ready, out)?;
         self.ready_log_energy.clear();
         Ok(n)
     }

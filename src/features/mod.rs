@@ -16,6 +16,7 @@ mod frontend;
 mod matrix;
 mod mel;
 mod mfcc;
+mod queue;
 mod vad;
 
 #[cfg(test)]
