@@ -370,7 +370,7 @@ impl FrameProcessor {
 
     /// Computes one frame's cepstra into `self.ceps[..num_ceps]` and returns its natural-log
     /// energy (raw or windowed per the options, floored like Kaldi).
-    fn process(&mut self, frame: &[f32]) -> Result<f32, FeatureError> {
+    fn process(&mut self, frame: &[f32]) -> f32 {
         let n = self.frame_length;
         let samples: &[f32] = if self.dither != 0.0 {
             for (d, &s) in self.dither_buf.iter_mut().zip(&frame[..n]) {
@@ -447,7 +447,7 @@ impl FrameProcessor {
         if self.use_energy {
             ceps[0] = log_energy;
         }
-        Ok(log_energy)
+        log_energy
     }
 }
 
@@ -615,7 +615,7 @@ impl MfccExtractor {
                 self.frame_buf[head.len()..].copy_from_slice(&samples[..tail]);
                 &self.frame_buf
             };
-            let energy = self.dsp.process(frame)?;
+            let energy = self.dsp.process(frame);
             out.push_row(&self.dsp.ceps[..self.opts.num_ceps]);
             log_energy.push(energy);
             self.next_frame += 1;
