@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::mfcc::check_dim;
+use super::queue::{move_rows, FrameQueue};
 use super::{invalid, FeatureError, FeatureMatrix};
 
 /// Kaldi's variance floor for per-utterance CMVN.
@@ -161,17 +162,120 @@ impl SlidingCmnOptions {
     }
 }
 
+/// Running window sums of the sliding CMN, updated exactly as Kaldi does (first window summed
+/// row by row, then one frame removed / added per step), in f64.
+#[derive(Debug, Clone)]
+struct RunningWindow {
+    window: Option<(usize, usize)>,
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    norm_vars: bool,
+}
+
+impl RunningWindow {
+    fn new(dim: usize, norm_vars: bool) -> Self {
+        Self {
+            window: None,
+            sum: vec![0.0; dim],
+            sum_sq: vec![0.0; if norm_vars { dim } else { 0 }],
+            norm_vars,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.window = None;
+    }
+
+    fn add(&mut self, row: &[f32], sign: f64) {
+        for (s, &x) in self.sum.iter_mut().zip(row) {
+            *s += sign * f64::from(x);
+        }
+        if self.norm_vars {
+            for (q, &x) in self.sum_sq.iter_mut().zip(row) {
+                let x = f64::from(x);
+                *q += sign * x * x;
+            }
+        }
+    }
+
+    /// Moves the window to `[start, end)`; `row(i)` is input frame `i`.
+    fn advance<'a>(&mut self, start: usize, end: usize, row: impl Fn(usize) -> &'a [f32]) {
+        match self.window {
+            None => {
+                self.sum.fill(0.0);
+                self.sum_sq.fill(0.0);
+                for i in start..end {
+                    self.add(row(i), 1.0);
+                }
+            }
+            Some((last_start, last_end)) => {
+                // Windows move by at most one frame at each end (Kaldi asserts the same).
+                if start > last_start {
+                    self.add(row(last_start), -1.0);
+                }
+                if end > last_end {
+                    self.add(row(last_end), 1.0);
+                }
+            }
+        }
+        self.window = Some((start, end));
+    }
+
+    /// Normalises `input` with the current window's statistics into `out`.
+    fn normalize(&self, input: &[f32], out: &mut [f32]) {
+        let Some((start, end)) = self.window else {
+            return;
+        };
+        let count = (end - start) as f64;
+        let neg_inv_count = -1.0 / count;
+        if !self.norm_vars {
+            for ((o, &x), &s) in out.iter_mut().zip(input).zip(&self.sum) {
+                *o = (f64::from(x) + neg_inv_count * s) as f32;
+            }
+            return;
+        }
+        for (((o, &x), &s), &q) in out.iter_mut().zip(input).zip(&self.sum).zip(&self.sum_sq) {
+            *o = if end - start == 1 {
+                0.0
+            } else {
+                let mean = s / count;
+                let var = (q / count - mean * mean).max(SLIDING_VAR_FLOOR);
+                ((f64::from(x) - mean) / var.sqrt()) as f32
+            };
+        }
+    }
+}
+
 /// Sliding-window CMN (Kaldi `apply-cmvn-sliding`) of a whole utterance.
 pub fn apply_sliding_cmn(
     feats: &FeatureMatrix,
     opts: &SlidingCmnOptions,
 ) -> Result<FeatureMatrix, FeatureError> {
-    let mut cmn = StreamingSlidingCmn::new(feats.dim(), opts)?;
-    cmn.accept_frames(feats)?;
-    cmn.input_finished();
-    let mut out = FeatureMatrix::with_capacity(feats.dim(), feats.num_frames());
-    cmn.pop_frames(&mut out)?;
+    let mut out = FeatureMatrix::new(feats.dim());
+    apply_sliding_cmn_into(feats, opts, &mut out)?;
     Ok(out)
+}
+
+/// [`apply_sliding_cmn`] into a caller-owned matrix (cleared first; same dimension).
+pub fn apply_sliding_cmn_into(
+    feats: &FeatureMatrix,
+    opts: &SlidingCmnOptions,
+    out: &mut FeatureMatrix,
+) -> Result<(), FeatureError> {
+    opts.validate()?;
+    check_dim(out, feats.dim())?;
+    let n = feats.num_frames();
+    out.clear();
+    out.reserve_frames(n);
+    let mut running = RunningWindow::new(feats.dim(), opts.norm_vars);
+    let mut row_buf = vec![0.0; feats.dim()];
+    for t in 0..n {
+        let (start, end) = opts.window(t, Some(n));
+        running.advance(start, end, |i| feats.row(i));
+        running.normalize(feats.row(t), &mut row_buf);
+        out.push_row(&row_buf);
+    }
+    Ok(())
 }
 
 /// Streaming sliding-window CMN, bit-identical to [`apply_sliding_cmn`] for any chunking.
@@ -181,18 +285,9 @@ pub fn apply_sliding_cmn(
 pub struct StreamingSlidingCmn {
     opts: SlidingCmnOptions,
     dim: usize,
-    /// Input frames from global frame `history_start` on.
-    history: FeatureMatrix,
-    history_start: usize,
-    received: usize,
-    next_out: usize,
-    finished: bool,
-    /// Current window `[start, end)`; `None` before the first output frame.
-    window: Option<(usize, usize)>,
-    sum: Vec<f64>,
-    sum_sq: Vec<f64>,
+    queue: FrameQueue,
+    running: RunningWindow,
     row_buf: Vec<f32>,
-    ready: FeatureMatrix,
 }
 
 impl StreamingSlidingCmn {
@@ -202,16 +297,9 @@ impl StreamingSlidingCmn {
         Ok(Self {
             opts: opts.clone(),
             dim,
-            history: FeatureMatrix::with_capacity(dim, opts.cmn_window + opts.min_window + 128),
-            history_start: 0,
-            received: 0,
-            next_out: 0,
-            finished: false,
-            window: None,
-            sum: vec![0.0; dim],
-            sum_sq: vec![0.0; dim],
+            queue: FrameQueue::new(dim, dim, opts.cmn_window + opts.min_window + 128),
+            running: RunningWindow::new(dim, opts.norm_vars),
             row_buf: vec![0.0; dim],
-            ready: FeatureMatrix::new(dim),
         })
     }
 
@@ -222,114 +310,51 @@ impl StreamingSlidingCmn {
 
     /// Forgets all frames.
     pub fn reset(&mut self) {
-        self.history.clear();
-        self.history_start = 0;
-        self.received = 0;
-        self.next_out = 0;
-        self.finished = false;
-        self.window = None;
-        self.ready.clear();
+        self.queue.reset();
+        self.running.reset();
     }
 
     /// Feeds the next frames.
     pub fn accept_frames(&mut self, frames: &FeatureMatrix) -> Result<(), FeatureError> {
-        check_dim(frames, self.dim)?;
-        if self.finished {
-            return Err(FeatureError::InvalidInput(
-                "frames after input_finished: call reset() to start a new utterance".into(),
-            ));
-        }
-        self.history.extend(frames);
-        self.received += frames.num_frames();
+        self.queue.push(frames)?;
         self.emit();
         Ok(())
     }
 
     /// Marks the end of the utterance; the remaining frames are normalised.
     pub fn input_finished(&mut self) {
-        self.finished = true;
+        self.queue.finished = true;
         self.emit();
     }
 
     /// Moves every normalised frame to the end of `out`; returns how many.
     pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
-        check_dim(out, self.dim)?;
-        let n = self.ready.num_frames();
-        if out.is_empty() {
-            std::mem::swap(out, &mut self.ready);
-        } else {
-            out.extend(&self.ready);
-        }
-        self.ready.clear();
-        Ok(n)
-    }
-
-    fn add_frame(&mut self, t: usize, sign: f64) {
-        let row = self.history.row(t - self.history_start);
-        for ((s, q), &x) in self.sum.iter_mut().zip(&mut self.sum_sq).zip(row) {
-            let x = f64::from(x);
-            *s += sign * x;
-            *q += sign * x * x;
-        }
+        move_rows(&mut self.queue.ready, out)
     }
 
     fn emit(&mut self) {
-        while self.next_out < self.received {
-            let t = self.next_out;
-            let (start, end) = if self.finished {
-                self.opts.window(t, Some(self.received))
+        let q = &mut self.queue;
+        while q.next_out < q.received {
+            let t = q.next_out;
+            let (start, end) = if q.finished {
+                self.opts.window(t, Some(q.received))
             } else {
                 let (start, end) = self.opts.window(t, None);
-                if end > self.received {
+                if end > q.received {
                     break;
                 }
                 (start, end)
             };
-            match self.window {
-                None => {
-                    self.sum.fill(0.0);
-                    self.sum_sq.fill(0.0);
-                    for i in start..end {
-                        self.add_frame(i, 1.0);
-                    }
-                }
-                Some((last_start, last_end)) => {
-                    // Windows move by at most one frame at each end (Kaldi asserts the same).
-                    if start > last_start {
-                        self.add_frame(last_start, -1.0);
-                    }
-                    if end > last_end {
-                        self.add_frame(last_end, 1.0);
-                    }
-                }
-            }
-            self.window = Some((start, end));
-            let count = (end - start) as f64;
-            let input = self.history.row(t - self.history_start);
-            for (d, (out, &x)) in self.row_buf.iter_mut().zip(input).enumerate() {
-                let mean = self.sum[d] / count;
-                let mut y = f64::from(x) - mean;
-                if self.opts.norm_vars {
-                    if end - start == 1 {
-                        y = 0.0;
-                    } else {
-                        let var = (self.sum_sq[d] / count - mean * mean).max(SLIDING_VAR_FLOOR);
-                        y /= var.sqrt();
-                    }
-                }
-                *out = y as f32;
-            }
-            self.ready.push_row(&self.row_buf);
-            self.next_out += 1;
+            let queue = &*q;
+            self.running.advance(start, end, |i| queue.input(i));
+            self.running.normalize(queue.input(t), &mut self.row_buf);
+            q.ready.push_row(&self.row_buf);
+            q.next_out += 1;
         }
-        let keep_from = match self.window {
-            Some((start, _)) => start.min(self.next_out),
+        let keep_from = match self.running.window {
+            Some((start, _)) => start.min(q.next_out),
             None => 0,
         };
-        let droppable = keep_from.saturating_sub(self.history_start);
-        if droppable >= 128 || (droppable > 0 && self.finished) {
-            self.history.drain_front(droppable);
-            self.history_start += droppable;
-        }
+        q.forget_before(keep_from, 128);
     }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::mfcc::check_dim;
+use super::queue::{move_rows, FrameQueue};
 use super::{invalid, FeatureError, FeatureMatrix};
 
 /// Delta options (Kaldi `add-deltas`); defaults: order 2 (Δ and ΔΔ), window 2.
@@ -95,23 +96,55 @@ pub fn compute_deltas(
     feats: &FeatureMatrix,
     opts: &DeltaOptions,
 ) -> Result<FeatureMatrix, FeatureError> {
+    let mut out = FeatureMatrix::new(feats.dim() * (opts.order + 1));
+    compute_deltas_into(feats, opts, &mut out)?;
+    Ok(out)
+}
+
+/// [`compute_deltas`] into a caller-owned matrix of `(order + 1) · dim` columns (cleared first).
+pub fn compute_deltas_into(
+    feats: &FeatureMatrix,
+    opts: &DeltaOptions,
+    out: &mut FeatureMatrix,
+) -> Result<(), FeatureError> {
     opts.validate()?;
     let scales = delta_scales(opts);
     let dim = feats.dim();
     let n = feats.num_frames();
-    let mut out = FeatureMatrix::with_capacity(dim * (opts.order + 1), n);
+    check_dim(out, dim * (opts.order + 1))?;
+    out.clear();
+    out.reserve_frames(n);
     let mut row_buf = vec![0.0; dim * (opts.order + 1)];
     let last = n as isize - 1;
+    let context = opts.context_frames();
+    let data = feats.as_slice();
     for t in 0..n {
-        delta_row(
-            &scales,
-            t as isize,
-            |i| feats.row(i.clamp(0, last) as usize),
-            &mut row_buf,
-        );
+        if t >= context && t + context < n {
+            // Interior frame: no clamping, so read the rows straight from the contiguous block
+            // (same operations in the same order as `delta_row`, hence the same bits).
+            let block = &data[(t - context) * dim..(t + context + 1) * dim];
+            for (scale, out) in scales.iter().zip(row_buf.chunks_exact_mut(dim)) {
+                out.fill(0.0);
+                let first = context - (scale.len() - 1) / 2;
+                for (&s, row) in scale.iter().zip(block.chunks_exact(dim).skip(first)) {
+                    if s != 0.0 {
+                        for (o, &x) in out.iter_mut().zip(row) {
+                            *o += s * x;
+                        }
+                    }
+                }
+            }
+        } else {
+            delta_row(
+                &scales,
+                t as isize,
+                |i| feats.row(i.clamp(0, last) as usize),
+                &mut row_buf,
+            );
+        }
         out.push_row(&row_buf);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Streaming [`compute_deltas`]: frame `t` is emitted once frame `t + order·window` has arrived
@@ -120,15 +153,8 @@ pub fn compute_deltas(
 pub struct StreamingDeltas {
     scales: Vec<Vec<f32>>,
     context: usize,
-    in_dim: usize,
-    /// Input frames from global frame `history_start` on.
-    history: FeatureMatrix,
-    history_start: usize,
-    received: usize,
-    next_out: usize,
-    finished: bool,
+    queue: FrameQueue,
     row_buf: Vec<f32>,
-    ready: FeatureMatrix,
 }
 
 impl StreamingDeltas {
@@ -139,14 +165,8 @@ impl StreamingDeltas {
         Ok(Self {
             scales: delta_scales(opts),
             context: opts.context_frames(),
-            in_dim,
-            history: FeatureMatrix::with_capacity(in_dim, 4 * opts.context_frames() + 64),
-            history_start: 0,
-            received: 0,
-            next_out: 0,
-            finished: false,
+            queue: FrameQueue::new(in_dim, out_dim, 4 * opts.context_frames() + 64),
             row_buf: vec![0.0; out_dim],
-            ready: FeatureMatrix::new(out_dim),
         })
     }
 
@@ -157,66 +177,42 @@ impl StreamingDeltas {
 
     /// Forgets all frames.
     pub fn reset(&mut self) {
-        self.history.clear();
-        self.history_start = 0;
-        self.received = 0;
-        self.next_out = 0;
-        self.finished = false;
-        self.ready.clear();
+        self.queue.reset();
     }
 
     /// Feeds the next input frames.
     pub fn accept_frames(&mut self, frames: &FeatureMatrix) -> Result<(), FeatureError> {
-        check_dim(frames, self.in_dim)?;
-        if self.finished {
-            return Err(FeatureError::InvalidInput(
-                "frames after input_finished: call reset() to start a new utterance".into(),
-            ));
-        }
-        self.history.extend(frames);
-        self.received += frames.num_frames();
+        self.queue.push(frames)?;
         self.emit();
         Ok(())
     }
 
     /// Marks the end of the utterance: the last `order·window` frames become available.
     pub fn input_finished(&mut self) {
-        self.finished = true;
+        self.queue.finished = true;
         self.emit();
     }
 
     /// Moves every finished output frame to the end of `out`; returns how many.
     pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
-        check_dim(out, self.dim())?;
-        let n = self.ready.num_frames();
-        out.extend(&self.ready);
-        self.ready.clear();
-        Ok(n)
+        move_rows(&mut self.queue.ready, out)
     }
 
     fn emit(&mut self) {
-        let context = self.context as isize;
-        while self.next_out < self.received
-            && (self.finished || self.next_out + self.context < self.received)
-        {
-            let last = self.received as isize - 1;
-            let start = self.history_start as isize;
-            let history = &self.history;
+        let q = &mut self.queue;
+        while q.next_out < q.received && (q.finished || q.next_out + self.context < q.received) {
+            let last = q.received as isize - 1;
+            let queue = &*q;
             delta_row(
                 &self.scales,
-                self.next_out as isize,
-                |i| history.row((i.clamp(0, last) - start) as usize),
+                q.next_out as isize,
+                |i| queue.input(i.clamp(0, last) as usize),
                 &mut self.row_buf,
             );
-            self.ready.push_row(&self.row_buf);
-            self.next_out += 1;
+            q.ready.push_row(&self.row_buf);
+            q.next_out += 1;
         }
-        // Drop history no future frame can reach (kept: frames >= next_out − context).
-        let keep_from = (self.next_out as isize - context).max(0) as usize;
-        let droppable = keep_from.saturating_sub(self.history_start);
-        if droppable >= 64 || (droppable > 0 && self.finished) {
-            self.history.drain_front(droppable);
-            self.history_start += droppable;
-        }
+        // Frames before next_out − context can no longer be reached.
+        q.forget_before(q.next_out.saturating_sub(self.context), 64);
     }
 }

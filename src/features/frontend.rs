@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cmvn::{apply_sliding_cmn, SlidingCmnOptions, StreamingSlidingCmn};
-use super::deltas::{compute_deltas, DeltaOptions, StreamingDeltas};
+use super::cmvn::{apply_sliding_cmn_into, SlidingCmnOptions, StreamingSlidingCmn};
+use super::deltas::{compute_deltas_into, DeltaOptions, StreamingDeltas};
 use super::mfcc::{check_dim, MfccExtractor, MfccOptions};
+use super::queue::move_rows;
 use super::vad::{compute_vad, compute_vad_running, StreamingVad, VadOptions};
 use super::{FeatureError, FeatureMatrix};
 
@@ -67,6 +68,10 @@ pub struct FrontEndOutput {
 pub struct FrontEnd {
     opts: FrontEndOptions,
     mfcc: MfccExtractor,
+    mfcc_buf: FeatureMatrix,
+    log_energy: Vec<f32>,
+    delta_buf: FeatureMatrix,
+    cmn_buf: FeatureMatrix,
 }
 
 impl FrontEnd {
@@ -75,6 +80,10 @@ impl FrontEnd {
         opts.validate()?;
         Ok(Self {
             mfcc: MfccExtractor::new(opts.mfcc.clone())?,
+            mfcc_buf: FeatureMatrix::new(opts.mfcc.num_ceps),
+            log_energy: Vec::new(),
+            delta_buf: FeatureMatrix::new(opts.dim()),
+            cmn_buf: FeatureMatrix::new(opts.dim()),
             opts,
         })
     }
@@ -91,17 +100,37 @@ impl FrontEnd {
 
     /// Features of one utterance (samples in 16-bit scale at `mfcc.sample_rate_hz`).
     pub fn compute(&mut self, samples: &[f32]) -> Result<FrontEndOutput, FeatureError> {
-        let (mfcc, log_energy) = self.mfcc.compute_with_energy(samples)?;
-        let with_deltas = compute_deltas(&mfcc, &self.opts.deltas)?;
-        let normalised = apply_sliding_cmn(&with_deltas, &self.opts.sliding_cmn)?;
-        let voiced = match self.opts.vad_mode {
-            VadMode::Running => compute_vad_running(&log_energy, &self.opts.vad)?,
-            _ => compute_vad(&log_energy, &self.opts.vad)?,
+        let mut output = FrontEndOutput {
+            features: FeatureMatrix::new(self.dim()),
+            voiced: Vec::new(),
         };
-        Ok(FrontEndOutput {
-            features: normalised.select_rows(&voiced),
-            voiced,
-        })
+        self.compute_into(samples, &mut output)?;
+        Ok(output)
+    }
+
+    /// [`compute`](Self::compute) into a reused output (no allocation once buffers are large
+    /// enough, except the VAD decisions).
+    pub fn compute_into(
+        &mut self,
+        samples: &[f32],
+        output: &mut FrontEndOutput,
+    ) -> Result<(), FeatureError> {
+        check_dim(&output.features, self.dim())?;
+        self.mfcc
+            .compute_into(samples, &mut self.mfcc_buf, &mut self.log_energy)?;
+        compute_deltas_into(&self.mfcc_buf, &self.opts.deltas, &mut self.delta_buf)?;
+        apply_sliding_cmn_into(&self.delta_buf, &self.opts.sliding_cmn, &mut self.cmn_buf)?;
+        output.voiced = match self.opts.vad_mode {
+            VadMode::Running => compute_vad_running(&self.log_energy, &self.opts.vad)?,
+            _ => compute_vad(&self.log_energy, &self.opts.vad)?,
+        };
+        output.features.clear();
+        for (row, &voiced) in self.cmn_buf.rows().zip(&output.voiced) {
+            if voiced {
+                output.features.push_row(row);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -199,11 +228,7 @@ impl StreamingFrontEnd {
 
     /// Moves the voiced frames finished so far to the end of `out`; returns how many.
     pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
-        check_dim(out, self.dim())?;
-        let n = self.ready.num_frames();
-        out.extend(&self.ready);
-        self.ready.clear();
-        Ok(n)
+        move_rows(&mut self.ready, out)
     }
 
     fn collect(&mut self) -> Result<(), FeatureError> {

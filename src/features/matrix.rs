@@ -115,11 +115,6 @@ impl FeatureMatrix {
         self.data.reserve(frames * self.dim);
     }
 
-    /// Number of rows the matrix can hold without reallocating.
-    pub fn capacity_frames(&self) -> usize {
-        self.data.capacity().checked_div(self.dim).unwrap_or(0)
-    }
-
     /// Removes the first `frames` rows (all rows if fewer), keeping capacity.
     pub fn drain_front(&mut self, frames: usize) {
         let n = (frames * self.dim).min(self.data.len());

@@ -1,15 +1,13 @@
 //! MFCC extraction with Kaldi's `compute-mfcc-feats` arithmetic, batch and streaming.
 
-use std::sync::Arc;
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
 use serde::{Deserialize, Serialize};
 
-use super::mel::{make_liftered_dct, make_mel_filters, make_window, MelFilter};
+use super::fft::PowerSpectrum;
+use super::mel::{make_liftered_dct, make_mel_filters, make_window};
+use super::queue::move_rows;
 use super::{invalid, FeatureError, FeatureMatrix};
 
 /// Analysis window applied to each frame (Kaldi `--window-type`).
@@ -244,6 +242,32 @@ impl MfccOptions {
 /// Smallest positive f32 with `1 + ε ≠ 1` (C's FLT_EPSILON): Kaldi's floor before every log.
 const LOG_FLOOR: f32 = f32::EPSILON;
 
+/// Natural log of a positive, normal, finite f32, branch-free so that loops over it vectorise.
+/// x = m·2^e with m in [√½, √2); ln m = 2 atanh(s), s = (m − 1)/(m + 1), |s| < 0.172, summed
+/// to s⁹ (truncation < 3e-9 relative); ln 2 split in a high part exact in f32 times e and a
+/// low part. Within a few ulp of `f32::ln` (checked in the tests).
+#[inline(always)]
+pub(crate) fn ln_positive(x: f32) -> f32 {
+    const SQRT_HALF_BITS: u32 = 0x3f35_04f3;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_5e-6;
+    let bits = x.to_bits().wrapping_add(0x3f80_0000 - SQRT_HALF_BITS);
+    let e = ((bits >> 23) as i32 - 127) as f32;
+    let m = f32::from_bits((bits & 0x007f_ffff) + SQRT_HALF_BITS);
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let series = 1.0 + z * (1.0 / 3.0 + z * (1.0 / 5.0 + z * (1.0 / 7.0 + z * (1.0 / 9.0))));
+    e * LN2_HI + (e * LN2_LO + 2.0 * s * series)
+}
+
+/// True when every sample is finite (integer OR-reduction over exponent bits: vectorises).
+fn all_finite(samples: &[f32]) -> bool {
+    samples.iter().fold(0u32, |acc, s| {
+        acc | u32::from(s.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+    }) == 0
+}
+
 /// Per-frame DSP: everything precomputed once, every buffer owned, no allocation per frame.
 struct FrameProcessor {
     frame_length: usize,
@@ -256,18 +280,24 @@ struct FrameProcessor {
     rng: ChaCha8Rng,
     dither_seed: u64,
     window: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
+    spectrum: PowerSpectrum,
     fft_in: Vec<f32>,
-    spectrum: Vec<Complex<f32>>,
-    fft_scratch: Vec<Complex<f32>>,
+    /// Power spectrum; entries past the FFT's last bin stay zero (padding for the mel spans).
     power: Vec<f32>,
-    filters: Vec<MelFilter>,
+    /// First FFT bin of each mel filter.
+    mel_offsets: Vec<usize>,
+    /// Row-major num_mel_bins × mel_span filter weights, zero-padded.
+    mel_weights: Vec<f32>,
+    mel_span: usize,
     log_mel: Vec<f32>,
     dither_buf: Vec<f32>,
     /// Row-major num_ceps × num_bins liftered DCT, stored transposed (num_bins × num_ceps)
-    /// so the product is a sum of scaled contiguous columns.
+    /// so the product is a sum of scaled contiguous columns; columns padded with zeros to
+    /// `ceps_stride` entries.
     dct_t: Vec<f32>,
-    num_ceps: usize,
+    ceps_stride: usize,
+    /// Cepstra of the last frame (`ceps_stride` long; the first `num_ceps` are the output).
+    ceps: Vec<f32>,
 }
 
 impl FrameProcessor {
@@ -275,7 +305,6 @@ impl FrameProcessor {
         opts.validate()?;
         let frame_length = opts.frame_length_samples();
         let fft_size = opts.fft_size();
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(fft_size);
         let filters = make_mel_filters(
             opts.num_mel_bins,
             fft_size,
@@ -283,16 +312,31 @@ impl FrameProcessor {
             opts.low_freq_hz,
             opts.resolved_high_freq_hz(),
         )?;
+        // Every filter padded with zero weights to the same span, a multiple of 8, so each
+        // dot product is a fixed-length vectorisable loop.
+        let mel_span = filters
+            .iter()
+            .map(|f| f.weights.len())
+            .max()
+            .unwrap_or(0)
+            .div_ceil(8)
+            * 8;
         let num_power_bins = filters
             .iter()
-            .map(|f| f.offset + f.weights.len())
+            .map(|f| f.offset + mel_span)
             .max()
             .unwrap_or(0);
+        let mel_offsets: Vec<usize> = filters.iter().map(|f| f.offset).collect();
+        let mut mel_weights = vec![0.0f32; mel_span * filters.len()];
+        for (padded, f) in mel_weights.chunks_exact_mut(mel_span.max(1)).zip(&filters) {
+            padded[..f.weights.len()].copy_from_slice(&f.weights);
+        }
         let dct = make_liftered_dct(opts.num_ceps, opts.num_mel_bins, opts.cepstral_lifter);
-        let mut dct_t = vec![0.0; dct.len()];
+        let ceps_stride = opts.num_ceps.div_ceil(8) * 8;
+        let mut dct_t = vec![0.0; ceps_stride * opts.num_mel_bins];
         for k in 0..opts.num_ceps {
             for j in 0..opts.num_mel_bins {
-                dct_t[j * opts.num_ceps + k] = dct[k * opts.num_mel_bins + j];
+                dct_t[j * ceps_stride + k] = dct[k * opts.num_mel_bins + j];
             }
         }
         Ok(Self {
@@ -306,16 +350,17 @@ impl FrameProcessor {
             rng: ChaCha8Rng::seed_from_u64(opts.dither_seed),
             dither_seed: opts.dither_seed,
             window: make_window(opts.window_type, frame_length),
-            fft_in: fft.make_input_vec(),
-            spectrum: fft.make_output_vec(),
-            fft_scratch: fft.make_scratch_vec(),
-            fft,
+            fft_in: vec![0.0; fft_size],
+            spectrum: PowerSpectrum::new(fft_size),
             power: vec![0.0; num_power_bins],
             log_mel: vec![0.0; opts.num_mel_bins],
             dither_buf: vec![0.0; frame_length],
-            filters,
+            mel_offsets,
+            mel_weights,
+            mel_span,
             dct_t,
-            num_ceps: opts.num_ceps,
+            ceps_stride,
+            ceps: vec![0.0; ceps_stride],
         })
     }
 
@@ -323,9 +368,9 @@ impl FrameProcessor {
         self.rng = ChaCha8Rng::seed_from_u64(self.dither_seed);
     }
 
-    /// Computes one frame's cepstra into `ceps` and returns its natural-log energy
-    /// (raw or windowed per the options, floored like Kaldi).
-    fn process(&mut self, frame: &[f32], ceps: &mut [f32]) -> Result<f32, FeatureError> {
+    /// Computes one frame's cepstra into `self.ceps[..num_ceps]` and returns its natural-log
+    /// energy (raw or windowed per the options, floored like Kaldi).
+    fn process(&mut self, frame: &[f32]) -> f32 {
         let n = self.frame_length;
         let samples: &[f32] = if self.dither != 0.0 {
             for (d, &s) in self.dither_buf.iter_mut().zip(&frame[..n]) {
@@ -366,26 +411,34 @@ impl FrameProcessor {
         if let Some(floor) = self.log_energy_floor {
             log_energy = log_energy.max(floor);
         }
-        self.fft
-            .process_with_scratch(fft_in, &mut self.spectrum, &mut self.fft_scratch)
-            .map_err(|e| FeatureError::Fft(e.to_string()))?;
-        for (p, z) in self.power.iter_mut().zip(&self.spectrum) {
-            *p = z.re * z.re + z.im * z.im;
-        }
-        for (log_mel, filter) in self.log_mel.iter_mut().zip(&self.filters) {
-            let span = &self.power[filter.offset..filter.offset + filter.weights.len()];
-            let mut energy = 0.0f32;
-            for (&w, &p) in filter.weights.iter().zip(span) {
-                energy += w * p;
+        self.spectrum.compute(fft_in, &mut self.power);
+        let span = self.mel_span;
+        for ((log_mel, &offset), weights) in self
+            .log_mel
+            .iter_mut()
+            .zip(&self.mel_offsets)
+            .zip(self.mel_weights.chunks_exact(span))
+        {
+            let power = &self.power[offset..offset + span];
+            let mut acc = [0.0f32; 8];
+            for (w8, p8) in weights.chunks_exact(8).zip(power.chunks_exact(8)) {
+                for ((a, &w), &p) in acc.iter_mut().zip(w8).zip(p8) {
+                    *a += w * p;
+                }
             }
-            *log_mel = energy.max(LOG_FLOOR).ln();
+            *log_mel =
+                (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
         }
-        let ceps = &mut ceps[..self.num_ceps];
+        for v in &mut self.log_mel {
+            *v = ln_positive(v.max(LOG_FLOOR));
+        }
+        // Columns padded to a multiple of 8 coefficients: the inner loop has no remainder.
+        let ceps = &mut self.ceps[..];
         ceps.fill(0.0);
         for (&x, column) in self
             .log_mel
             .iter()
-            .zip(self.dct_t.chunks_exact(self.num_ceps))
+            .zip(self.dct_t.chunks_exact(self.ceps_stride))
         {
             for (out, &d) in ceps.iter_mut().zip(column) {
                 *out += d * x;
@@ -394,7 +447,7 @@ impl FrameProcessor {
         if self.use_energy {
             ceps[0] = log_energy;
         }
-        Ok(log_energy)
+        log_energy
     }
 }
 
@@ -448,7 +501,6 @@ pub struct MfccExtractor {
     samples_received: u64,
     next_frame: u64,
     frame_buf: Vec<f32>,
-    ceps_buf: Vec<f32>,
     ready: FeatureMatrix,
     ready_log_energy: Vec<f32>,
 }
@@ -478,7 +530,6 @@ impl MfccExtractor {
             samples_received: 0,
             next_frame: 0,
             frame_buf: vec![0.0; frame_length],
-            ceps_buf: vec![0.0; opts.num_ceps],
             ready: FeatureMatrix::new(opts.num_ceps),
             ready_log_energy: Vec::new(),
             opts,
@@ -519,7 +570,25 @@ impl MfccExtractor {
     /// Feeds the next samples (16-bit integer scale), any number at a time; computes every
     /// frame that is now complete. Fails (without consuming anything) on NaN or infinite samples.
     pub fn accept_waveform(&mut self, samples: &[f32]) -> Result<(), FeatureError> {
-        if let Some(pos) = samples.iter().position(|s| !s.is_finite()) {
+        // Taking the Vecs out and back moves pointers only: no allocation.
+        let mut ready = std::mem::take(&mut self.ready);
+        let mut log_energy = std::mem::take(&mut self.ready_log_energy);
+        let result = self.run(samples, &mut ready, &mut log_energy);
+        self.ready = ready;
+        self.ready_log_energy = log_energy;
+        result
+    }
+
+    /// Computes every frame completed by `samples`, appending rows to `out` and energies to
+    /// `log_energy`.
+    fn run(
+        &mut self,
+        samples: &[f32],
+        out: &mut FeatureMatrix,
+        log_energy: &mut Vec<f32>,
+    ) -> Result<(), FeatureError> {
+        if !all_finite(samples) {
+            let pos = samples.iter().position(|s| !s.is_finite()).unwrap_or(0);
             return Err(FeatureError::InvalidInput(format!(
                 "sample {} of the chunk is {}: expected finite samples in 16-bit scale",
                 pos, samples[pos]
@@ -546,9 +615,9 @@ impl MfccExtractor {
                 self.frame_buf[head.len()..].copy_from_slice(&samples[..tail]);
                 &self.frame_buf
             };
-            let log_energy = self.dsp.process(frame, &mut self.ceps_buf)?;
-            self.ready.push_row(&self.ceps_buf);
-            self.ready_log_energy.push(log_energy);
+            let energy = self.dsp.process(frame);
+            out.push_row(&self.dsp.ceps[..self.opts.num_ceps]);
+            log_energy.push(energy);
             self.next_frame += 1;
         }
         // Keep what the next frame will need.
@@ -575,14 +644,7 @@ impl MfccExtractor {
     /// Moves every computed frame to the end of `out` (which must have [`dim`](Self::dim)
     /// columns); returns the number of frames moved.
     pub fn pop_frames(&mut self, out: &mut FeatureMatrix) -> Result<usize, FeatureError> {
-        check_dim(out, self.dim())?;
-        let n = self.ready.num_frames();
-        if out.is_empty() && out.capacity_frames() <= self.ready.capacity_frames() {
-            std::mem::swap(out, &mut self.ready);
-        } else {
-            out.extend(&self.ready);
-        }
-        self.ready.clear();
+        let n = move_rows(&mut self.ready, out)?;
         self.ready_log_energy.clear();
         Ok(n)
     }
@@ -609,16 +671,30 @@ impl MfccExtractor {
         &mut self,
         samples: &[f32],
     ) -> Result<(FeatureMatrix, Vec<f32>), FeatureError> {
-        self.reset();
-        let frames = self.opts.num_frames(samples.len());
-        self.ready.reserve_frames(frames);
-        self.ready_log_energy.reserve(frames);
         let mut out = FeatureMatrix::new(self.dim());
-        let mut log_energy = Vec::with_capacity(frames);
-        self.accept_waveform(samples)?;
-        self.input_finished();
-        self.pop_frames_with_energy(&mut out, &mut log_energy)?;
+        let mut log_energy = Vec::new();
+        self.compute_into(samples, &mut out, &mut log_energy)?;
         Ok((out, log_energy))
+    }
+
+    /// Batch MFCC into caller-owned buffers (cleared first; no allocation once they are large
+    /// enough). Resets the extractor first; leaves it finished.
+    pub fn compute_into(
+        &mut self,
+        samples: &[f32],
+        out: &mut FeatureMatrix,
+        log_energy: &mut Vec<f32>,
+    ) -> Result<(), FeatureError> {
+        check_dim(out, self.dim())?;
+        self.reset();
+        out.clear();
+        log_energy.clear();
+        let frames = self.opts.num_frames(samples.len());
+        out.reserve_frames(frames);
+        log_energy.reserve(frames);
+        self.run(samples, out, log_energy)?;
+        self.input_finished();
+        Ok(())
     }
 }
 

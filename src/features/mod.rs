@@ -8,20 +8,52 @@
 //! - [`compute_vad`] / [`StreamingVad`]: Kaldi `compute-vad` energy VAD;
 //! - [`FrontEnd`] / [`StreamingFrontEnd`]: the whole speaker-ID chain (MFCC + Δ + ΔΔ, sliding CMN,
 //!   voiced-frame selection) that the GMM / i-vector code consumes.
+//!
+//! ```
+//! use quivox::features::{FeatureMatrix, FrontEnd, FrontEndOptions, MfccExtractor, MfccOptions};
+//! # fn main() -> Result<(), quivox::features::FeatureError> {
+//! // 1 s at 8 kHz, samples in 16-bit integer scale.
+//! let samples: Vec<f32> = (0..8000).map(|n| 3000.0 * (n as f32 * 0.3).sin()).collect();
+//! let mut mfcc = MfccExtractor::new(MfccOptions::default())?;
+//! let batch = mfcc.compute(&samples)?;
+//! assert_eq!((batch.num_frames(), batch.dim()), (98, 20));
+//!
+//! // Streaming with any chunk size gives the same bits.
+//! mfcc.reset();
+//! let mut streamed = FeatureMatrix::new(mfcc.dim());
+//! for chunk in samples.chunks(333) {
+//!     mfcc.accept_waveform(chunk)?;
+//!     mfcc.pop_frames(&mut streamed)?;
+//! }
+//! mfcc.input_finished();
+//! mfcc.pop_frames(&mut streamed)?;
+//! assert_eq!(streamed, batch);
+//!
+//! // The speaker-ID chain: 60-dim normalised features of the voiced frames.
+//! let out = FrontEnd::new(FrontEndOptions::default())?.compute(&samples)?;
+//! assert_eq!(out.features.dim(), 60);
+//! assert_eq!(out.voiced.len(), 98);
+//! # Ok(())
+//! # }
+//! ```
 
 mod cmvn;
 mod deltas;
+mod fft;
 mod frontend;
 mod matrix;
 mod mel;
 mod mfcc;
+mod queue;
 mod vad;
 
 #[cfg(test)]
 mod tests;
 
-pub use cmvn::{apply_sliding_cmn, CmvnStats, SlidingCmnOptions, StreamingSlidingCmn};
-pub use deltas::{compute_deltas, DeltaOptions, StreamingDeltas};
+pub use cmvn::{
+    apply_sliding_cmn, apply_sliding_cmn_into, CmvnStats, SlidingCmnOptions, StreamingSlidingCmn,
+};
+pub use deltas::{compute_deltas, compute_deltas_into, DeltaOptions, StreamingDeltas};
 pub use frontend::{FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd, VadMode};
 pub use matrix::FeatureMatrix;
 pub use mfcc::{MfccExtractor, MfccOptions, WindowType};
@@ -60,9 +92,6 @@ pub enum FeatureError {
     /// Input that cannot be used (NaN, infinities, wrong lengths).
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// The FFT library rejected a buffer (an internal sizing bug, reported rather than panicking).
-    #[error("FFT failed: {0}")]
-    Fft(String),
 }
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> FeatureError {

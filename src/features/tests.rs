@@ -205,10 +205,15 @@ fn fft_path_matches_naive_dft_mfcc() {
 }
 
 fn random_chunks(len: usize, rng: &mut ChaCha8Rng) -> Vec<std::ops::Range<usize>> {
+    random_chunks_of(len, 4000, rng)
+}
+
+/// Consecutive ranges covering `0..len`, each 1..=`max` long (seeded).
+fn random_chunks_of(len: usize, max: usize, rng: &mut ChaCha8Rng) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < len {
-        let step = rng.random_range(1..=4000).min(len - at);
+        let step = rng.random_range(1..=max).min(len - at);
         out.push(at..at + step);
         at += step;
     }
@@ -325,6 +330,18 @@ fn random_features(frames: usize, dim: usize, seed: u64) -> FeatureMatrix {
     FeatureMatrix::from_vec(dim, data).unwrap()
 }
 
+/// `x` cut into consecutive chunks of 1..=`max_frames` frames (seeded).
+fn random_frame_chunks(x: &FeatureMatrix, max_frames: usize, seed: u64) -> Vec<FeatureMatrix> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dim = x.dim();
+    random_chunks_of(x.num_frames(), max_frames, &mut rng)
+        .into_iter()
+        .map(|r| {
+            FeatureMatrix::from_vec(dim, x.as_slice()[r.start * dim..r.end * dim].to_vec()).unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn deltas_match_naive_regression_formula() {
     for frames in [1, 3, 9, 57] {
@@ -359,17 +376,11 @@ fn deltas_match_naive_regression_formula() {
 fn streaming_deltas_are_bit_identical_to_batch() {
     let x = random_features(300, 20, 3);
     let batch = compute_deltas(&x, &DeltaOptions::default()).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(4);
     let mut stream = StreamingDeltas::new(20, &DeltaOptions::default()).unwrap();
     let mut out = FeatureMatrix::new(60);
-    let mut t = 0;
-    while t < 300 {
-        let n = rng.random_range(1..=30).min(300 - t);
-        let chunk =
-            FeatureMatrix::from_vec(20, x.as_slice()[t * 20..(t + n) * 20].to_vec()).unwrap();
+    for chunk in random_frame_chunks(&x, 30, 4) {
         stream.accept_frames(&chunk).unwrap();
         stream.pop_frames(&mut out).unwrap();
-        t += n;
     }
     stream.input_finished();
     stream.pop_frames(&mut out).unwrap();
@@ -430,17 +441,11 @@ fn sliding_cmn_matches_naive_window_means() {
             }
         }
         // Streaming in random chunks gives the very same bits.
-        let mut rng = ChaCha8Rng::seed_from_u64(frames as u64);
         let mut stream = StreamingSlidingCmn::new(4, &opts).unwrap();
         let mut streamed = FeatureMatrix::new(4);
-        let mut t = 0;
-        while t < frames {
-            let n = rng.random_range(1..=40).min(frames - t);
-            let chunk =
-                FeatureMatrix::from_vec(4, x.as_slice()[t * 4..(t + n) * 4].to_vec()).unwrap();
+        for chunk in random_frame_chunks(&x, 40, frames as u64) {
             stream.accept_frames(&chunk).unwrap();
             stream.pop_frames(&mut streamed).unwrap();
-            t += n;
         }
         stream.input_finished();
         stream.pop_frames(&mut streamed).unwrap();
@@ -582,4 +587,23 @@ fn streaming_front_end_equals_batch_with_running_vad() {
         assert_eq!(stream.num_frames_decided(), batch.voiced.len());
         assert_eq!(out, batch.features);
     }
+}
+
+#[test]
+fn fast_log_is_within_a_few_ulp_of_f64_log() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut worst = 0.0f64;
+    for i in 0..200_000 {
+        // Log-uniform over the range MFCC energies take: FLT_EPSILON .. 1e15.
+        let x = if i < 2 {
+            [f32::EPSILON, 1.0][i]
+        } else {
+            (rng.random_range(-16.0f64..35.0)).exp() as f32
+        };
+        let exact = f64::from(x).ln();
+        let got = f64::from(super::mfcc::ln_positive(x));
+        let ulp = f64::from(f32::EPSILON) * exact.abs().max(0.5);
+        worst = worst.max((got - exact).abs() / ulp);
+    }
+    assert!(worst <= 2.0, "worst error {worst} ulp");
 }

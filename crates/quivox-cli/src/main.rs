@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_features;
+
 #[derive(Parser)]
 #[command(
     name = "quivox",
@@ -17,12 +19,15 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version,
+    /// Compute Kaldi-compatible MFCC features of a WAV (.npy or .csv).
+    Features(cmd_features::FeaturesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Version => println!("quivox {}", env!("CARGO_PKG_VERSION")),
+        Command::Features(args) => cmd_features::run(&args)?,
     }
     Ok(())
 }
