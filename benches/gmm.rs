@@ -1,6 +1,6 @@
 //! GMM benches: one EM iteration of a 512-component UBM on 100 000 × 60 frames (rayon's default
 //! pool and one thread), top-C scoring of a 7-s call (700 × 60 frames) against 1 and 1 000
-//! speaker models on one thread, and UBM load time.
+//! speaker models on one thread, and the load time of a 512 × 60 UBM file.
 //!
 //! `cargo bench --bench gmm`; compare with `/work/shared/tools/gmm_em_ref.py` (numpy, one thread).
 
@@ -14,6 +14,7 @@ use quivox::gmm::{
     map_update, mle_update, score_speaker, AccumDiagGmm, DiagGmm, MapDiagGmmOptions,
     MleDiagGmmOptions, SpeakerBank, DEFAULT_TOP_C,
 };
+use quivox::model_io::{kinds, FrontEndCheck, FrontEndFingerprint};
 
 const DIM: usize = 60;
 const COMPONENTS: usize = 512;
@@ -144,5 +145,18 @@ fn bench_scoring(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_em, bench_scoring);
+fn bench_load(c: &mut Criterion) {
+    let frames = synthetic_frames(5_000, 21);
+    let ubm = initial_ubm(&frames, 22);
+    let fp = FrontEndFingerprint::new("mfcc", &serde_json::json!({"num_ceps": 20, "deltas": 2}))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ubm.qvxm");
+    ubm.save(&path, kinds::UBM, Some(fp.clone())).unwrap();
+    c.bench_function("load_ubm_512x60_from_file", |b| {
+        b.iter(|| DiagGmm::load(&path, kinds::UBM, FrontEndCheck::Require(&fp)).unwrap())
+    });
+}
+
+criterion_group!(benches, bench_em, bench_scoring, bench_load);
 criterion_main!(benches);

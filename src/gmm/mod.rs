@@ -4,6 +4,7 @@
 
 mod accum;
 mod error;
+mod io;
 mod math;
 mod model;
 mod score;
