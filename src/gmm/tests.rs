@@ -609,7 +609,8 @@ fn speaker_bank_matches_score_speaker_with_top_5() {
         ..MapDiagGmmOptions::default()
     };
     for (opts, mean_only) in [(MapDiagGmmOptions::default(), true), (full_map, false)] {
-        let (ubm, speakers, truth) = ubm_and_speakers(20, &opts, 70);
+        // More speakers than one scoring block (256), to cover the blocked layout.
+        let (ubm, speakers, truth) = ubm_and_speakers(if mean_only { 300 } else { 20 }, &opts, 70);
         let feats = truth.sample(400, 71);
         let sel = ubm.gaussian_selection(&feats, 5).unwrap();
         let refs: Vec<&DiagGmm> = speakers.iter().collect();
