@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench gmm`; compare with `/work/shared/tools/gmm_em_ref.py` (numpy, one thread).
 
+use std::time::Duration;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -82,6 +84,9 @@ fn bench_em(c: &mut Criterion) {
     group.bench_function("one_thread", |b| {
         b.iter(|| one.install(|| em_iteration(&ubm, &frames)))
     });
+    group.bench_function("one_thread_thread_cpu_time", |b| {
+        b.iter_custom(|iters| one.install(|| cpu_time_of(iters, || em_iteration(&ubm, &frames))))
+    });
     group.finish();
 }
 
@@ -102,6 +107,28 @@ fn ubm_and_speakers(count: usize) -> (DiagGmm, Vec<DiagGmm>) {
         })
         .collect();
     (ubm, speakers)
+}
+
+/// CPU time consumed by the calling thread (CLOCK_THREAD_CPUTIME_ID): on this shared machine
+/// wall time mostly measures the other processes.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs `f` `iters` times on the current thread and returns the thread CPU time spent.
+fn cpu_time_of<R>(iters: u64, mut f: impl FnMut() -> R) -> Duration {
+    let start = thread_cpu_time();
+    for _ in 0..iters {
+        std::hint::black_box(f());
+    }
+    thread_cpu_time() - start
 }
 
 fn bench_scoring(c: &mut Criterion) {
@@ -139,6 +166,27 @@ fn bench_scoring(c: &mut Criterion) {
             one.install(|| {
                 let sel = ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap();
                 bank_1000.score(&call, &sel).unwrap()
+            })
+        })
+    });
+    // The same on thread CPU time (the pool has one thread; `install` runs the closure on it).
+    group.bench_function("1000_speakers_bank_thread_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            one.install(|| {
+                cpu_time_of(iters, || {
+                    let sel = ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap();
+                    bank_1000.score(&call, &sel).unwrap()
+                })
+            })
+        })
+    });
+    group.bench_function("1_speaker_thread_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            one.install(|| {
+                cpu_time_of(iters, || {
+                    let sel = ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap();
+                    score_speaker(&ubm, &speakers[0], &call, &sel).unwrap()
+                })
             })
         })
     });
