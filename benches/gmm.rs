@@ -1,8 +1,10 @@
 //! GMM benches: one EM iteration of a 512-component UBM on 100 000 × 60 frames (rayon's default
 //! pool and one thread), top-C scoring of a 7-s call (700 × 60 frames) against 1 and 1 000
-//! speaker models on one thread, and UBM load time.
+//! speaker models on one thread, and the load time of a 512 × 60 UBM file.
 //!
 //! `cargo bench --bench gmm`; compare with `/work/shared/tools/gmm_em_ref.py` (numpy, one thread).
+
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::{Rng, SeedableRng};
@@ -14,6 +16,7 @@ use quivox::gmm::{
     map_update, mle_update, score_speaker, AccumDiagGmm, DiagGmm, MapDiagGmmOptions,
     MleDiagGmmOptions, SpeakerBank, DEFAULT_TOP_C,
 };
+use quivox::model_io::{kinds, FrontEndCheck, FrontEndFingerprint};
 
 const DIM: usize = 60;
 const COMPONENTS: usize = 512;
@@ -81,6 +84,9 @@ fn bench_em(c: &mut Criterion) {
     group.bench_function("one_thread", |b| {
         b.iter(|| one.install(|| em_iteration(&ubm, &frames)))
     });
+    group.bench_function("one_thread_thread_cpu_time", |b| {
+        b.iter_custom(|iters| one.install(|| cpu_time_of(iters, || em_iteration(&ubm, &frames))))
+    });
     group.finish();
 }
 
@@ -101,6 +107,28 @@ fn ubm_and_speakers(count: usize) -> (DiagGmm, Vec<DiagGmm>) {
         })
         .collect();
     (ubm, speakers)
+}
+
+/// CPU time consumed by the calling thread (CLOCK_THREAD_CPUTIME_ID): on this shared machine
+/// wall time mostly measures the other processes.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs `f` `iters` times on the current thread and returns the thread CPU time spent.
+fn cpu_time_of<R>(iters: u64, mut f: impl FnMut() -> R) -> Duration {
+    let start = thread_cpu_time();
+    for _ in 0..iters {
+        std::hint::black_box(f());
+    }
+    thread_cpu_time() - start
 }
 
 fn bench_scoring(c: &mut Criterion) {
@@ -141,8 +169,42 @@ fn bench_scoring(c: &mut Criterion) {
             })
         })
     });
+    // The same on thread CPU time (the pool has one thread; `install` runs the closure on it).
+    group.bench_function("1000_speakers_bank_thread_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            one.install(|| {
+                cpu_time_of(iters, || {
+                    let sel = ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap();
+                    bank_1000.score(&call, &sel).unwrap()
+                })
+            })
+        })
+    });
+    group.bench_function("1_speaker_thread_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            one.install(|| {
+                cpu_time_of(iters, || {
+                    let sel = ubm.gaussian_selection(&call, DEFAULT_TOP_C).unwrap();
+                    score_speaker(&ubm, &speakers[0], &call, &sel).unwrap()
+                })
+            })
+        })
+    });
     group.finish();
 }
 
-criterion_group!(benches, bench_em, bench_scoring);
+fn bench_load(c: &mut Criterion) {
+    let frames = synthetic_frames(5_000, 21);
+    let ubm = initial_ubm(&frames, 22);
+    let fp = FrontEndFingerprint::new("mfcc", &serde_json::json!({"num_ceps": 20, "deltas": 2}))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ubm.qvxm");
+    ubm.save(&path, kinds::UBM, Some(fp.clone())).unwrap();
+    c.bench_function("load_ubm_512x60_from_file", |b| {
+        b.iter(|| DiagGmm::load(&path, kinds::UBM, FrontEndCheck::Require(&fp)).unwrap())
+    });
+}
+
+criterion_group!(benches, bench_em, bench_scoring, bench_load);
 criterion_main!(benches);

@@ -288,8 +288,9 @@ pub struct SpeakerBank {
     /// D (mean-only adaptation) or 2D (variances adapted too).
     width: usize,
     ubm_means: Vec<f32>,
-    /// C blocks of (width + 1) × S (row-major; speakers contiguous, as the GEMM packs them);
-    /// the last row of each block holds the constants k, multiplied by a column of ones.
+    /// Per component, per block of up to `SPEAKER_BLOCK` speakers, a contiguous (width + 1) × sb
+    /// row-major panel (what the GEMM packs, read sequentially); the last row holds the
+    /// constants k, multiplied by a column of ones.
     coefs: Vec<f32>,
 }
 
@@ -306,19 +307,25 @@ impl SpeakerBank {
         let mut coefs = vec![0.0_f32; c_count * s_count * rows];
         for (s, spk) in speakers.iter().enumerate() {
             for c in 0..c_count {
-                let block = &mut coefs[c * rows * s_count..(c + 1) * rows * s_count];
+                // Within component c, speaker block b (speakers s0..s0 + sb) is a contiguous
+                // rows × sb row-major panel starting at c·rows·S + s0·rows.
+                let s0 = s - s % SPEAKER_BLOCK;
+                let sb = SPEAKER_BLOCK.min(s_count - s0);
+                let j_s = s - s0;
+                let block = &mut coefs
+                    [c * rows * s_count + s0 * rows..c * rows * s_count + (s0 + sb) * rows];
                 let mut k = (spk.weights()[c] as f64 / ubm.weights()[c] as f64).ln();
                 for j in 0..d {
                     let (mu, p) = (ubm.mean(c)[j] as f64, ubm.inv_var(c)[j] as f64);
                     let (mu_s, p_s) = (spk.mean(c)[j] as f64, spk.inv_var(c)[j] as f64);
                     let delta = mu_s - mu;
-                    block[j * s_count + s] = (p_s * delta) as f32;
+                    block[j * sb + j_s] = (p_s * delta) as f32;
                     if quadratic {
-                        block[(d + j) * s_count + s] = (-0.5 * (p_s - p)) as f32;
+                        block[(d + j) * sb + j_s] = (-0.5 * (p_s - p)) as f32;
                     }
                     k += 0.5 * (p_s / p).ln() - 0.5 * p_s * delta * delta;
                 }
-                block[width * s_count + s] = k as f32;
+                block[width * sb + j_s] = k as f32;
             }
         }
         Ok(SpeakerBank {
@@ -427,9 +434,21 @@ impl SpeakerBank {
                 y[w] = 1.0;
             }
         }
+        // Inverse of `position`: the (frame, slot) id of each real grouped row.
+        let mut row_id = vec![usize::MAX; total_rows];
+        for (id, &r) in position.iter().enumerate() {
+            row_id[r] = id;
+        }
+        let max_group = (0..c_count)
+            .map(|c| starts[c + 1] - starts[c])
+            .max()
+            .unwrap_or(0);
         let mut llr = vec![0.0_f64; s_count];
         let block = SPEAKER_BLOCK.min(s_count);
-        let mut vals = vec![0.0_f32; total_rows * block];
+        // GEMM output of one component, then scattered into frame order (vals[id]) so that the
+        // per-frame pass below reads memory sequentially.
+        let mut group_out = vec![0.0_f32; max_group * block];
+        let mut vals = vec![0.0_f32; n * tc * block];
         let mut max_buf = vec![0.0_f32; block];
         let mut sum_buf = vec![0.0_f32; block];
         for s0 in (0..s_count).step_by(block) {
@@ -439,40 +458,44 @@ impl SpeakerBank {
                 if r0 == r1 {
                     continue;
                 }
-                let coefs = &self.coefs[c * wk * s_count + s0..(c + 1) * wk * s_count];
+                let panel = c * wk * s_count + s0 * wk;
+                let coefs = &self.coefs[panel..panel + wk * sb];
                 gemm(
                     &MatRef::row_major(&ys[r0 * wk..r1 * wk], r1 - r0, wk),
                     &MatRef {
                         data: coefs,
                         rows: wk,
                         cols: sb,
-                        row_stride: s_count,
+                        row_stride: sb,
                         col_stride: 1,
                     },
                     0.0,
-                    &mut vals[r0 * sb..r1 * sb],
+                    &mut group_out[..(r1 - r0) * sb],
                 );
+                for (r, out) in (r0..r1).zip(group_out.chunks_exact(sb)) {
+                    let id = row_id[r];
+                    if id == usize::MAX {
+                        continue; // padding row
+                    }
+                    let b = base[id];
+                    for (v, &g) in vals[id * sb..(id + 1) * sb].iter_mut().zip(out) {
+                        *v = g + b;
+                    }
+                }
             }
-            for t in 0..n {
+            for frame_vals in vals[..n * tc * sb].chunks_exact(tc * sb) {
                 let maxes = &mut max_buf[..sb];
-                maxes.fill(f32::NEG_INFINITY);
-                for id in t * tc..(t + 1) * tc {
-                    let (r, b) = (position[id], base[id]);
-                    for (m, &v) in maxes.iter_mut().zip(&vals[r * sb..(r + 1) * sb]) {
-                        let v = v + b;
+                maxes.copy_from_slice(&frame_vals[..sb]);
+                for row in frame_vals.chunks_exact(sb).skip(1) {
+                    for (m, &v) in maxes.iter_mut().zip(row) {
                         *m = if v > *m { v } else { *m };
                     }
                 }
                 let sums = &mut sum_buf[..sb];
                 sums.fill(0.0);
-                for id in t * tc..(t + 1) * tc {
-                    let (r, b) = (position[id], base[id]);
-                    for ((s, &v), &m) in sums
-                        .iter_mut()
-                        .zip(&vals[r * sb..(r + 1) * sb])
-                        .zip(maxes.iter())
-                    {
-                        *s += exp_f32(v + b - m);
+                for row in frame_vals.chunks_exact(sb) {
+                    for ((s, &v), &m) in sums.iter_mut().zip(row).zip(maxes.iter()) {
+                        *s += exp_f32(v - m);
                     }
                 }
                 for ((l, &m), &s) in llr[s0..s0 + sb]

@@ -609,7 +609,8 @@ fn speaker_bank_matches_score_speaker_with_top_5() {
         ..MapDiagGmmOptions::default()
     };
     for (opts, mean_only) in [(MapDiagGmmOptions::default(), true), (full_map, false)] {
-        let (ubm, speakers, truth) = ubm_and_speakers(20, &opts, 70);
+        // More speakers than one scoring block (256), to cover the blocked layout.
+        let (ubm, speakers, truth) = ubm_and_speakers(if mean_only { 300 } else { 20 }, &opts, 70);
         let feats = truth.sample(400, 71);
         let sel = ubm.gaussian_selection(&feats, 5).unwrap();
         let refs: Vec<&DiagGmm> = speakers.iter().collect();
@@ -691,4 +692,45 @@ fn baum_welch_stats_match_f64_posteriors() {
     }
     let top2 = ubm.baum_welch_stats(&feats, BwPosteriors::TopC(2)).unwrap();
     assert!((top2.total_count() - 500.0).abs() < 1e-9);
+}
+
+#[test]
+fn gmm_model_file_round_trip_and_front_end_check() {
+    use crate::model_io::{kinds, FrontEndCheck, FrontEndFingerprint, ModelFile, ModelIoError};
+    let gmm = Truth::well_separated(5, 4, 100).model();
+    let fp = FrontEndFingerprint::new("mfcc", &serde_json::json!({"num_ceps": 20})).unwrap();
+    let bytes = gmm
+        .to_model_writer(kinds::UBM, Some(fp.clone()))
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let file = ModelFile::from_bytes(&bytes, kinds::UBM, FrontEndCheck::Require(&fp)).unwrap();
+    assert_eq!(DiagGmm::from_model_file(&file).unwrap(), gmm);
+    let other = FrontEndFingerprint::new("mfcc", &serde_json::json!({"num_ceps": 13})).unwrap();
+    assert!(matches!(
+        ModelFile::from_bytes(&bytes, kinds::UBM, FrontEndCheck::Require(&other)),
+        Err(ModelIoError::FrontEndMismatch { .. })
+    ));
+    assert!(matches!(
+        ModelFile::from_bytes(&bytes, kinds::SPEAKER_GMM, FrontEndCheck::Ignore),
+        Err(ModelIoError::WrongKind { .. })
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ubm.qvxm");
+    gmm.save(&path, kinds::UBM, Some(fp.clone())).unwrap();
+    assert_eq!(
+        DiagGmm::load(&path, kinds::UBM, FrontEndCheck::Require(&fp)).unwrap(),
+        gmm
+    );
+    // Valid container, invalid model: negative weight.
+    let mut w = crate::model_io::ModelWriter::new(kinds::UBM);
+    w.add_f32("weights", &[1], &[-1.0]).unwrap();
+    w.add_f32("means", &[1, 1], &[0.0]).unwrap();
+    w.add_f32("inv_vars", &[1, 1], &[1.0]).unwrap();
+    let bad =
+        ModelFile::from_bytes(&w.to_bytes().unwrap(), kinds::UBM, FrontEndCheck::Ignore).unwrap();
+    assert!(matches!(
+        DiagGmm::from_model_file(&bad),
+        Err(ModelIoError::InvalidModel { .. })
+    ));
 }
