@@ -326,7 +326,7 @@ impl StreamingEmbedder {
             }
             let active = self.slot_start.iter().filter(|s| s.is_some()).count();
             if active > 0 {
-                self.encoder.step(&mut self.batch, MAX_OPEN_WINDOWS);
+                self.encoder.step(&mut self.batch);
             }
             for slot in 0..MAX_OPEN_WINDOWS {
                 if let Some(start) = self.slot_start[slot] {
