@@ -10,7 +10,7 @@
 //!   input projection of every frame of every window is one large product, then one
 //!   `windows × 256 · 256 × 1024` product per frame for the recurrence;
 //! - frame by frame ([`SpeakerEncoder::step`], the streaming path): all open windows advance one
-//!   frame, one `[x | h] · [W_ih | W_hh]ᵀ` product per layer.
+//!   frame, one pass over `[W_ih | W_hh]` per layer (matrix-vector products for the open slots).
 //!
 //! The two differ only in floating-point summation order (≈ 1e-6).
 
@@ -271,38 +271,35 @@ impl SpeakerEncoder {
         }
     }
 
-    /// Advances every slot of `batch` by one frame (inputs set with [`LstmBatch::set_input`]).
-    pub fn step(&self, batch: &mut LstmBatch) {
-        let rows = batch.capacity();
+    /// Advances the slots of `batch` marked in `active` by one frame (inputs set with
+    /// [`LstmBatch::set_input`]); other slots are left as they are. With the few windows open
+    /// while streaming (≤ 3), matrix-vector products that read each weight row once for all
+    /// open slots beat sgemm, which would copy (pack) the whole weight matrix at every step.
+    pub fn step(&self, batch: &mut LstmBatch, active: &[bool]) {
+        let slots = active.len().min(batch.capacity());
         for layer in 0..LAYERS {
             let width = layer_input(layer) + HIDDEN;
-            let gates = &mut batch.gates[..rows * GATE_ROWS];
-            for row in gates.chunks_exact_mut(GATE_ROWS) {
-                row.copy_from_slice(&self.biases[layer]);
+            let weights = &self.concat_weights[layer];
+            for (r, w) in weights.chunks_exact(width).enumerate() {
+                for slot in (0..slots).filter(|&s| active[s]) {
+                    batch.gates[slot * GATE_ROWS + r] = self.biases[layer][r]
+                        + dot(w, &batch.xh[layer][slot * width..(slot + 1) * width]);
+                }
             }
-            gemm_abt(
-                rows,
-                GATE_ROWS,
-                width,
-                &batch.xh[layer],
-                width,
-                &self.concat_weights[layer],
-                width,
-                1.0,
-                gates,
-            );
-            cell_update(
-                gates,
-                &mut batch.cell[layer],
-                &mut batch.xh[layer][width - HIDDEN..],
-                width,
-                rows,
-            );
+            for slot in (0..slots).filter(|&s| active[s]) {
+                cell_update(
+                    &batch.gates[slot * GATE_ROWS..(slot + 1) * GATE_ROWS],
+                    &mut batch.cell[layer][slot * HIDDEN..(slot + 1) * HIDDEN],
+                    &mut batch.xh[layer][(slot + 1) * width - HIDDEN..(slot + 1) * width],
+                    HIDDEN,
+                    1,
+                );
+            }
             // the new hidden states are the next layer's inputs at this step
             if layer + 1 < LAYERS {
                 let next_width = layer_input(layer + 1) + HIDDEN;
                 let (lower, upper) = batch.xh.split_at_mut(layer + 1);
-                for slot in 0..rows {
+                for slot in (0..slots).filter(|&s| active[s]) {
                     upper[0][slot * next_width..slot * next_width + HIDDEN].copy_from_slice(
                         &lower[layer][(slot + 1) * width - HIDDEN..(slot + 1) * width],
                     );
@@ -320,6 +317,25 @@ impl SpeakerEncoder {
         }
         l2_normalize(embedding);
     }
+}
+
+/// Dot product with 8 independent accumulators, so the compiler vectorises it.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Scales `v` to unit L2 norm (left as is when it is all zeros).

@@ -193,7 +193,7 @@ fn batched_lstm_matches_naive_scalar_lstm() {
         for (slot, &start) in starts.iter().enumerate() {
             stepped.set_input(slot, &frames[start + t]);
         }
-        encoder.step(&mut stepped);
+        encoder.step(&mut stepped, &[true, true, true]);
     }
     for (slot, expected) in out.chunks_exact(EMBEDDING_DIM).enumerate() {
         let mut got = vec![0.0f32; EMBEDDING_DIM];
