@@ -215,6 +215,7 @@ impl SpeakerEncoder {
     /// `batch.sequence` (`frames × rows × 256`, time-major).
     fn run_windows(&self, mel: &[f32], starts: &[usize], frames: usize, batch: &mut LstmBatch) {
         let rows = batch.capacity();
+        let windows = starts.len();
         batch.ensure_frames(frames);
         batch.layer_input[..frames * rows * MEL_BANDS].fill(0.0);
         for t in 0..frames {
@@ -250,20 +251,17 @@ impl SpeakerEncoder {
                 let gates =
                     &mut batch.projections[t * rows * GATE_ROWS..(t + 1) * rows * GATE_ROWS];
                 if t > 0 {
-                    let previous = &done[(t - 1) * rows * HIDDEN..];
-                    gemm_abt(
-                        rows,
-                        GATE_ROWS,
-                        HIDDEN,
-                        previous,
-                        HIDDEN,
-                        &weights[input..],
-                        width,
-                        1.0,
-                        gates,
-                    );
+                    // recurrence: one pass over W_hh per frame, each row dotted with every
+                    // window's previous hidden state (sgemm would re-pack W_hh every frame)
+                    let previous = &done[(t - 1) * rows * HIDDEN..t * rows * HIDDEN];
+                    for (r, w) in weights.chunks_exact(width).enumerate() {
+                        let w_hh = &w[input..];
+                        for (slot, h) in previous.chunks_exact(HIDDEN).take(windows).enumerate() {
+                            gates[slot * GATE_ROWS + r] += dot(w_hh, h);
+                        }
+                    }
                 }
-                cell_update(gates, cell, current, HIDDEN, rows);
+                cell_update(gates, cell, current, HIDDEN, windows);
             }
             if layer + 1 < LAYERS {
                 std::mem::swap(&mut batch.layer_input, &mut batch.sequence);
