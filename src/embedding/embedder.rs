@@ -120,7 +120,7 @@ impl SpeakerEmbedder {
             ENCODER_SAMPLE_RATE_HZ => unit,
             found => {
                 return Err(EmbeddingError::SampleRate {
-                    expected: TELEPHONE_SAMPLE_RATE_HZ,
+                    expected: "8000 Hz (telephone, resampled) or 16000 Hz (the encoder rate)",
                     found,
                 })
             }
