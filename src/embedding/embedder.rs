@@ -120,7 +120,7 @@ impl SpeakerEmbedder {
             ENCODER_SAMPLE_RATE_HZ => unit,
             found => {
                 return Err(EmbeddingError::SampleRate {
-                    expected: TELEPHONE_SAMPLE_RATE_HZ,
+                    expected: "8000 Hz (telephone, resampled) or 16000 Hz (the encoder rate)",
                     found,
                 })
             }
@@ -324,9 +324,9 @@ impl StreamingEmbedder {
                     self.batch.set_input(slot, &self.mel_frame);
                 }
             }
-            let active = self.slot_start.iter().filter(|s| s.is_some()).count();
-            if active > 0 {
-                self.encoder.step(&mut self.batch, MAX_OPEN_WINDOWS);
+            let active = self.slot_start.map(|s| s.is_some());
+            if active.iter().any(|&a| a) {
+                self.encoder.step(&mut self.batch, &active);
             }
             for slot in 0..MAX_OPEN_WINDOWS {
                 if let Some(start) = self.slot_start[slot] {

@@ -60,10 +60,10 @@ pub enum EmbeddingError {
         index: usize,
     },
     /// The waveform is at a rate the embedder does not take.
-    #[error("waveform sample rate {found} Hz: expected {expected} Hz")]
+    #[error("waveform sample rate {found} Hz: expected {expected}")]
     SampleRate {
-        /// Rate the call expects, in Hz.
-        expected: u32,
+        /// Rates the call accepts.
+        expected: &'static str,
         /// Rate of the waveform, in Hz.
         found: u32,
     },

@@ -187,6 +187,27 @@ fn batched_lstm_matches_naive_scalar_lstm() {
             .fold(0.0, f64::max);
         assert!(max_diff < 2e-5, "window {i}: max |diff| {max_diff}");
     }
+    // the frame-by-frame (streaming) schedule gives the same embeddings
+    let mut stepped = LstmBatch::new(3);
+    for t in 0..6 {
+        for (slot, &start) in starts.iter().enumerate() {
+            stepped.set_input(slot, &frames[start + t]);
+        }
+        encoder.step(&mut stepped, &[true, true, true]);
+    }
+    for (slot, expected) in out.chunks_exact(EMBEDDING_DIM).enumerate() {
+        let mut got = vec![0.0f32; EMBEDDING_DIM];
+        encoder.project(stepped.top_hidden(slot), &mut got);
+        let max_diff = got
+            .iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            max_diff < 1e-5,
+            "stepped window {slot}: max |diff| {max_diff}"
+        );
+    }
 }
 
 /// The synthetic signal of scripts/embedding_goldens.py, same formula.

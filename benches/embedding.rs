@@ -1,0 +1,87 @@
+//! Speaker-encoder speed: model load, a 7-s call embedded in one go, and the streaming latency
+//! (time from the last 20 ms chunk of a 7-s call to its embedding). One thread.
+//!
+//! `cargo bench --bench embedding`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use quivox::audio::Waveform;
+use quivox::embedding::{
+    bundled_weights_path, EmbedderOptions, SpeakerEmbedder, SpeakerEncoder, StreamingEmbedder,
+};
+
+/// 20 ms at 8 kHz.
+const CHUNK_SAMPLES: usize = 160;
+
+fn fixture(name: &str) -> Waveform {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/embedding/testdata")
+        .join(name);
+    let mut reader = hound::WavReader::open(path).expect("fixture WAV");
+    let sample_rate_hz = reader.spec().sample_rate;
+    let samples = reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.expect("sample")))
+        .collect();
+    Waveform {
+        sample_rate_hz,
+        samples,
+    }
+}
+
+fn stream_all_but_last_chunk(encoder: &Arc<SpeakerEncoder>, call: &Waveform) -> StreamingEmbedder {
+    let split = call.samples.len() - CHUNK_SAMPLES;
+    let mut stream =
+        StreamingEmbedder::new(encoder.clone(), EmbedderOptions::default()).expect("stream");
+    for chunk in call.samples[..split].chunks(CHUNK_SAMPLES) {
+        stream.accept_waveform(chunk).expect("accept");
+    }
+    stream
+}
+
+fn bench_embedding(c: &mut Criterion) {
+    // so0120-t00: 5 windows, all complete before the end of speech; so0457-t01: 6 windows, the
+    // last one still open at the end (its zero-padded tail runs in finish): the worst case.
+    let wav = fixture("so0120-t00.wav");
+    let open_end = fixture("so0457-t01.wav");
+    let encoder = Arc::new(SpeakerEncoder::from_file(bundled_weights_path()).expect("weights"));
+    let mut group = c.benchmark_group("embedding");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2));
+
+    group.bench_function("load_weights", |b| {
+        b.iter(|| black_box(SpeakerEncoder::from_file(bundled_weights_path()).expect("weights")))
+    });
+
+    let mut embedder =
+        SpeakerEmbedder::new(encoder.clone(), EmbedderOptions::default()).expect("embedder");
+    group.bench_function("batch_7s_call", |b| {
+        b.iter(|| black_box(embedder.embed(&wav).expect("embed")))
+    });
+
+    for (label, call) in [
+        ("streaming_last_chunk_to_embedding", &wav),
+        ("streaming_last_chunk_open_window", &open_end),
+    ] {
+        let last = &call.samples[call.samples.len() - CHUNK_SAMPLES..];
+        group.bench_function(label, |b| {
+            b.iter_batched(
+                || stream_all_but_last_chunk(&encoder, call),
+                |mut stream| {
+                    stream.accept_waveform(last).expect("accept");
+                    black_box(stream.finish().expect("finish"))
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_embedding);
+criterion_main!(benches);
