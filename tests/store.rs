@@ -1018,19 +1018,49 @@ fn concurrent_gateways_share_one_population(f: &Fixture) {
         .enroll(&at(1), &enrollment("bob", &["+1 555 0100"], 1))
         .unwrap();
     let calls_per_gateway = 40;
-    std::thread::scope(|scope| {
-        for (g, mut store) in gateways.into_iter().enumerate() {
-            scope.spawn(move || {
-                let actor = Actor::new(&format!("gateway-{g}"), 10);
-                for i in 0..calls_per_gateway {
-                    let who = if i % 4 == 0 { "bob" } else { "alice" };
-                    store
-                        .record_call(&actor, &num("+1 555 0100"), &sid(who))
-                        .unwrap();
-                }
-            });
-        }
+    let barrier = std::sync::Barrier::new(3);
+    let enroll_results: Vec<Result<(), StoreError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = gateways
+            .into_iter()
+            .enumerate()
+            .map(|(g, mut store)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let actor = Actor::new(&format!("gateway-{g}"), 10);
+                    // All three enroll the same new caller at once: one wins.
+                    barrier.wait();
+                    let enrolled = store.enroll(&actor, &enrollment("carol", &[], 10));
+                    for i in 0..calls_per_gateway {
+                        let who = if i % 4 == 0 { "bob" } else { "alice" };
+                        store
+                            .record_call(&actor, &num("+1 555 0100"), &sid(who))
+                            .unwrap();
+                    }
+                    enrolled
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
+    assert_eq!(
+        enroll_results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{enroll_results:?}"
+    );
+    for result in &enroll_results {
+        if let Err(e) = result {
+            assert!(
+                matches!(
+                    e,
+                    StoreError::AlreadyExists {
+                        what: "speaker",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+    }
     assert_eq!(
         admin.load_number_links().unwrap(),
         vec![

@@ -508,6 +508,8 @@ pub trait Store: Send {
 pub struct SqlStore<B: Backend> {
     backend: B,
     key: StoreKey,
+    /// The migrations this store was opened with (the crate's list, except in tests).
+    migrations: &'static [&'static str],
 }
 
 impl<B: Backend> std::fmt::Debug for SqlStore<B> {

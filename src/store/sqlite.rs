@@ -7,7 +7,7 @@ use rusqlite::types::{Value as SqliteValue, ValueRef};
 use rusqlite::{params_from_iter, Connection, TransactionBehavior};
 
 use super::error::{StoreError, StoreResult};
-use super::schema::Dialect;
+use super::schema::{Dialect, MIGRATIONS};
 use super::sql::{context_of, Backend, Row, Sql, Value};
 use super::{SqlStore, StoreKey};
 
@@ -34,17 +34,33 @@ impl SqlStore<SqliteBackend> {
     pub fn open_sqlite(path: &Path, key: StoreKey) -> StoreResult<Self> {
         let conn =
             Connection::open(path).map_err(sqlite_err(format!("opening {}", path.display())))?;
-        Self::from_sqlite_connection(conn, key)
+        Self::from_sqlite_connection(conn, key, MIGRATIONS)
+    }
+
+    /// [`SqlStore::open_sqlite`] with an explicit migration list (tests of the mechanism).
+    #[cfg(test)]
+    pub(crate) fn open_sqlite_with_migrations(
+        path: &Path,
+        key: StoreKey,
+        migrations: &'static [&'static str],
+    ) -> StoreResult<Self> {
+        let conn =
+            Connection::open(path).map_err(sqlite_err(format!("opening {}", path.display())))?;
+        Self::from_sqlite_connection(conn, key, migrations)
     }
 
     /// A store in memory, gone when dropped (for tests and tools).
     pub fn open_sqlite_in_memory(key: StoreKey) -> StoreResult<Self> {
         let conn =
             Connection::open_in_memory().map_err(sqlite_err("opening an in-memory database"))?;
-        Self::from_sqlite_connection(conn, key)
+        Self::from_sqlite_connection(conn, key, MIGRATIONS)
     }
 
-    fn from_sqlite_connection(conn: Connection, key: StoreKey) -> StoreResult<Self> {
+    fn from_sqlite_connection(
+        conn: Connection,
+        key: StoreKey,
+        migrations: &'static [&'static str],
+    ) -> StoreResult<Self> {
         conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
             .map_err(sqlite_err("setting the busy timeout"))?;
         let mode: String = conn
@@ -60,7 +76,7 @@ impl SqlStore<SqliteBackend> {
         // FULL: a committed enrollment survives power loss too, not only a process crash.
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(sqlite_err("setting synchronous commits and foreign keys"))?;
-        SqlStore::open_with(SqliteBackend { conn }, key)
+        SqlStore::open_with_migrations(SqliteBackend { conn }, key, migrations)
     }
 }
 
