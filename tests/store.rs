@@ -893,6 +893,13 @@ fn rotate_key_then_reopen(f: &Fixture) {
     e.keep_audio = vec![audio(1, "alice/a/1"), audio(2, "alice/a/2")];
     store.enroll(&at(1), &e).unwrap();
     store.enroll(&at(1), &enrollment("bob", &[], 1)).unwrap();
+    // More recordings than one batch of the re-encryption walk.
+    let bob_audio: Vec<KeptAudio> = (0..70)
+        .map(|i| audio(100 + i, &format!("bob/a/{i}")))
+        .collect();
+    for a in &bob_audio {
+        store.keep_audio(&at(2), &sid("bob"), a).unwrap();
+    }
     let sealed_before = f.raw_int("SELECT COUNT(*) FROM voice_models");
     store.rotate_key(&at(5), key(3)).unwrap();
     // Still usable in the same session.
@@ -916,7 +923,8 @@ fn rotate_key_then_reopen(f: &Fixture) {
     assert_eq!(store.load_models("ivector", "v1").unwrap().len(), 2);
     let report = store.integrity_check().unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
-    assert_eq!((report.models, report.kept_audio), (4, 2));
+    assert_eq!((report.models, report.kept_audio), (4, 72));
+    assert_eq!(store.kept_audio(&sid("bob")).unwrap(), bob_audio);
     let last = store.audit_log(None).unwrap().pop().unwrap();
     assert_eq!(last.action, AuditAction::RotateKey);
     assert!(last.detail.contains(&key(3).fingerprint()));

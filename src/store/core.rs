@@ -457,6 +457,49 @@ fn open_model(
     )
 }
 
+/// How many kept recordings are held in memory at once when walking them all.
+const AUDIO_BATCH: i64 = 32;
+
+/// One kept_audio row.
+struct AudioRow {
+    id: i64,
+    speaker: SpeakerId,
+    recorded_at: UnixSeconds,
+    format: String,
+    sealed: Vec<u8>,
+}
+
+/// Visits every kept recording in id order, a bounded batch at a time (recordings can be large);
+/// returns how many were visited.
+fn for_each_audio(
+    tx: &mut dyn Sql,
+    visit: &mut dyn FnMut(&mut dyn Sql, AudioRow) -> StoreResult<()>,
+) -> StoreResult<u64> {
+    let mut after = i64::MIN;
+    let mut visited = 0;
+    loop {
+        let rows = tx.query(
+            "SELECT id, speaker_id, recorded_at, format, sealed FROM kept_audio WHERE id > ?1 ORDER BY id LIMIT ?2",
+            params![after, AUDIO_BATCH],
+        )?;
+        if rows.is_empty() {
+            return Ok(visited);
+        }
+        for row in &rows {
+            let audio = AudioRow {
+                id: row.int(0)?,
+                speaker: SpeakerId(row.text(1)?),
+                recorded_at: row.int(2)?,
+                format: row.text(3)?,
+                sealed: row.blob(4)?,
+            };
+            after = audio.id;
+            visit(tx, audio)?;
+            visited += 1;
+        }
+    }
+}
+
 fn count(tx: &mut dyn Sql, sql: &str) -> StoreResult<u64> {
     let rows = tx.query(sql, params![])?;
     let n = rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0);
@@ -1076,29 +1119,27 @@ impl<B: Backend> Store for SqlStore<B> {
                     params![sealed, &speaker.0, &kind],
                 )?;
             }
-            let audio = tx.query(
-                "SELECT id, speaker_id, recorded_at, format, sealed FROM kept_audio ORDER BY id",
-                params![],
-            )?;
-            for row in &audio {
-                let speaker = SpeakerId(row.text(1)?);
-                let recorded_at = row.int(2)?;
-                let format = row.text(3)?;
-                let plain = zeroize::Zeroizing::new(open_audio(old_key, &speaker, recorded_at, &format, &row.blob(4)?)?);
-                let version = audio_version(&format, recorded_at);
-                let sealed = new_key.seal(
-                    &BlobPlace {
-                        speaker: &speaker,
-                        kind: AUDIO_KIND,
-                        version: &version,
-                    },
-                    &plain,
-                )?;
+            let audio_count = for_each_audio(tx, &mut |tx, audio| {
+                let plain = zeroize::Zeroizing::new(open_audio(
+                    old_key,
+                    &audio.speaker,
+                    audio.recorded_at,
+                    &audio.format,
+                    &audio.sealed,
+                )?);
+                let version = audio_version(&audio.format, audio.recorded_at);
+                let place = BlobPlace {
+                    speaker: &audio.speaker,
+                    kind: AUDIO_KIND,
+                    version: &version,
+                };
+                let sealed = new_key.seal(&place, &plain)?;
                 tx.execute(
                     "UPDATE kept_audio SET sealed = ?1 WHERE id = ?2",
-                    params![sealed, row.int(0)?],
+                    params![sealed, audio.id],
                 )?;
-            }
+                Ok(())
+            })?;
             meta_set(tx, META_KEY_FINGERPRINT, &new_fingerprint)?;
             audit(
                 tx,
@@ -1108,7 +1149,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 &format!(
                     "re-encrypted {} model(s) and {} kept recording(s); new key fingerprint {new_fingerprint}",
                     models.len(),
-                    audio.len()
+                    audio_count
                 ),
             )
         })?;
@@ -1175,17 +1216,12 @@ impl<B: Backend> Store for SqlStore<B> {
                 }
             }
             report.models = models.len() as u64;
-            let audio = tx.query(
-                "SELECT speaker_id, recorded_at, format, sealed FROM kept_audio ORDER BY id",
-                params![],
-            )?;
-            for row in &audio {
-                let speaker = SpeakerId(row.text(0)?);
-                if let Err(e) = open_audio(key, &speaker, row.int(1)?, &row.text(2)?, &row.blob(3)?) {
+            report.kept_audio = for_each_audio(tx, &mut |_, audio| {
+                if let Err(e) = open_audio(key, &audio.speaker, audio.recorded_at, &audio.format, &audio.sealed) {
                     problems.push(e.to_string());
                 }
-            }
-            report.kept_audio = audio.len() as u64;
+                Ok(())
+            })?;
             let links = tx.query(&format!("SELECT {LINK_COLUMNS} FROM number_links"), params![])?;
             for row in &links {
                 if let Err(e) = number_link(row) {
