@@ -155,8 +155,11 @@ impl Fixture {
         }
     }
 
-    /// A single integer from a raw query.
-    fn raw_int(&self, sql: &str) -> i64 {
+    /// The single value of a raw query.
+    fn raw_one<T>(&self, sql: &str) -> T
+    where
+        T: rusqlite::types::FromSql + for<'a> ::postgres::types::FromSql<'a>,
+    {
         match self {
             Fixture::Sqlite { path, .. } => rusqlite::Connection::open(path)
                 .unwrap()
@@ -169,18 +172,12 @@ impl Fixture {
         }
     }
 
-    /// A single text from a raw query.
+    fn raw_int(&self, sql: &str) -> i64 {
+        self.raw_one(sql)
+    }
+
     fn raw_text(&self, sql: &str) -> String {
-        match self {
-            Fixture::Sqlite { path, .. } => rusqlite::Connection::open(path)
-                .unwrap()
-                .query_row(sql, [], |r| r.get(0))
-                .unwrap(),
-            Fixture::Postgres { url, schema } => Self::pg_client(url, schema)
-                .query_one(sql, &[])
-                .unwrap()
-                .get(0),
-        }
+        self.raw_one(sql)
     }
 
     /// Flips one bit of a voice model's sealed blob.
@@ -839,7 +836,6 @@ fn moved_or_altered_blob_fails_to_decrypt(f: &Fixture) {
     ));
 
     // One bit flipped in carol's GMM ciphertext, and one in its nonce.
-    f.raw_batch("SELECT 1");
     assert_eq!(
         store.model(&sid("carol"), "gmm").unwrap().bytes,
         blob("carol/gmm/1", 300)
