@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use quivox::store::{
     Actor, AuditAction, Consent, Enrollment, KeptAudio, ModelBlob, PhoneNumber, PostgresStore,
-    RetentionPolicy, SpeakerId, SqliteStore, Store, StoreError, StoreKey,
+    RetentionPolicy, SpeakerId, SqliteOptions, SqliteStore, Store, StoreError, StoreKey,
 };
 use rand::{RngCore, SeedableRng};
 
@@ -1080,6 +1080,8 @@ fn concurrent_gateways_share_one_population(f: &Fixture) {
 
 const CHILD_DB_VAR: &str = "QUIVOX_STORE_CRASH_CHILD_DB";
 const CHILD_PREFIX_VAR: &str = "QUIVOX_STORE_CRASH_CHILD_PREFIX";
+/// "1": durable commits (synchronous = FULL); "0": synchronous = NORMAL. Both must survive SIGKILL.
+const CHILD_DURABLE_VAR: &str = "QUIVOX_STORE_CRASH_CHILD_DURABLE";
 const DONE_MARK: &str = "ENROLLED ";
 
 fn crash_enrollment(id: &str) -> Enrollment {
@@ -1105,7 +1107,12 @@ fn crash_child_enrolls_until_killed() {
     ) else {
         return;
     };
-    let mut store = SqliteStore::open_sqlite(std::path::Path::new(&db), key(9)).unwrap();
+    let options = SqliteOptions {
+        durable_commits: std::env::var(CHILD_DURABLE_VAR).as_deref() != Ok("0"),
+        ..SqliteOptions::default()
+    };
+    let mut store =
+        SqliteStore::open_sqlite_with(std::path::Path::new(&db), key(9), &options).unwrap();
     let mut stdout = std::io::stdout();
     for i in 0..1_000_000 {
         let id = format!("{prefix}-{i:06}");
@@ -1134,6 +1141,7 @@ fn sqlite_survives_sigkill_during_enrollment() {
             ])
             .env(CHILD_DB_VAR, &db)
             .env(CHILD_PREFIX_VAR, &prefix)
+            .env(CHILD_DURABLE_VAR, if round % 2 == 0 { "1" } else { "0" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -74,7 +74,7 @@ pub use crypto::{StoreKey, KEY_ENV_VAR, KEY_LEN, NONCE_LEN};
 pub use error::{StoreError, StoreResult};
 pub use pg::{PostgresBackend, PostgresStore};
 pub use sql::Backend;
-pub use sqlite::{SqliteBackend, SqliteStore};
+pub use sqlite::{SqliteBackend, SqliteOptions, SqliteStore};
 
 /// Seconds since the Unix epoch (UTC).
 pub type UnixSeconds = i64;
