@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use quivox::store::{
     Actor, AuditAction, Consent, Enrollment, KeptAudio, ModelBlob, PhoneNumber, PostgresStore,
-    RetentionPolicy, SpeakerId, SqliteStore, Store, StoreError, StoreKey,
+    RetentionPolicy, SpeakerId, SqliteOptions, SqliteStore, Store, StoreError, StoreKey,
 };
 use rand::{RngCore, SeedableRng};
 
@@ -155,8 +155,11 @@ impl Fixture {
         }
     }
 
-    /// A single integer from a raw query.
-    fn raw_int(&self, sql: &str) -> i64 {
+    /// The single value of a raw query.
+    fn raw_one<T>(&self, sql: &str) -> T
+    where
+        T: rusqlite::types::FromSql + for<'a> ::postgres::types::FromSql<'a>,
+    {
         match self {
             Fixture::Sqlite { path, .. } => rusqlite::Connection::open(path)
                 .unwrap()
@@ -169,18 +172,12 @@ impl Fixture {
         }
     }
 
-    /// A single text from a raw query.
+    fn raw_int(&self, sql: &str) -> i64 {
+        self.raw_one(sql)
+    }
+
     fn raw_text(&self, sql: &str) -> String {
-        match self {
-            Fixture::Sqlite { path, .. } => rusqlite::Connection::open(path)
-                .unwrap()
-                .query_row(sql, [], |r| r.get(0))
-                .unwrap(),
-            Fixture::Postgres { url, schema } => Self::pg_client(url, schema)
-                .query_one(sql, &[])
-                .unwrap()
-                .get(0),
-        }
+        self.raw_one(sql)
     }
 
     /// Flips one bit of a voice model's sealed blob.
@@ -839,7 +836,6 @@ fn moved_or_altered_blob_fails_to_decrypt(f: &Fixture) {
     ));
 
     // One bit flipped in carol's GMM ciphertext, and one in its nonce.
-    f.raw_batch("SELECT 1");
     assert_eq!(
         store.model(&sid("carol"), "gmm").unwrap().bytes,
         blob("carol/gmm/1", 300)
@@ -893,6 +889,13 @@ fn rotate_key_then_reopen(f: &Fixture) {
     e.keep_audio = vec![audio(1, "alice/a/1"), audio(2, "alice/a/2")];
     store.enroll(&at(1), &e).unwrap();
     store.enroll(&at(1), &enrollment("bob", &[], 1)).unwrap();
+    // More recordings than one batch of the re-encryption walk.
+    let bob_audio: Vec<KeptAudio> = (0..70)
+        .map(|i| audio(100 + i, &format!("bob/a/{i}")))
+        .collect();
+    for a in &bob_audio {
+        store.keep_audio(&at(2), &sid("bob"), a).unwrap();
+    }
     let sealed_before = f.raw_int("SELECT COUNT(*) FROM voice_models");
     store.rotate_key(&at(5), key(3)).unwrap();
     // Still usable in the same session.
@@ -916,7 +919,8 @@ fn rotate_key_then_reopen(f: &Fixture) {
     assert_eq!(store.load_models("ivector", "v1").unwrap().len(), 2);
     let report = store.integrity_check().unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
-    assert_eq!((report.models, report.kept_audio), (4, 2));
+    assert_eq!((report.models, report.kept_audio), (4, 72));
+    assert_eq!(store.kept_audio(&sid("bob")).unwrap(), bob_audio);
     let last = store.audit_log(None).unwrap().pop().unwrap();
     assert_eq!(last.action, AuditAction::RotateKey);
     assert!(last.detail.contains(&key(3).fingerprint()));
@@ -1018,19 +1022,49 @@ fn concurrent_gateways_share_one_population(f: &Fixture) {
         .enroll(&at(1), &enrollment("bob", &["+1 555 0100"], 1))
         .unwrap();
     let calls_per_gateway = 40;
-    std::thread::scope(|scope| {
-        for (g, mut store) in gateways.into_iter().enumerate() {
-            scope.spawn(move || {
-                let actor = Actor::new(&format!("gateway-{g}"), 10);
-                for i in 0..calls_per_gateway {
-                    let who = if i % 4 == 0 { "bob" } else { "alice" };
-                    store
-                        .record_call(&actor, &num("+1 555 0100"), &sid(who))
-                        .unwrap();
-                }
-            });
-        }
+    let barrier = std::sync::Barrier::new(3);
+    let enroll_results: Vec<Result<(), StoreError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = gateways
+            .into_iter()
+            .enumerate()
+            .map(|(g, mut store)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let actor = Actor::new(&format!("gateway-{g}"), 10);
+                    // All three enroll the same new caller at once: one wins.
+                    barrier.wait();
+                    let enrolled = store.enroll(&actor, &enrollment("carol", &[], 10));
+                    for i in 0..calls_per_gateway {
+                        let who = if i % 4 == 0 { "bob" } else { "alice" };
+                        store
+                            .record_call(&actor, &num("+1 555 0100"), &sid(who))
+                            .unwrap();
+                    }
+                    enrolled
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
+    assert_eq!(
+        enroll_results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{enroll_results:?}"
+    );
+    for result in &enroll_results {
+        if let Err(e) = result {
+            assert!(
+                matches!(
+                    e,
+                    StoreError::AlreadyExists {
+                        what: "speaker",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+    }
     assert_eq!(
         admin.load_number_links().unwrap(),
         vec![
@@ -1046,6 +1080,8 @@ fn concurrent_gateways_share_one_population(f: &Fixture) {
 
 const CHILD_DB_VAR: &str = "QUIVOX_STORE_CRASH_CHILD_DB";
 const CHILD_PREFIX_VAR: &str = "QUIVOX_STORE_CRASH_CHILD_PREFIX";
+/// "1": durable commits (synchronous = FULL); "0": synchronous = NORMAL. Both must survive SIGKILL.
+const CHILD_DURABLE_VAR: &str = "QUIVOX_STORE_CRASH_CHILD_DURABLE";
 const DONE_MARK: &str = "ENROLLED ";
 
 fn crash_enrollment(id: &str) -> Enrollment {
@@ -1071,7 +1107,12 @@ fn crash_child_enrolls_until_killed() {
     ) else {
         return;
     };
-    let mut store = SqliteStore::open_sqlite(std::path::Path::new(&db), key(9)).unwrap();
+    let options = SqliteOptions {
+        durable_commits: std::env::var(CHILD_DURABLE_VAR).as_deref() != Ok("0"),
+        ..SqliteOptions::default()
+    };
+    let mut store =
+        SqliteStore::open_sqlite_with(std::path::Path::new(&db), key(9), &options).unwrap();
     let mut stdout = std::io::stdout();
     for i in 0..1_000_000 {
         let id = format!("{prefix}-{i:06}");
@@ -1100,6 +1141,7 @@ fn sqlite_survives_sigkill_during_enrollment() {
             ])
             .env(CHILD_DB_VAR, &db)
             .env(CHILD_PREFIX_VAR, &prefix)
+            .env(CHILD_DURABLE_VAR, if round % 2 == 0 { "1" } else { "0" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -1,7 +1,7 @@
 //! The store's logic, written once over the [`Sql`] interface.
 
 use super::crypto::BlobPlace;
-use super::schema::{latest_version, BOOTSTRAP, MIGRATIONS};
+use super::schema::{BOOTSTRAP, MIGRATIONS};
 use super::sql::{params, Backend, Row, Sql};
 use super::*;
 
@@ -457,6 +457,49 @@ fn open_model(
     )
 }
 
+/// How many kept recordings are held in memory at once when walking them all.
+const AUDIO_BATCH: i64 = 32;
+
+/// One kept_audio row.
+struct AudioRow {
+    id: i64,
+    speaker: SpeakerId,
+    recorded_at: UnixSeconds,
+    format: String,
+    sealed: Vec<u8>,
+}
+
+/// Visits every kept recording in id order, a bounded batch at a time (recordings can be large);
+/// returns how many were visited.
+fn for_each_audio(
+    tx: &mut dyn Sql,
+    visit: &mut dyn FnMut(&mut dyn Sql, AudioRow) -> StoreResult<()>,
+) -> StoreResult<u64> {
+    let mut after = i64::MIN;
+    let mut visited = 0;
+    loop {
+        let rows = tx.query(
+            "SELECT id, speaker_id, recorded_at, format, sealed FROM kept_audio WHERE id > ?1 ORDER BY id LIMIT ?2",
+            params![after, AUDIO_BATCH],
+        )?;
+        if rows.is_empty() {
+            return Ok(visited);
+        }
+        for row in &rows {
+            let audio = AudioRow {
+                id: row.int(0)?,
+                speaker: SpeakerId(row.text(1)?),
+                recorded_at: row.int(2)?,
+                format: row.text(3)?,
+                sealed: row.blob(4)?,
+            };
+            after = audio.id;
+            visit(tx, audio)?;
+            visited += 1;
+        }
+    }
+}
+
 fn count(tx: &mut dyn Sql, sql: &str) -> StoreResult<u64> {
     let rows = tx.query(sql, params![])?;
     let n = rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0);
@@ -466,15 +509,25 @@ fn count(tx: &mut dyn Sql, sql: &str) -> StoreResult<u64> {
 impl<B: Backend> SqlStore<B> {
     /// Migrates the database behind `backend` and checks `key` against it; the common part of
     /// every `open_*` constructor.
-    pub(crate) fn open_with(mut backend: B, key: StoreKey) -> StoreResult<Self> {
+    pub(crate) fn open_with(backend: B, key: StoreKey) -> StoreResult<Self> {
+        Self::open_with_migrations(backend, key, MIGRATIONS)
+    }
+
+    /// [`SqlStore::open_with`] with an explicit migration list (tests of the mechanism).
+    pub(crate) fn open_with_migrations(
+        mut backend: B,
+        key: StoreKey,
+        migrations: &'static [&'static str],
+    ) -> StoreResult<Self> {
         let fingerprint = key.fingerprint();
+        let latest = migrations.len() as u32;
         backend.transaction(&mut |tx| {
             tx.lock_for_migration()?;
             let found = read_version(tx)?;
-            if found > latest_version() {
+            if found > latest {
                 return Err(StoreError::SchemaTooNew {
                     found,
-                    supported: latest_version(),
+                    supported: latest,
                 });
             }
             // Check the key before writing anything.
@@ -489,7 +542,7 @@ impl<B: Backend> SqlStore<B> {
                 }
             }
             tx.batch(BOOTSTRAP)?;
-            for (index, script) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            for (index, script) in migrations.iter().enumerate().skip(found as usize) {
                 let dialect = tx.dialect();
                 tx.batch(&dialect.render(script))?;
                 tx.execute(
@@ -502,7 +555,11 @@ impl<B: Backend> SqlStore<B> {
             }
             Ok(())
         })?;
-        Ok(Self { backend, key })
+        Ok(Self {
+            backend,
+            key,
+            migrations,
+        })
     }
 
     /// The fingerprint of the key in use (public; see [`StoreKey::fingerprint`]).
@@ -555,10 +612,21 @@ impl<B: Backend> Store for SqlStore<B> {
                     id: e.speaker.0.clone(),
                 });
             }
+            // Another gateway may enroll the same id between the check and the insert.
             tx.execute(
                 "INSERT INTO speakers (id, display_name, external_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![&e.speaker.0, &e.display_name, e.external_id.as_deref(), actor.now],
-            )?;
+            )
+            .map_err(|err| {
+                if err.is_unique_violation() {
+                    StoreError::AlreadyExists {
+                        what: "speaker",
+                        id: e.speaker.0.clone(),
+                    }
+                } else {
+                    err
+                }
+            })?;
             for model in &e.models {
                 insert_model(tx, key, &e.speaker, model, actor.now)?;
             }
@@ -1051,29 +1119,27 @@ impl<B: Backend> Store for SqlStore<B> {
                     params![sealed, &speaker.0, &kind],
                 )?;
             }
-            let audio = tx.query(
-                "SELECT id, speaker_id, recorded_at, format, sealed FROM kept_audio ORDER BY id",
-                params![],
-            )?;
-            for row in &audio {
-                let speaker = SpeakerId(row.text(1)?);
-                let recorded_at = row.int(2)?;
-                let format = row.text(3)?;
-                let plain = zeroize::Zeroizing::new(open_audio(old_key, &speaker, recorded_at, &format, &row.blob(4)?)?);
-                let version = audio_version(&format, recorded_at);
-                let sealed = new_key.seal(
-                    &BlobPlace {
-                        speaker: &speaker,
-                        kind: AUDIO_KIND,
-                        version: &version,
-                    },
-                    &plain,
-                )?;
+            let audio_count = for_each_audio(tx, &mut |tx, audio| {
+                let plain = zeroize::Zeroizing::new(open_audio(
+                    old_key,
+                    &audio.speaker,
+                    audio.recorded_at,
+                    &audio.format,
+                    &audio.sealed,
+                )?);
+                let version = audio_version(&audio.format, audio.recorded_at);
+                let place = BlobPlace {
+                    speaker: &audio.speaker,
+                    kind: AUDIO_KIND,
+                    version: &version,
+                };
+                let sealed = new_key.seal(&place, &plain)?;
                 tx.execute(
                     "UPDATE kept_audio SET sealed = ?1 WHERE id = ?2",
-                    params![sealed, row.int(0)?],
+                    params![sealed, audio.id],
                 )?;
-            }
+                Ok(())
+            })?;
             meta_set(tx, META_KEY_FINGERPRINT, &new_fingerprint)?;
             audit(
                 tx,
@@ -1083,7 +1149,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 &format!(
                     "re-encrypted {} model(s) and {} kept recording(s); new key fingerprint {new_fingerprint}",
                     models.len(),
-                    audio.len()
+                    audio_count
                 ),
             )
         })?;
@@ -1092,6 +1158,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn integrity_check(&mut self) -> StoreResult<IntegrityReport> {
+        let migrations = self.migrations;
         self.tx(|tx, key| {
             let mut report = IntegrityReport {
                 problems: tx.engine_checks()?,
@@ -1099,8 +1166,11 @@ impl<B: Backend> Store for SqlStore<B> {
             };
             let problems = &mut report.problems;
             let version = read_version(tx)?;
-            if version != latest_version() {
-                problems.push(format!("schema version {version}: expected {}", latest_version()));
+            if version as usize != migrations.len() {
+                problems.push(format!(
+                    "schema version {version}: expected {}",
+                    migrations.len()
+                ));
             }
             match meta_get(tx, META_KEY_FINGERPRINT)? {
                 Some(f) if f == key.fingerprint() => {}
@@ -1146,17 +1216,12 @@ impl<B: Backend> Store for SqlStore<B> {
                 }
             }
             report.models = models.len() as u64;
-            let audio = tx.query(
-                "SELECT speaker_id, recorded_at, format, sealed FROM kept_audio ORDER BY id",
-                params![],
-            )?;
-            for row in &audio {
-                let speaker = SpeakerId(row.text(0)?);
-                if let Err(e) = open_audio(key, &speaker, row.int(1)?, &row.text(2)?, &row.blob(3)?) {
+            report.kept_audio = for_each_audio(tx, &mut |_, audio| {
+                if let Err(e) = open_audio(key, &audio.speaker, audio.recorded_at, &audio.format, &audio.sealed) {
                     problems.push(e.to_string());
                 }
-            }
-            report.kept_audio = audio.len() as u64;
+                Ok(())
+            })?;
             let links = tx.query(&format!("SELECT {LINK_COLUMNS} FROM number_links"), params![])?;
             for row in &links {
                 if let Err(e) = number_link(row) {
@@ -1174,5 +1239,102 @@ impl<B: Backend> Store for SqlStore<B> {
             report.speakers = count(tx, "SELECT COUNT(*) FROM speakers")?;
             Ok(report)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crate's schema plus one later migration, as a newer build would have it.
+    static WITH_V2: &[&str] = &[
+        MIGRATIONS[0],
+        "ALTER TABLE speakers ADD COLUMN nickname TEXT; CREATE TABLE extra (x BIGINT NOT NULL);",
+    ];
+
+    fn consent() -> Consent {
+        Consent {
+            given_at: 1,
+            method: "written".into(),
+            operator: "op".into(),
+            reference: String::new(),
+        }
+    }
+
+    #[test]
+    fn migrations_apply_in_order_keep_data_and_refuse_downgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let key = || StoreKey::from_bytes([5; 32]);
+        let actor = Actor::new("op", 1);
+        let enrollment = Enrollment {
+            speaker: SpeakerId::from("s1"),
+            display_name: "S".into(),
+            external_id: None,
+            models: vec![ModelBlob {
+                kind: "gmm".into(),
+                model_version: "v".into(),
+                bytes: vec![9; 10],
+            }],
+            numbers: vec![],
+            consent: consent(),
+            keep_audio: vec![],
+        };
+        {
+            let mut v1 =
+                SqliteStore::open_sqlite_with_migrations(&path, key(), &MIGRATIONS[..1]).unwrap();
+            assert_eq!(v1.schema_version().unwrap(), 1);
+            v1.enroll(&actor, &enrollment).unwrap();
+        }
+        {
+            let mut v2 = SqliteStore::open_sqlite_with_migrations(&path, key(), WITH_V2).unwrap();
+            assert_eq!(v2.schema_version().unwrap(), 2);
+            assert_eq!(
+                v2.model(&enrollment.speaker, "gmm").unwrap().bytes,
+                vec![9; 10]
+            );
+            let report = v2.integrity_check().unwrap();
+            assert!(report.is_ok(), "{:?}", report.problems);
+            v2.tx(|tx, _| {
+                let rows = tx.query(
+                    "SELECT version FROM schema_version ORDER BY version",
+                    params![],
+                )?;
+                let versions: Vec<i64> =
+                    rows.iter().map(|r| r.int(0)).collect::<StoreResult<_>>()?;
+                assert_eq!(versions, vec![1, 2]);
+                assert!(tx.table_exists("extra")?);
+                Ok(())
+            })
+            .unwrap();
+        }
+        // This build's list is older than the database now.
+        match SqliteStore::open_sqlite_with_migrations(&path, key(), &MIGRATIONS[..1]) {
+            Err(StoreError::SchemaTooNew {
+                found: 2,
+                supported: 1,
+            }) => {}
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_database_untouched() {
+        static BROKEN: &[&str] = &[
+            MIGRATIONS[0],
+            "CREATE TABLE extra (x BIGINT); THIS IS NOT SQL;",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let key = || StoreKey::from_bytes([5; 32]);
+        drop(SqliteStore::open_sqlite_with_migrations(&path, key(), &MIGRATIONS[..1]).unwrap());
+        assert!(matches!(
+            SqliteStore::open_sqlite_with_migrations(&path, key(), BROKEN),
+            Err(StoreError::Sqlite { .. })
+        ));
+        let mut store =
+            SqliteStore::open_sqlite_with_migrations(&path, key(), &MIGRATIONS[..1]).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 1);
+        assert!(!store.tx(|tx, _| tx.table_exists("extra")).unwrap());
     }
 }

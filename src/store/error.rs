@@ -102,3 +102,18 @@ pub enum StoreError {
 
 /// Shorthand for results of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// Whether the database refused a row because its key is taken (a concurrent writer won).
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Sqlite { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+            }
+            StoreError::Postgres { source, .. } => {
+                source.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
+            _ => false,
+        }
+    }
+}

@@ -74,7 +74,7 @@ pub use crypto::{StoreKey, KEY_ENV_VAR, KEY_LEN, NONCE_LEN};
 pub use error::{StoreError, StoreResult};
 pub use pg::{PostgresBackend, PostgresStore};
 pub use sql::Backend;
-pub use sqlite::{SqliteBackend, SqliteStore};
+pub use sqlite::{SqliteBackend, SqliteOptions, SqliteStore};
 
 /// Seconds since the Unix epoch (UTC).
 pub type UnixSeconds = i64;
@@ -508,6 +508,8 @@ pub trait Store: Send {
 pub struct SqlStore<B: Backend> {
     backend: B,
     key: StoreKey,
+    /// The migrations this store was opened with (the crate's list, except in tests).
+    migrations: &'static [&'static str],
 }
 
 impl<B: Backend> std::fmt::Debug for SqlStore<B> {

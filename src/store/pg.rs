@@ -51,15 +51,22 @@ impl SqlStore<PostgresBackend> {
         check_schema_name(schema)?;
         let mut client =
             Client::connect(url, NoTls).map_err(pg_err("connecting to the database"))?;
-        // CREATE SCHEMA IF NOT EXISTS can still collide when two gateways start at once: take
-        // the migration lock (session level; released with the connection on error).
+        // CREATE SCHEMA IF NOT EXISTS can still collide when two gateways start at once: create
+        // it under the migration lock (session level, released with the connection on error).
+        // Separate statements: a multi-statement batch would be one implicit transaction, whose
+        // unlock would come before its commit.
+        let context = format!("creating the schema {schema}");
         client
-            .batch_execute(&format!(
-                "SELECT pg_advisory_lock({MIGRATION_LOCK_ID});
-                 CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-                 SELECT pg_advisory_unlock({MIGRATION_LOCK_ID});
-                 SET search_path TO \"{schema}\";"
-            ))
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_ID])
+            .map_err(pg_err(context.clone()))?;
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .map_err(pg_err(context.clone()))?;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
+            .map_err(pg_err(context))?;
+        client
+            .batch_execute(&format!("SET search_path TO \"{schema}\""))
             .map_err(pg_err(format!("selecting the schema {schema}")))?;
         SqlStore::open_with(PostgresBackend { client }, key)
     }

@@ -96,11 +96,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_speaker ON audit_log (speaker_id);",
 ];
 
-/// The newest schema version this build knows.
-pub(crate) fn latest_version() -> u32 {
-    MIGRATIONS.len() as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

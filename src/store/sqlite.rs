@@ -1,4 +1,5 @@
-//! The embedded SQLite backend: one file, write-ahead log, foreign keys on, synchronous commits.
+//! The embedded SQLite backend: one file, write-ahead log, foreign keys on, synchronous commits
+//! (by default; see [`SqliteOptions`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,12 +8,58 @@ use rusqlite::types::{Value as SqliteValue, ValueRef};
 use rusqlite::{params_from_iter, Connection, TransactionBehavior};
 
 use super::error::{StoreError, StoreResult};
-use super::schema::Dialect;
+use super::schema::{Dialect, MIGRATIONS};
 use super::sql::{context_of, Backend, Row, Sql, Value};
 use super::{SqlStore, StoreKey};
 
-/// How long a writer waits for another process's write transaction before failing, in ms.
-const BUSY_TIMEOUT_MS: u64 = 10_000;
+/// How an SQLite store file is opened. Validated by [`SqliteOptions::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SqliteOptions {
+    /// `true` (default): every commit is flushed to disk (`synchronous = FULL`), so a committed
+    /// enrollment survives power loss. `false`: `synchronous = NORMAL`, still safe against a
+    /// process crash (the write-ahead log is in the OS's cache) but the last commits may be lost
+    /// on power loss; commits are several times cheaper.
+    pub durable_commits: bool,
+    /// How long a writer waits for another process's write transaction before failing, in ms
+    /// (1 ..= 600 000).
+    pub busy_timeout_ms: u64,
+    /// SQLite page cache per connection, in KiB (64 ..= 4 194 304). The default 64 MiB keeps a
+    /// population's model blobs in memory while the engine loads them (1000 × 40 KiB models
+    /// measured ~1.5× faster than with SQLite's own 2 MiB default).
+    pub cache_kib: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            durable_commits: true,
+            busy_timeout_ms: 10_000,
+            cache_kib: 64 * 1024,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// Checks the ranges documented on each field.
+    pub fn validate(&self) -> StoreResult<()> {
+        if !(1..=600_000).contains(&self.busy_timeout_ms) {
+            return Err(StoreError::InvalidInput {
+                field: "busy_timeout_ms",
+                value: self.busy_timeout_ms.to_string(),
+                expected: "1 ..= 600000 ms",
+            });
+        }
+        if !(64..=4_194_304).contains(&self.cache_kib) {
+            return Err(StoreError::InvalidInput {
+                field: "cache_kib",
+                value: self.cache_kib.to_string(),
+                expected: "64 ..= 4194304 KiB",
+            });
+        }
+        Ok(())
+    }
+}
 
 /// The SQLite connection behind [`SqliteStore`].
 pub struct SqliteBackend {
@@ -32,20 +79,47 @@ impl SqlStore<SqliteBackend> {
     /// version and checks that `key` is the store's key ([`StoreError::WrongKey`] otherwise, with
     /// nothing written).
     pub fn open_sqlite(path: &Path, key: StoreKey) -> StoreResult<Self> {
+        Self::open_sqlite_with(path, key, &SqliteOptions::default())
+    }
+
+    /// [`SqlStore::open_sqlite`] with explicit options.
+    pub fn open_sqlite_with(
+        path: &Path,
+        key: StoreKey,
+        options: &SqliteOptions,
+    ) -> StoreResult<Self> {
+        options.validate()?;
         let conn =
             Connection::open(path).map_err(sqlite_err(format!("opening {}", path.display())))?;
-        Self::from_sqlite_connection(conn, key)
+        Self::from_sqlite_connection(conn, key, options, MIGRATIONS)
+    }
+
+    /// [`SqlStore::open_sqlite`] with an explicit migration list (tests of the mechanism).
+    #[cfg(test)]
+    pub(crate) fn open_sqlite_with_migrations(
+        path: &Path,
+        key: StoreKey,
+        migrations: &'static [&'static str],
+    ) -> StoreResult<Self> {
+        let conn =
+            Connection::open(path).map_err(sqlite_err(format!("opening {}", path.display())))?;
+        Self::from_sqlite_connection(conn, key, &SqliteOptions::default(), migrations)
     }
 
     /// A store in memory, gone when dropped (for tests and tools).
     pub fn open_sqlite_in_memory(key: StoreKey) -> StoreResult<Self> {
         let conn =
             Connection::open_in_memory().map_err(sqlite_err("opening an in-memory database"))?;
-        Self::from_sqlite_connection(conn, key)
+        Self::from_sqlite_connection(conn, key, &SqliteOptions::default(), MIGRATIONS)
     }
 
-    fn from_sqlite_connection(conn: Connection, key: StoreKey) -> StoreResult<Self> {
-        conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+    fn from_sqlite_connection(
+        conn: Connection,
+        key: StoreKey,
+        options: &SqliteOptions,
+        migrations: &'static [&'static str],
+    ) -> StoreResult<Self> {
+        conn.busy_timeout(Duration::from_millis(options.busy_timeout_ms))
             .map_err(sqlite_err("setting the busy timeout"))?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -57,10 +131,17 @@ impl SqlStore<SqliteBackend> {
                 ),
             });
         }
-        // FULL: a committed enrollment survives power loss too, not only a process crash.
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(sqlite_err("setting synchronous commits and foreign keys"))?;
-        SqlStore::open_with(SqliteBackend { conn }, key)
+        let synchronous = if options.durable_commits {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
+            options.cache_kib
+        ))
+        .map_err(sqlite_err("setting synchronous commits and foreign keys"))?;
+        SqlStore::open_with_migrations(SqliteBackend { conn }, key, migrations)
     }
 }
 
@@ -174,5 +255,38 @@ impl Sql for SqliteTx<'_> {
             ));
         }
         Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_validated() {
+        assert!(SqliteOptions::default().validate().is_ok());
+        for bad in [
+            SqliteOptions {
+                busy_timeout_ms: 0,
+                ..SqliteOptions::default()
+            },
+            SqliteOptions {
+                cache_kib: 1,
+                ..SqliteOptions::default()
+            },
+        ] {
+            assert!(matches!(
+                bad.validate(),
+                Err(StoreError::InvalidInput { .. })
+            ));
+            let dir = tempfile::tempdir().unwrap();
+            let opened = SqlStore::open_sqlite_with(
+                &dir.path().join("x.sqlite"),
+                StoreKey::from_bytes([1; 32]),
+                &bad,
+            );
+            assert!(opened.is_err());
+            assert!(!dir.path().join("x.sqlite").exists(), "nothing created");
+        }
     }
 }
