@@ -54,7 +54,9 @@ pub use cmvn::{
     apply_sliding_cmn, apply_sliding_cmn_into, CmvnStats, SlidingCmnOptions, StreamingSlidingCmn,
 };
 pub use deltas::{compute_deltas, compute_deltas_into, DeltaOptions, StreamingDeltas};
-pub use frontend::{FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd, VadMode};
+pub use frontend::{
+    CmnScope, FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd, VadMode,
+};
 pub use matrix::FeatureMatrix;
 pub use mfcc::{MfccExtractor, MfccOptions, WindowType};
 pub use vad::{compute_vad, compute_vad_running, StreamingVad, VadOptions};

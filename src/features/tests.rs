@@ -565,27 +565,48 @@ fn streaming_front_end_equals_batch_with_running_vad() {
     let mut audio = read_wav("speech_sc0cb74144_t00");
     audio.extend(read_wav("synth_silence"));
     audio.extend(read_wav("speech_fsddgeorge_t00"));
-    let opts = FrontEndOptions {
-        vad_mode: VadMode::Running,
-        ..FrontEndOptions::default()
-    };
-    let batch = FrontEnd::new(opts.clone())
+    for scope in [CmnScope::VoicedFrames, CmnScope::AllFrames] {
+        let opts = FrontEndOptions {
+            vad_mode: VadMode::Running,
+            cmn_scope: scope,
+            ..FrontEndOptions::default()
+        };
+        let batch = FrontEnd::new(opts.clone())
+            .unwrap()
+            .compute(&audio)
+            .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let mut stream = StreamingFrontEnd::new(opts).unwrap();
+        for _ in 0..2 {
+            stream.reset();
+            let mut out = FeatureMatrix::new(60);
+            for chunk in random_chunks(audio.len(), &mut rng) {
+                stream.accept_waveform(&audio[chunk]).unwrap();
+                stream.pop_frames(&mut out).unwrap();
+            }
+            stream.input_finished().unwrap();
+            stream.pop_frames(&mut out).unwrap();
+            assert_eq!(stream.num_frames_decided(), batch.voiced.len(), "{scope:?}");
+            assert_eq!(out, batch.features, "{scope:?}");
+        }
+    }
+}
+
+#[test]
+fn voiced_scope_normalises_the_voiced_frames_to_zero_mean() {
+    // Independent check: with a window longer than the utterance, VoicedFrames CMN is the
+    // whole-utterance mean of the voiced Δ features, computed here by a naive loop.
+    let audio = read_wav("speech_sc0cb74144_t00");
+    let opts = FrontEndOptions::default();
+    let out = FrontEnd::new(opts.clone())
         .unwrap()
         .compute(&audio)
         .unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(12);
-    let mut stream = StreamingFrontEnd::new(opts).unwrap();
-    for _ in 0..2 {
-        stream.reset();
-        let mut out = FeatureMatrix::new(60);
-        for chunk in random_chunks(audio.len(), &mut rng) {
-            stream.accept_waveform(&audio[chunk]).unwrap();
-            stream.pop_frames(&mut out).unwrap();
-        }
-        stream.input_finished().unwrap();
-        stream.pop_frames(&mut out).unwrap();
-        assert_eq!(stream.num_frames_decided(), batch.voiced.len());
-        assert_eq!(out, batch.features);
+    let n = out.features.num_frames();
+    assert!(n > 50 && n < opts.sliding_cmn.cmn_window);
+    for j in 0..out.features.dim() {
+        let mean: f64 = out.features.rows().map(|r| f64::from(r[j])).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 1e-3, "dim {j}: mean {mean}");
     }
 }
 

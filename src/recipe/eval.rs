@@ -31,7 +31,10 @@ pub fn set_features(set: &DevSet, opts: &FrontEndOptions) -> Result<SetFeatures,
 /// GMM-UBM scores of every (enrollment, test) pair: calibrated LLRs when the system has a
 /// calibration, raw average frame LLRs otherwise. Also returns the mean scoring time of one test
 /// against the whole gallery (ms, one thread per test).
-pub fn score_gmm(system: &GmmUbmSystem, feats: &SetFeatures) -> Result<(ScoreMatrix, f64), RecipeError> {
+pub fn score_gmm(
+    system: &GmmUbmSystem,
+    feats: &SetFeatures,
+) -> Result<(ScoreMatrix, f64), RecipeError> {
     let models: Vec<DiagGmm> = feats
         .enrollments
         .par_iter()
@@ -39,7 +42,8 @@ pub fn score_gmm(system: &GmmUbmSystem, feats: &SetFeatures) -> Result<(ScoreMat
         .collect::<Result<_, _>>()
         .map_err(|e| RecipeError::stage("enrollment", e))?;
     let refs: Vec<&DiagGmm> = models.iter().collect();
-    let bank = SpeakerBank::new(&system.ubm, &refs).map_err(|e| RecipeError::stage("speaker bank", e))?;
+    let bank =
+        SpeakerBank::new(&system.ubm, &refs).map_err(|e| RecipeError::stage("speaker bank", e))?;
     let timed: Vec<(Vec<f64>, f64)> = feats
         .tests
         .par_iter()
@@ -47,7 +51,12 @@ pub fn score_gmm(system: &GmmUbmSystem, feats: &SetFeatures) -> Result<(ScoreMat
             let t0 = std::time::Instant::now();
             let raw = system.raw_scores(f, &bank)?;
             let ms = t0.elapsed().as_secs_f64() * 1e3;
-            Ok((raw.iter().map(|&s| system.calibrate(s, f.num_frames())).collect(), ms))
+            Ok((
+                raw.iter()
+                    .map(|&s| system.calibrate(s, f.num_frames()))
+                    .collect(),
+                ms,
+            ))
         })
         .collect::<Result<_, crate::gmm::GmmError>>()
         .map_err(|e| RecipeError::stage("scoring", e))?;
