@@ -408,6 +408,14 @@ fn mle_removes_dead_components_or_keeps_them() {
     .unwrap();
     assert_eq!(kept.model.num_components(), 3);
     assert_eq!(kept.model.mean(2), &[1000.0, 1000.0]);
+    // Even with min_weight = 0 the kept component gets a positive weight.
+    let no_floor = MleDiagGmmOptions {
+        remove_low_count: false,
+        min_weight: 0.0,
+        ..MleDiagGmmOptions::default()
+    };
+    let kept = mle_update(&gmm, &acc, &no_floor).unwrap();
+    assert!(kept.model.weights()[2] > 0.0);
 }
 
 fn small_train_opts(components: usize, init: UbmInit) -> UbmTrainOptions {
