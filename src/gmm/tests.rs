@@ -633,6 +633,8 @@ fn speaker_bank_matches_score_speaker_with_top_5() {
                 scores[s]
             );
         }
+        let scorer = TopCScorer::new(ubm.clone(), &refs, 5).unwrap();
+        assert_eq!(scorer.score(&feats).unwrap(), scores);
         // The UBM scored as a speaker gives LLR 0.
         let zero = SpeakerBank::new(&ubm, &[&ubm])
             .unwrap()
