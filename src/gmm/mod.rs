@@ -51,7 +51,8 @@ pub use accum::AccumDiagGmm;
 pub use error::GmmError;
 pub use model::{DiagGmm, DiagGmmParams};
 pub use score::{
-    score_many, score_speaker, BwPosteriors, GaussianSelection, SpeakerBank, DEFAULT_TOP_C,
+    score_many, score_speaker, BwPosteriors, GaussianSelection, SpeakerBank, TopCScorer,
+    DEFAULT_TOP_C,
 };
 pub use stats::BaumWelchStats;
 pub use train::{train_ubm, UbmInit, UbmTrainOptions};

@@ -511,3 +511,44 @@ impl SpeakerBank {
         Ok(llr)
     }
 }
+
+/// A UBM with its enrolled speakers, ready to score calls: one Gaussian selection per call,
+/// then every speaker on the selected components ([`SpeakerBank`]).
+#[derive(Debug, Clone)]
+pub struct TopCScorer {
+    ubm: DiagGmm,
+    bank: SpeakerBank,
+    top_c: usize,
+}
+
+impl TopCScorer {
+    /// Packs `speakers` (MAP-adapted from `ubm`) for top-`top_c` scoring (C = 5 is usual).
+    pub fn new(ubm: DiagGmm, speakers: &[&DiagGmm], top_c: usize) -> Result<Self, GmmError> {
+        if top_c == 0 || top_c > ubm.num_components() {
+            return Err(GmmError::InvalidOption {
+                option: "top_c",
+                value: top_c.to_string(),
+                expected: "between 1 and the number of UBM components",
+            });
+        }
+        let bank = SpeakerBank::new(&ubm, speakers)?;
+        Ok(Self { ubm, bank, top_c })
+    }
+
+    /// The UBM.
+    pub fn ubm(&self) -> &DiagGmm {
+        &self.ubm
+    }
+
+    /// Number of speakers.
+    pub fn num_speakers(&self) -> usize {
+        self.bank.num_speakers()
+    }
+
+    /// Average per-frame LLR (nats) of every speaker against the UBM for one call, in the
+    /// order the speakers were given. Single-threaded.
+    pub fn score(&self, feats: &FeatureMatrix) -> Result<Vec<f64>, GmmError> {
+        let sel = self.ubm.gaussian_selection(feats, self.top_c)?;
+        self.bank.score(feats, &sel)
+    }
+}

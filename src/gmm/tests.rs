@@ -408,6 +408,14 @@ fn mle_removes_dead_components_or_keeps_them() {
     .unwrap();
     assert_eq!(kept.model.num_components(), 3);
     assert_eq!(kept.model.mean(2), &[1000.0, 1000.0]);
+    // Even with min_weight = 0 the kept component gets a positive weight.
+    let no_floor = MleDiagGmmOptions {
+        remove_low_count: false,
+        min_weight: 0.0,
+        ..MleDiagGmmOptions::default()
+    };
+    let kept = mle_update(&gmm, &acc, &no_floor).unwrap();
+    assert!(kept.model.weights()[2] > 0.0);
 }
 
 fn small_train_opts(components: usize, init: UbmInit) -> UbmTrainOptions {
@@ -625,6 +633,8 @@ fn speaker_bank_matches_score_speaker_with_top_5() {
                 scores[s]
             );
         }
+        let scorer = TopCScorer::new(ubm.clone(), &refs, 5).unwrap();
+        assert_eq!(scorer.score(&feats).unwrap(), scores);
         // The UBM scored as a speaker gives LLR 0.
         let zero = SpeakerBank::new(&ubm, &[&ubm])
             .unwrap()

@@ -86,6 +86,9 @@ impl MleDiagGmmOptions {
     }
 }
 
+/// Smallest weight given to a dead component that is kept.
+const DEAD_WEIGHT_FLOOR: f64 = 1e-20;
+
 /// Result of [`mle_update`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -147,7 +150,8 @@ pub fn mle_update(
                 continue;
             }
             weights.push(if opts.update_weights {
-                (n / total).max(opts.min_weight).max(f64::MIN_POSITIVE)
+                // Stays representable (and positive) in f32 even with min_weight = 0.
+                (n / total).max(opts.min_weight).max(DEAD_WEIGHT_FLOOR)
             } else {
                 model.weights()[c] as f64
             });
