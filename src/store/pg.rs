@@ -38,7 +38,7 @@ fn check_schema_name(name: &str) -> StoreResult<()> {
         Err(StoreError::InvalidInput {
             field: "PostgreSQL schema",
             value: name.to_string(),
-            expected: "1 to 63 characters of a-z, 0-9, '_', not starting with a digit",
+            expected: "1 to 63 characters of a-z, 0-9, '_', not starting with a digit".to_string(),
         })
     }
 }
