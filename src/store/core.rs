@@ -12,11 +12,16 @@ const AUDIO_KIND: &str = "audio";
 /// What replaces audit details about an erased speaker.
 const REDACTED: &str = "[redacted: speaker erased]";
 
-fn invalid(field: &'static str, value: &str, expected: &'static str) -> StoreError {
+/// An [`StoreError::InvalidInput`], with the offending value cut to 80 characters.
+pub(crate) fn invalid(field: &'static str, value: &str, expected: impl Into<String>) -> StoreError {
+    let value = match value.char_indices().nth(80) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_string(),
+    };
     StoreError::InvalidInput {
         field,
-        value: value.to_string(),
-        expected,
+        value,
+        expected: expected.into(),
     }
 }
 
@@ -57,16 +62,19 @@ fn check_text(
     allow_empty: bool,
 ) -> StoreResult<()> {
     let n = value.chars().count();
-    if (!allow_empty && value.trim().is_empty()) || n > max_chars {
-        return Err(StoreError::InvalidInput {
+    if !allow_empty && value.trim().is_empty() {
+        return Err(invalid(
             field,
-            value: value.to_string(),
-            expected: if allow_empty {
-                "at most the allowed length (256 characters for names, 4096 for references)"
-            } else {
-                "non-blank text within the allowed length"
-            },
-        });
+            value,
+            format!("non-blank text of at most {max_chars} characters"),
+        ));
+    }
+    if n > max_chars {
+        return Err(invalid(
+            field,
+            value,
+            format!("at most {max_chars} characters, not {n}"),
+        ));
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: u32,
     },
-    /// An argument is malformed.
+    /// An argument is malformed. `value` is cut to 80 characters.
     #[error("{field} = {value:?}: expected {expected}")]
     InvalidInput {
         /// Name of the argument or field.
@@ -63,7 +63,7 @@ pub enum StoreError {
         /// The value given.
         value: String,
         /// What a valid value looks like.
-        expected: &'static str,
+        expected: String,
     },
     /// A row holds something our schema cannot hold (a wrong type, an unknown enum text).
     #[error("store data is inconsistent: {detail}")]

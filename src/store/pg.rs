@@ -38,7 +38,7 @@ fn check_schema_name(name: &str) -> StoreResult<()> {
         Err(StoreError::InvalidInput {
             field: "PostgreSQL schema",
             value: name.to_string(),
-            expected: "1 to 63 characters of a-z, 0-9, '_', not starting with a digit",
+            expected: "1 to 63 characters of a-z, 0-9, '_', not starting with a digit".to_string(),
         })
     }
 }
@@ -47,6 +47,10 @@ impl SqlStore<PostgresBackend> {
     /// Connects to `url` (e.g. `postgres://user:password@host:5432/db`), uses (creating it if
     /// needed) the schema `schema` — several populations can share a database — migrates it and
     /// checks `key` ([`StoreError::WrongKey`] otherwise, with nothing written).
+    ///
+    /// The connection is made without TLS: use a local socket-equivalent network (same host,
+    /// VPN, SSH tunnel). Voiceprints and audio are encrypted before they leave the process;
+    /// names, numbers and the audit log are not.
     pub fn open_postgres(url: &str, schema: &str, key: StoreKey) -> StoreResult<Self> {
         check_schema_name(schema)?;
         let mut client =

@@ -47,14 +47,14 @@ impl SqliteOptions {
             return Err(StoreError::InvalidInput {
                 field: "busy_timeout_ms",
                 value: self.busy_timeout_ms.to_string(),
-                expected: "1 ..= 600000 ms",
+                expected: "1 ..= 600000 ms".to_string(),
             });
         }
         if !(64..=4_194_304).contains(&self.cache_kib) {
             return Err(StoreError::InvalidInput {
                 field: "cache_kib",
                 value: self.cache_kib.to_string(),
-                expected: "64 ..= 4194304 KiB",
+                expected: "64 ..= 4194304 KiB".to_string(),
             });
         }
         Ok(())
