@@ -6,7 +6,7 @@ use super::arch::{
     EMBEDDING_DIM, ENCODER_SAMPLE_RATE_HZ, HOP_SAMPLES, MEL_BANDS, N_FFT, PARTIAL_FRAMES,
     TELEPHONE_SAMPLE_RATE_HZ,
 };
-use super::encoder::{l2_normalize, LstmBatch, SpeakerEncoder, MIN_GEMM_BATCH};
+use super::encoder::{l2_normalize, LstmBatch, SpeakerEncoder};
 use super::error::EmbeddingError;
 use super::mel::MelExtractor;
 use super::partials::{padded_length, partial_step_frames, partial_window_starts};
@@ -107,7 +107,7 @@ impl SpeakerEmbedder {
             encoder,
             options,
             mel: MelExtractor::new(),
-            batch: LstmBatch::new(MIN_GEMM_BATCH),
+            batch: LstmBatch::new(8),
         })
     }
 
@@ -240,7 +240,7 @@ impl StreamingEmbedder {
             frame_samples: vec![0.0; N_FFT],
             mel_frame: vec![0.0; MEL_BANDS],
             frames_done: 0,
-            batch: LstmBatch::new(MIN_GEMM_BATCH),
+            batch: LstmBatch::new(MAX_OPEN_WINDOWS),
             slot_start: [None; MAX_OPEN_WINDOWS],
             completed: Vec::new(),
             step_frames: partial_step_frames(),

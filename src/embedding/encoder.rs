@@ -1,18 +1,18 @@
 //! The GE2E encoder network: 3-layer LSTM (40 → 256), linear 256 → 256, ReLU, L2 norm.
 //!
-//! Matrix products go through nalgebra's `gemm`, which hands them to `matrixmultiply`'s sgemm
-//! (AVX2/FMA kernels picked at run time; the crate forbids `unsafe`, so we cannot call
-//! `matrixmultiply` directly). nalgebra only takes the sgemm path when every dimension exceeds 5,
-//! so batches are padded to [`MIN_GEMM_BATCH`] rows.
-//!
 //! Two schedules of the same arithmetic:
 //! - whole windows ([`SpeakerEncoder::embed_windows`], the batch path): layer after layer, the
-//!   input projection of every frame of every window is one large product, then one
-//!   `windows × 256 · 256 × 1024` product per frame for the recurrence;
-//! - frame by frame ([`SpeakerEncoder::step`], the streaming path): all open windows advance one
-//!   frame, one pass over `[W_ih | W_hh]` per layer (matrix-vector products for the open slots).
+//!   input projection of every frame of every window is one large product (nalgebra's `gemm`,
+//!   which hands it to `matrixmultiply`'s sgemm with AVX2/AVX-512 kernels picked at run time; the
+//!   crate forbids `unsafe`, so we cannot call `matrixmultiply` directly); then, per frame, one
+//!   pass over `W_hh` whose rows are dotted with every window's hidden state;
+//! - frame by frame ([`SpeakerEncoder::step`], the streaming path): the open windows advance one
+//!   frame, one pass over `[W_ih | W_hh]` per layer.
 //!
-//! The two differ only in floating-point summation order (≈ 1e-6).
+//! Why not sgemm for the recurrence: with 1-8 windows the product is skinny, and
+//! `matrixmultiply` copies (packs) the whole 1 MB weight matrix on every call; that copy was 57 %
+//! of the encoder's time (perf), and the matrix-vector passes are 2-4× faster here.
+//! The two schedules differ only in floating-point summation order (≈ 1e-6).
 
 use std::path::Path;
 
@@ -21,9 +21,6 @@ use nalgebra::{DMatrixView, DMatrixViewMut};
 use super::arch::{EMBEDDING_DIM, GATE_ROWS, HIDDEN, LAYERS, MEL_BANDS};
 use super::error::EmbeddingError;
 use super::weights::EncoderWeights;
-
-/// Smallest batch for which nalgebra routes a product to sgemm (all dimensions > 5).
-pub const MIN_GEMM_BATCH: usize = 6;
 
 /// The speaker encoder network with its weights, ready for inference.
 #[derive(Debug, Clone)]
@@ -204,7 +201,7 @@ impl SpeakerEncoder {
         {
             self.run_windows(mel, chunk_starts, window_frames, batch);
             for (slot, embedding) in chunk_out.chunks_exact_mut(EMBEDDING_DIM).enumerate() {
-                let last = ((window_frames - 1) * rows + slot) * HIDDEN;
+                let last = ((window_frames - 1) * chunk_starts.len() + slot) * HIDDEN;
                 self.project(&batch.sequence[last..last + HIDDEN], embedding);
             }
         }
@@ -214,8 +211,9 @@ impl SpeakerEncoder {
     /// Whole windows, layer after layer; leaves the top layer's hidden states in
     /// `batch.sequence` (`frames × rows × 256`, time-major).
     fn run_windows(&self, mel: &[f32], starts: &[usize], frames: usize, batch: &mut LstmBatch) {
-        let rows = batch.capacity();
-        let windows = starts.len();
+        // one row per window: the recurrence is matrix-vector work, and the input projection's
+        // row count (frames × windows) is far above nalgebra's sgemm threshold (5)
+        let rows = starts.len();
         batch.ensure_frames(frames);
         batch.layer_input[..frames * rows * MEL_BANDS].fill(0.0);
         for t in 0..frames {
@@ -256,12 +254,12 @@ impl SpeakerEncoder {
                     let previous = &done[(t - 1) * rows * HIDDEN..t * rows * HIDDEN];
                     for (r, w) in weights.chunks_exact(width).enumerate() {
                         let w_hh = &w[input..];
-                        for (slot, h) in previous.chunks_exact(HIDDEN).take(windows).enumerate() {
+                        for (slot, h) in previous.chunks_exact(HIDDEN).take(rows).enumerate() {
                             gates[slot * GATE_ROWS + r] += dot(w_hh, h);
                         }
                     }
                 }
-                cell_update(gates, cell, current, HIDDEN, windows);
+                cell_update(gates, cell, current, HIDDEN, rows);
             }
             if layer + 1 < LAYERS {
                 std::mem::swap(&mut batch.layer_input, &mut batch.sequence);
@@ -364,9 +362,9 @@ pub struct LstmBatch {
 }
 
 impl LstmBatch {
-    /// Scratch for up to `capacity` windows at once (at least [`MIN_GEMM_BATCH`]).
+    /// Scratch for up to `capacity` windows at once (at least 1).
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(MIN_GEMM_BATCH);
+        let capacity = capacity.max(1);
         LstmBatch {
             capacity,
             xh: (0..LAYERS)
@@ -380,7 +378,7 @@ impl LstmBatch {
         }
     }
 
-    /// Windows advanced together (rows of every product, padding rows included).
+    /// Most windows advanced together.
     pub fn capacity(&self) -> usize {
         self.capacity
     }

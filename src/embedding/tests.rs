@@ -163,7 +163,7 @@ fn batched_lstm_matches_naive_scalar_lstm() {
     let mel: Vec<f32> = frames.iter().flatten().copied().collect();
     let starts = [0usize, 3, 6];
     let mut out = vec![0.0f32; starts.len() * EMBEDDING_DIM];
-    let mut batch = LstmBatch::new(2); // capacity rounds up to the sgemm minimum
+    let mut batch = LstmBatch::new(2); // three windows: two rounds
     encoder
         .embed_windows(&mel, &starts, 6, &mut batch, &mut out)
         .unwrap();
