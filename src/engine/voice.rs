@@ -3,9 +3,46 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
 use crate::calibration::{CalibrationError, CalibrationOptions, Fusion};
-use crate::features::FeatureMatrix;
+use crate::features::{FeatureMatrix, FrontEndOptions};
 use crate::gmm::{map_update, AccumDiagGmm, DiagGmm, GmmError, MapDiagGmmOptions, SpeakerBank};
+use crate::model_io::{FrontEndCheck, FrontEndFingerprint, ModelFile, ModelIoError};
+
+/// Model-file kind of a saved [`GmmUbmSystem`].
+pub const GMM_UBM_SYSTEM_KIND: &str = "gmm-ubm-system";
+/// Name under which front-end options are fingerprinted in model files.
+pub const FRONT_END_NAME: &str = "quivox-mfcc-frontend";
+
+/// The fingerprint model files carry for `opts`.
+pub fn front_end_fingerprint(opts: &FrontEndOptions) -> Result<FrontEndFingerprint, ModelIoError> {
+    FrontEndFingerprint::new(FRONT_END_NAME, opts)
+}
+
+/// The front-end options a model file was trained with (its fingerprint, decoded).
+pub fn front_end_of(file: &ModelFile) -> Result<FrontEndOptions, ModelIoError> {
+    let invalid = |message: String| ModelIoError::InvalidModel {
+        kind: file.header().kind.clone(),
+        message,
+    };
+    let fp = file
+        .header()
+        .front_end
+        .as_ref()
+        .ok_or_else(|| invalid("no front-end fingerprint".into()))?;
+    if fp.name != FRONT_END_NAME {
+        return Err(invalid(format!(
+            "front end {:?}; expected {FRONT_END_NAME:?}",
+            fp.name
+        )));
+    }
+    let opts: FrontEndOptions = serde_json::from_str(&fp.options_json)
+        .map_err(|e| invalid(format!("front-end options: {e}")))?;
+    opts.validate()
+        .map_err(|e| invalid(format!("front-end options: {e}")))?;
+    Ok(opts)
+}
 
 /// Calibration of a score whose reliability grows with the amount of speech behind it:
 /// `llr = w₀·s + w₁·s·ln(n/100) + w₂·ln(n/100) + b`, with n the number of voiced 10-ms frames
@@ -118,11 +155,81 @@ impl GmmUbmSystem {
             .as_ref()
             .map_or(raw, |c| c.apply(raw, frames))
     }
+
+    /// Saves the system (UBM as raw f32 sections, options and calibration as postcard) with the
+    /// front end it was trained with.
+    pub fn save(&self, path: &Path, front_end: &FrontEndOptions) -> Result<(), ModelIoError> {
+        let mut w = self
+            .ubm
+            .to_model_writer(GMM_UBM_SYSTEM_KIND, Some(front_end_fingerprint(front_end)?))?;
+        w.add_postcard("options", &self.options)?;
+        w.add_postcard("calibration", &self.calibration)?;
+        w.set_metadata(serde_json::json!({
+            "components": self.ubm.num_components(),
+            "dim": self.ubm.dim(),
+            "top_c": self.options.top_c,
+            "calibrated": self.calibration.is_some(),
+        }));
+        w.save(path)
+    }
+
+    /// Loads a system saved by [`GmmUbmSystem::save`], verifying checksum and version; returns it
+    /// with the front-end options its features must be computed with.
+    pub fn load(path: &Path) -> Result<(Self, FrontEndOptions), ModelIoError> {
+        let file = ModelFile::load(path, GMM_UBM_SYSTEM_KIND, FrontEndCheck::Ignore)?;
+        let front_end = front_end_of(&file)?;
+        let system = GmmUbmSystem {
+            ubm: DiagGmm::from_model_file(&file)?,
+            options: file.postcard("options")?,
+            calibration: file.postcard("calibration")?,
+        };
+        Ok((system, front_end))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_file_round_trips_with_its_front_end() {
+        let ubm = DiagGmm::new(
+            2,
+            vec![0.5, 0.5],
+            vec![0.0, 0.0, 1.0, 1.0],
+            vec![1.0, 2.0, 1.0, 0.5],
+        )
+        .unwrap();
+        let fusion = Fusion {
+            weights: vec![1.0, 0.5, -0.1],
+            offset: 0.2,
+        };
+        let system = GmmUbmSystem {
+            ubm,
+            options: GmmUbmOptions {
+                top_c: 2,
+                ..Default::default()
+            },
+            calibration: Some(DurationCalibration { fusion }),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gmm.qvx");
+        let mut fe = FrontEndOptions::default();
+        fe.mfcc.num_ceps = 13;
+        system.save(&path, &fe).unwrap();
+        let (loaded, fe_loaded) = GmmUbmSystem::load(&path).unwrap();
+        assert_eq!(loaded, system);
+        assert_eq!(fe_loaded, fe);
+        // A corrupted byte is caught by the checksum.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            GmmUbmSystem::load(&path),
+            Err(ModelIoError::ChecksumMismatch { .. })
+        ));
+    }
 
     #[test]
     fn duration_calibration_learns_a_duration_dependent_scale() {

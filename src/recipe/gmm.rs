@@ -224,3 +224,127 @@ mod tests {
         assert_eq!(split.train.len(), 3 + 3 + 1 + 1);
     }
 }
+
+/// Options of the whole GMM-UBM training recipe ([`train_gmm_ubm_system`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GmmRecipeOptions {
+    /// Front end for every stage.
+    pub front_end: crate::features::FrontEndOptions,
+    /// UBM training options (components, EM iterations, seed).
+    pub ubm: UbmTrainOptions,
+    /// At most this many pooled background frames for the UBM (deterministic stride).
+    pub max_ubm_frames: usize,
+    /// Scoring/enrollment options of the system.
+    pub system: crate::engine::voice::GmmUbmOptions,
+    /// Hold out every n-th eligible speaker for calibration.
+    pub holdout_every: usize,
+    /// Speakers need this many utterances to be eligible for hold-out.
+    pub holdout_min_utterances: usize,
+    /// Voiced frames of each held-out enrollment.
+    pub calibration_enroll_frames: usize,
+    /// Voiced-frame lengths of held-out test segments (cycled).
+    pub calibration_segment_frames: Vec<usize>,
+}
+
+impl Default for GmmRecipeOptions {
+    fn default() -> Self {
+        let mut system = crate::engine::voice::GmmUbmOptions::default();
+        system.map.mean_tau = 8.0;
+        Self {
+            front_end: crate::features::FrontEndOptions::default(),
+            ubm: UbmTrainOptions::default(),
+            max_ubm_frames: 1_000_000,
+            system,
+            holdout_every: 5,
+            holdout_min_utterances: 15,
+            calibration_enroll_frames: 2000,
+            calibration_segment_frames: vec![100, 200, 300, 500],
+        }
+    }
+}
+
+/// What [`train_gmm_ubm_system`] did, for logs and the models README.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GmmRecipeReport {
+    /// Background files used for the UBM.
+    pub ubm_files: usize,
+    /// Voiced frames available / used for the UBM.
+    pub ubm_frames_available: usize,
+    /// Frames the UBM was trained on.
+    pub ubm_frames_used: usize,
+    /// Held-out calibration speakers.
+    pub calibration_speakers: usize,
+    /// Calibration target / non-target trials.
+    pub calibration_trials: (usize, usize),
+}
+
+/// Progress events of the recipe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GmmRecipeProgress {
+    /// One more background file's features are done (of `total`).
+    Features {
+        /// Files to process.
+        total: usize,
+    },
+    /// One EM iteration finished with this average log-likelihood per frame.
+    Em {
+        /// Iteration index.
+        iter: usize,
+        /// Average log-likelihood (nats per frame).
+        avg_loglik: f64,
+    },
+    /// Calibration started.
+    Calibration,
+}
+
+/// The full GMM-UBM recipe on a `background/` folder: split, features, UBM, held-out calibration.
+pub fn train_gmm_ubm_system(
+    bg: &Background,
+    opts: &GmmRecipeOptions,
+    progress: &(dyn Fn(GmmRecipeProgress) + Sync),
+) -> Result<(GmmUbmSystem, GmmRecipeReport), RecipeError> {
+    let split = split_background(bg, opts.holdout_every, opts.holdout_min_utterances);
+    let groups: Vec<Vec<PathBuf>> = split.train.iter().map(|(p, _)| vec![p.clone()]).collect();
+    let total = groups.len();
+    let feats = super::features_of_groups(&groups, &opts.front_end, &|| {
+        progress(GmmRecipeProgress::Features { total })
+    })?;
+    let available: usize = feats.iter().map(FeatureMatrix::num_frames).sum();
+    let pooled = pool_frames(&feats, opts.max_ubm_frames);
+    let used = pooled.num_frames();
+    drop(feats);
+    let ubm = train_ubm(&pooled, &opts.ubm, &|iter, avg_loglik| {
+        progress(GmmRecipeProgress::Em { iter, avg_loglik })
+    })
+    .map_err(|e| RecipeError::stage("train-ubm", e))?;
+    drop(pooled);
+    progress(GmmRecipeProgress::Calibration);
+    let mut system = GmmUbmSystem {
+        ubm,
+        options: opts.system.clone(),
+        calibration: None,
+    };
+    let per_speaker: Vec<Vec<FeatureMatrix>> = split
+        .calibration
+        .iter()
+        .map(|(_, files)| {
+            let g: Vec<Vec<PathBuf>> = files.iter().map(|p| vec![p.clone()]).collect();
+            super::features_of_groups(&g, &opts.front_end, &|| {})
+        })
+        .collect::<Result<_, _>>()?;
+    let cset = calibration_set(
+        &per_speaker,
+        opts.calibration_enroll_frames,
+        &opts.calibration_segment_frames,
+    );
+    let (cal, targets, nontargets) = train_gmm_calibration(&system, &cset)?;
+    system.calibration = Some(cal);
+    let report = GmmRecipeReport {
+        ubm_files: total,
+        ubm_frames_available: available,
+        ubm_frames_used: used,
+        calibration_speakers: split.calibration.len(),
+        calibration_trials: (targets, nontargets),
+    };
+    Ok((system, report))
+}
