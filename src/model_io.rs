@@ -532,7 +532,7 @@ impl ModelFile {
         for (i, s) in header.sections.iter().enumerate() {
             if s.offset
                 .checked_add(s.len)
-                .map_or(true, |end| end > payload_len)
+                .is_none_or(|end| end > payload_len)
             {
                 return Err(ModelIoError::SectionLayout {
                     name: s.name.clone(),
