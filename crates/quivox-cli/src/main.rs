@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_eval;
 mod cmd_features;
+mod cmd_train;
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +23,10 @@ enum Command {
     Version,
     /// Compute Kaldi-compatible MFCC features of a WAV (.npy or .csv).
     Features(cmd_features::FeaturesArgs),
+    /// Train the GMM-UBM system (UBM + held-out calibration) on a background folder.
+    TrainUbm(cmd_train::TrainUbmArgs),
+    /// Evaluate on development sets: EER, minDCF, Cllr, identification.
+    Eval(cmd_eval::EvalArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,6 +34,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Version => println!("quivox {}", env!("CARGO_PKG_VERSION")),
         Command::Features(args) => cmd_features::run(&args)?,
+        Command::TrainUbm(args) => cmd_train::run(&args)?,
+        Command::Eval(args) => cmd_eval::run(&args)?,
     }
     Ok(())
 }
