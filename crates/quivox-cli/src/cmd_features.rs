@@ -94,7 +94,8 @@ fn read_wav_pcm16(path: &Path, expected_rate_hz: u32) -> Result<Vec<f32>> {
         target_sample_rate_hz: Some(expected_rate_hz),
         ..Default::default()
     };
-    let wave = quivox::audio::read_wav(path, &opts).with_context(|| format!("reading {}", path.display()))?;
+    let wave = quivox::audio::read_wav(path, &opts)
+        .with_context(|| format!("reading {}", path.display()))?;
     Ok(wave.samples)
 }
 
