@@ -172,6 +172,9 @@ mod tests {
             })
             .collect();
         assert_eq!(parsed, feats.as_slice());
-        assert!(read_wav_pcm16(&dir.join("synth_noise.wav"), 16000).is_err());
+        // Another rate is resampled, not refused: twice the samples at 16 kHz.
+        let up = read_wav_pcm16(&dir.join("synth_noise.wav"), 16000).unwrap();
+        assert_eq!(up.len(), 2 * samples.len());
+        assert!(read_wav_pcm16(&dir.join("no-such-file.wav"), 8000).is_err());
     }
 }
