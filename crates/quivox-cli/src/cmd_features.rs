@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use quivox::features::{
     compute_deltas, CmvnStats, DeltaOptions, FeatureMatrix, MfccExtractor, MfccOptions,
@@ -87,37 +87,16 @@ fn compute(samples: &[f32], opts: MfccOptions, deltas: bool, cmn: bool) -> Resul
     Ok(feats)
 }
 
-/// Reads a mono 16-bit PCM WAV as f32 samples in 16-bit scale.
-// TODO(lead): switch to quivox::audio::read_wav when the audio module lands.
+/// Reads any supported WAV (PCM, float, G.711 μ-law/A-law; mono) as f32 samples in 16-bit
+/// scale, resampled to `expected_rate_hz` when the file has another rate.
 fn read_wav_pcm16(path: &Path, expected_rate_hz: u32) -> Result<Vec<f32>> {
-    let mut reader =
-        hound::WavReader::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let spec = reader.spec();
-    if spec.channels != 1
-        || spec.bits_per_sample != 16
-        || spec.sample_format != hound::SampleFormat::Int
-    {
-        bail!(
-            "{}: expected mono 16-bit PCM, got {} channel(s), {}-bit {:?}",
-            path.display(),
-            spec.channels,
-            spec.bits_per_sample,
-            spec.sample_format
-        );
-    }
-    if spec.sample_rate != expected_rate_hz {
-        bail!(
-            "{}: sample rate {} Hz, expected {} Hz",
-            path.display(),
-            spec.sample_rate,
-            expected_rate_hz
-        );
-    }
-    reader
-        .samples::<i16>()
-        .map(|s| Ok(f32::from(s?)))
-        .collect::<Result<Vec<f32>, hound::Error>>()
-        .with_context(|| format!("reading samples of {}", path.display()))
+    let opts = quivox::audio::ReadOptions {
+        target_sample_rate_hz: Some(expected_rate_hz),
+        ..Default::default()
+    };
+    let wave = quivox::audio::read_wav(path, &opts)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(wave.samples)
 }
 
 /// NumPy .npy v1.0: magic, header dict padded with spaces to a 64-byte boundary, then

@@ -1,0 +1,103 @@
+//! `quivox train-ubm`: the GMM-UBM recipe on a background folder.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use quivox::eval::Background;
+use quivox::recipe::gmm::{train_gmm_ubm_system, GmmRecipeOptions, GmmRecipeProgress};
+
+/// Arguments of `quivox train-ubm`.
+#[derive(Debug, Args)]
+pub struct TrainUbmArgs {
+    /// Background folder with `utt2spk` (e.g. ../shared/corpus/background).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Number of Gaussian components.
+    #[arg(long, default_value_t = 512)]
+    pub components: usize,
+    /// EM iterations after k-means++ initialisation.
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+    /// Seed of the initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// MAP relevance factor for the means, frames.
+    #[arg(long, default_value_t = 8.0)]
+    pub relevance: f64,
+    /// UBM components scored per frame.
+    #[arg(long, default_value_t = 5)]
+    pub top_c: usize,
+    /// Output model file.
+    #[arg(long, default_value = "models/gmm-ubm.qvx")]
+    pub out: PathBuf,
+    /// Print the training report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn bar(len: u64, msg: &'static str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed_precise}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg);
+    pb
+}
+
+/// Runs `train-ubm`.
+pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
+    let bg =
+        Background::load(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
+    let mut opts = GmmRecipeOptions::default();
+    opts.ubm.num_components = args.components;
+    opts.ubm.num_iters = args.iters;
+    opts.ubm.seed = args.seed;
+    opts.system.map.mean_tau = args.relevance;
+    opts.system.top_c = args.top_c;
+    let features = bar(bg.utterances.len() as u64, "features");
+    let em = bar(args.iters as u64, "EM");
+    let done = AtomicUsize::new(0);
+    let progress = |p: GmmRecipeProgress| match p {
+        GmmRecipeProgress::Features { total } => {
+            features.set_length(total as u64);
+            features.set_position(done.fetch_add(1, Ordering::Relaxed) as u64 + 1);
+        }
+        GmmRecipeProgress::Em { iter, avg_loglik } => {
+            features.finish();
+            em.set_position(iter as u64 + 1);
+            em.set_message(format!("EM {avg_loglik:.3}"));
+        }
+        GmmRecipeProgress::Calibration => {
+            em.finish();
+            eprintln!("calibrating on held-out background speakers...");
+        }
+    };
+    let (system, report) = train_gmm_ubm_system(&bg, &opts, &progress)?;
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    system
+        .save(&args.out, &opts.front_end)
+        .with_context(|| format!("saving {}", args.out.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "wrote {}: {} components, UBM on {} of {} voiced frames from {} files; calibration on {} held-out speakers ({} target / {} non-target trials)",
+            args.out.display(),
+            args.components,
+            report.ubm_frames_used,
+            report.ubm_frames_available,
+            report.ubm_files,
+            report.calibration_speakers,
+            report.calibration_trials.0,
+            report.calibration_trials.1
+        );
+    }
+    Ok(())
+}
