@@ -260,7 +260,7 @@ impl VoiceModels {
 
     /// Sample rate the front end expects, Hz.
     pub fn sample_rate_hz(&self) -> u32 {
-        self.front_end.mfcc.sample_rate_hz as u32
+        self.front_end.mfcc.sample_rate_hz
     }
 
     /// Calibrated LLRs (natural log) of normalised voiced `feats` against every speaker of `bank`.
@@ -421,10 +421,7 @@ pub struct Population {
 }
 
 impl Population {
-    fn build(
-        ubm: &DiagGmm,
-        entries: Vec<(SpeakerId, Voiceprint)>,
-    ) -> Result<Self, EngineError> {
+    fn build(ubm: &DiagGmm, entries: Vec<(SpeakerId, Voiceprint)>) -> Result<Self, EngineError> {
         let (ids, prints): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
         let models: Vec<&DiagGmm> = prints.iter().map(|p: &Voiceprint| &p.model).collect();
         let bank = SpeakerBank::new(ubm, &models)?;
@@ -463,7 +460,11 @@ impl Population {
     }
 
     fn entries(&self) -> Vec<(SpeakerId, Voiceprint)> {
-        self.ids.iter().cloned().zip(self.prints.iter().cloned()).collect()
+        self.ids
+            .iter()
+            .cloned()
+            .zip(self.prints.iter().cloned())
+            .collect()
     }
 }
 
@@ -599,7 +600,11 @@ impl Engine {
 
     /// Adds recordings to an enrolled speaker: the statistics are summed and the model re-adapted
     /// (same as enrolling all the audio at once). Each recording passes the clipping/SNR checks.
-    pub fn add_audio(&self, speaker: &SpeakerId, recordings: &[Waveform]) -> Result<(), EngineError> {
+    pub fn add_audio(
+        &self,
+        speaker: &SpeakerId,
+        recordings: &[Waveform],
+    ) -> Result<(), EngineError> {
         let (acc, speech_ms) = self.enrollment_stats(speaker, recordings)?;
         let system = &self.models.gmm;
         self.write_population(|entries| {
@@ -615,7 +620,11 @@ impl Engine {
     }
 
     /// Enrolls (or replaces) a speaker from a stored voiceprint, checking it fits the UBM.
-    pub fn insert_voiceprint(&self, speaker: SpeakerId, print: Voiceprint) -> Result<(), EngineError> {
+    pub fn insert_voiceprint(
+        &self,
+        speaker: SpeakerId,
+        print: Voiceprint,
+    ) -> Result<(), EngineError> {
         let ubm = &self.models.gmm.ubm;
         if print.model.num_components() != ubm.num_components()
             || print.model.dim() != ubm.dim()

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use super::bayes::{caller_posterior, Best, CallerPosterior};
 use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
-use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
 use super::engine::DB_PER_NEPER_ENERGY;
+use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
 use super::number::{CallerPrior, SpeakerId};
 use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
 use crate::features::{
@@ -82,7 +82,8 @@ impl Session {
         let fe = &models.front_end;
         let dim = fe.dim();
         let ceps = fe.mfcc.num_ceps;
-        let frame_ms = fe.mfcc.frame_shift_samples() as f64 * 1000.0 / fe.mfcc.sample_rate_hz as f64;
+        let frame_ms =
+            fe.mfcc.frame_shift_samples() as f64 * 1000.0 / fe.mfcc.sample_rate_hz as f64;
         let to_frames = |ms: u64| ((ms as f64 / frame_ms).ceil() as u64).max(1);
         let min_frames = to_frames(options.min_net_speech_ms);
         let max_frames = to_frames(options.max_net_speech_ms);
@@ -215,8 +216,10 @@ impl Session {
             let bin = (e.max(0.0) / ENERGY_BIN_NATS) as usize;
             self.energy_hist[bin.min(ENERGY_BINS - 1)] += 1;
         }
-        self.deltas.accept_frames(&self.mfcc_buf)?;
-        self.vad.accept_log_energy(&self.energy_buf);
+        if !self.mfcc_buf.is_empty() {
+            self.deltas.accept_frames(&self.mfcc_buf)?;
+            self.vad.accept_log_energy(&self.energy_buf);
+        }
         self.mfcc_buf.clear();
         self.energy_buf.clear();
         self.deltas.pop_frames(&mut self.delta_buf)?;
@@ -293,7 +296,10 @@ impl Session {
     }
 
     /// Scores the buffered speech and returns the decision (or the shortfall), with the top speaker.
-    fn evaluate(&mut self, force: bool) -> Result<(Decision, Option<(SpeakerId, f64)>), EngineError> {
+    fn evaluate(
+        &mut self,
+        force: bool,
+    ) -> Result<(Decision, Option<(SpeakerId, f64)>), EngineError> {
         let frames = self.voiced.num_frames() as u64;
         if frames == 0 {
             return Ok((self.shortfall(VoiceShortfall::NoSpeech), None));
@@ -345,7 +351,14 @@ impl Session {
                 }
             }
             _ if force => self.shortfall(VoiceShortfall::Inconclusive),
-            _ => return Ok((Decision::NeedMoreAudio { reason: VoiceShortfall::Inconclusive }, top)),
+            _ => {
+                return Ok((
+                    Decision::NeedMoreAudio {
+                        reason: VoiceShortfall::Inconclusive,
+                    },
+                    top,
+                ))
+            }
         };
         Ok((decision, top))
     }
@@ -355,7 +368,9 @@ impl Session {
         let (decision, top) = self.evaluate(force)?;
         let confident = !matches!(
             decision,
-            Decision::NeedMoreAudio { reason: VoiceShortfall::Inconclusive }
+            Decision::NeedMoreAudio {
+                reason: VoiceShortfall::Inconclusive
+            }
         ) || force;
         if !confident {
             return Ok(());
@@ -381,16 +396,36 @@ impl Session {
     /// final decision and the timeline.
     pub fn finish(mut self) -> Result<CallOutcome, EngineError> {
         self.mfcc.input_finished();
-        self.deltas.input_finished();
         self.drain_frontend()?;
+        self.deltas.input_finished();
         self.vad.input_finished();
         self.drain_frontend()?;
         let (decision, top) = self.evaluate(true)?;
-        let final_decision = DecisionEvent {
+        let inconclusive = matches!(
             decision,
-            call_audio_ms: self.call_audio_ms(),
-            net_speech_ms: self.net_speech_ms(),
-            top_speaker: top,
+            Decision::NumberOnly {
+                reason: VoiceShortfall::Inconclusive,
+                ..
+            } | Decision::NeedMoreAudio {
+                reason: VoiceShortfall::Inconclusive
+            }
+        );
+        // An inconclusive last look does not retract an earlier confident voice decision (the
+        // posterior of a true decision wobbles around the threshold); a confident one revises it.
+        let earlier_voice_decision = self.timeline.iter().rev().find(|e| {
+            matches!(
+                e.decision,
+                Decision::Identified { .. } | Decision::Unknown { .. } | Decision::Mismatch { .. }
+            )
+        });
+        let final_decision = match earlier_voice_decision {
+            Some(e) if inconclusive => e.clone(),
+            _ => DecisionEvent {
+                decision,
+                call_audio_ms: self.call_audio_ms(),
+                net_speech_ms: self.net_speech_ms(),
+                top_speaker: top,
+            },
         };
         if self
             .timeline
