@@ -43,7 +43,7 @@ fn main() -> Result<()> {
                 demo.join(format!("{spk}-enroll.wav")).display()
             ));
         }
-        for spk in ["so0457", "so1027", "so2061"] {
+        for spk in ["so1027", "so2061", "so2740"] {
             links.push(format!("+15550001={spk}"));
         }
         number.get_or_insert("+15550001".to_string());

@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let call = args
         .next()
         .map(PathBuf::from)
-        .unwrap_or_else(|| demo.join("so2740-call.wav"));
+        .unwrap_or_else(|| demo.join("so0457-call.wav"));
     let number = match args.next().as_deref() {
         Some("withheld") => None,
         Some(n) => Some(n.to_string()),
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         engine.enroll(spk.into(), &[wave])?;
     }
     // A household: three people share one line; so1027 calls most.
-    for spk in ["so0457", "so1027", "so2061"] {
+    for spk in ["so1027", "so2061", "so2740"] {
         engine.link_number("+44 20 7946 0001", spk.into())?;
     }
     engine.record_call("+44 20 7946 0001", "so1027".into())?;

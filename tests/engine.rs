@@ -38,7 +38,7 @@ fn engine() -> Arc<Engine> {
                     .enroll(spk.into(), &[demo(&format!("{spk}-enroll.wav"))])
                     .unwrap();
             }
-            for spk in ["so0457", "so1027", "so2061"] {
+            for spk in ["so1027", "so2061", "so2740"] {
                 engine.link_number(HOUSEHOLD, spk.into()).unwrap();
             }
             // so1027 calls from the household line most often.
@@ -135,7 +135,7 @@ fn decisions_do_not_depend_on_chunk_size_or_codec() {
 
 #[test]
 fn household_member_identified_and_other_caller_flagged_as_mismatch() {
-    for spk in ["so0457", "so1027", "so2061"] {
+    for spk in ["so1027", "so2061", "so2740"] {
         let outcome = call(Some(HOUSEHOLD), &format!("{spk}-call.wav"));
         match &outcome.final_decision.decision {
             Decision::Identified {
@@ -149,15 +149,15 @@ fn household_member_identified_and_other_caller_flagged_as_mismatch() {
         // Early decision: before 7 s of net speech.
         assert!(outcome.timeline[0].net_speech_ms <= 7000);
     }
-    // so2740 is enrolled but not on the household line.
-    let outcome = call(Some(HOUSEHOLD), "so2740-call.wav");
+    // so0457 is enrolled but not on the household line.
+    let outcome = call(Some(HOUSEHOLD), "so0457-call.wav");
     match &outcome.final_decision.decision {
         Decision::Mismatch {
             number_says,
             voice_says,
             ..
         } => {
-            assert_eq!(voice_says.as_ref(), Some(&SpeakerId::from("so2740")));
+            assert_eq!(voice_says.as_ref(), Some(&SpeakerId::from("so0457")));
             assert_eq!(number_says.len(), 3);
             assert_eq!(
                 number_says[0],
