@@ -1,0 +1,140 @@
+//! Engine benches: a whole 7-s call pushed in 20-ms chunks (front end + every decision point)
+//! against 1 000 enrolled speakers, and one decision on 7 s of speech (700 voiced frames) against
+//! 1 000 and 10 000 speakers, with the shipped 512-component UBM and synthetic MAP models.
+//!
+//! `cargo bench --bench engine`
+//!
+//! Measured (2-core shared machine, one thread): front end alone 0.6 ms per 7-s call (≈ 1.7 µs per
+//! 20-ms chunk); the whole call against 1 000 speakers ≈ 98 ms (≈ 280 µs per chunk amortised, the
+//! decision points dominate: one decision on 700 frames ≈ 22 ms at 1 000 speakers, ≈ 220 ms at
+//! 10 000, linear in the population through the GMM-UBM speaker bank).
+
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use quivox::audio::ChannelPolicy;
+use quivox::engine::{
+    caller_posterior, CallInfo, Engine, EngineOptions, NumberDirectory, PriorOptions, SpeakerId,
+    VoiceModels, Voiceprint,
+};
+use quivox::features::FeatureMatrix;
+use quivox::gmm::{AccumDiagGmm, DiagGmm, SpeakerBank};
+use quivox::recipe::read_telephone_wav;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A mean-only MAP-like model: UBM means shifted by N(0, 0.3²) in every dimension.
+fn synthetic_speaker(ubm: &DiagGmm, rng: &mut ChaCha8Rng) -> DiagGmm {
+    let normal = Normal::new(0.0_f32, 0.3).unwrap();
+    let means: Vec<f32> = ubm.means().iter().map(|m| m + normal.sample(rng)).collect();
+    DiagGmm::new(ubm.dim(), ubm.weights().to_vec(), means, ubm.variances()).unwrap()
+}
+
+fn bench_engine(c: &mut Criterion) {
+    let models = VoiceModels::load(&root().join("models/gmm-ubm.qvx")).unwrap();
+    let ubm = models.gmm.ubm.clone();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+
+    // A 7-s call pushed in 20-ms chunks against 1 000 enrolled speakers.
+    let engine = Engine::new(models.clone(), EngineOptions::default()).unwrap();
+    let stats = AccumDiagGmm::for_model(&ubm);
+    engine
+        .insert_voiceprints((0..1000).map(|i| {
+            let print = Voiceprint {
+                stats: stats.clone(),
+                model: synthetic_speaker(&ubm, &mut rng),
+                net_speech_ms: 30_000,
+            };
+            (SpeakerId(format!("spk{i:05}")), print)
+        }))
+        .unwrap();
+    let call = read_telephone_wav(
+        &root().join("audio-fixtures/demo/so1027-call.wav"),
+        ChannelPolicy::RequireMono,
+    )
+    .unwrap();
+    let pcm: Vec<i16> = call.samples.iter().map(|&x| x as i16).collect();
+    let chunks = pcm.chunks(160).count() as u64;
+    let mut group = c.benchmark_group("engine_call");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(chunks));
+    group.bench_function("7s_call_20ms_chunks_1000_speakers", |b| {
+        b.iter(|| {
+            let mut session = engine
+                .start_call(CallInfo {
+                    caller_number: None,
+                    call_id: String::new(),
+                })
+                .unwrap();
+            for chunk in pcm.chunks(160) {
+                session.push_pcm(chunk).unwrap();
+                while session.poll().is_some() {}
+            }
+            session.finish().unwrap()
+        })
+    });
+    // The front end alone (no speaker enrolled: decision points only run the VAD bookkeeping).
+    let empty = Engine::new(models.clone(), EngineOptions::default()).unwrap();
+    group.bench_function("7s_call_20ms_chunks_front_end_only", |b| {
+        b.iter(|| {
+            let mut session = empty.start_call(CallInfo::default()).unwrap();
+            for chunk in pcm.chunks(160) {
+                session.push_pcm(chunk).unwrap();
+            }
+            session.finish().unwrap()
+        })
+    });
+    group.finish();
+    drop(engine);
+
+    // One decision on 700 voiced frames: CMN, Gaussian selection, bank scoring, calibration, Bayes.
+    let normal = Normal::new(0.0_f32, 1.0).unwrap();
+    let frames = FeatureMatrix::from_vec(
+        ubm.dim(),
+        (0..700 * ubm.dim())
+            .map(|_| normal.sample(&mut rng))
+            .collect(),
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("engine_decision_7s");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for speakers in [1000usize, 10_000] {
+        let bank = {
+            let spk: Vec<DiagGmm> = (0..speakers)
+                .map(|_| synthetic_speaker(&ubm, &mut rng))
+                .collect();
+            let refs: Vec<&DiagGmm> = spk.iter().collect();
+            SpeakerBank::new(&ubm, &refs).unwrap()
+        };
+        let ids: Vec<SpeakerId> = (0..speakers)
+            .map(|i| SpeakerId(format!("spk{i:05}")))
+            .collect();
+        let prior = NumberDirectory::new().prior(None, &ids, &PriorOptions::default());
+        group.bench_function(format!("{speakers}_speakers"), |b| {
+            b.iter(|| {
+                let mut normalised = FeatureMatrix::new(frames.dim());
+                quivox::features::apply_sliding_cmn_into(
+                    &frames,
+                    &models.front_end.sliding_cmn,
+                    &mut normalised,
+                )
+                .unwrap();
+                let llrs = models.llrs(&normalised, &bank).unwrap();
+                caller_posterior(&prior, &llrs).best()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_engine);
+criterion_main!(benches);

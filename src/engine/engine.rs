@@ -1,0 +1,742 @@
+//! The shared engine: voice models, enrolled population (voiceprints), number directory.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::number::{NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};
+use super::session::{CallInfo, Session};
+use super::voice::GmmUbmSystem;
+use crate::audio::Waveform;
+use crate::features::{
+    apply_sliding_cmn_into, compute_deltas_into, compute_vad, compute_vad_running, CmnScope,
+    FeatureError, FeatureMatrix, FrontEndOptions, MfccExtractor, VadMode,
+};
+use crate::gmm::{map_update, AccumDiagGmm, DiagGmm, GmmError, SpeakerBank};
+use crate::model_io::ModelIoError;
+
+/// Errors of the engine API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// An option is out of range.
+    #[error("engine option {name} = {value}: expected {expected}")]
+    InvalidOption {
+        /// Option name.
+        name: &'static str,
+        /// Value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The front end the model was trained with cannot be run by the engine.
+    #[error("front end: {0}")]
+    FrontEnd(String),
+    /// Feature extraction failed.
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+    /// GMM computation failed.
+    #[error(transparent)]
+    Gmm(#[from] GmmError),
+    /// Loading a model file failed.
+    #[error(transparent)]
+    ModelIo(#[from] ModelIoError),
+    /// A calling number is malformed.
+    #[error(transparent)]
+    Number(#[from] NumberError),
+    /// Audio at a sample rate the models were not trained for.
+    #[error("audio at {got} Hz: expected {expected} Hz (resample first)")]
+    SampleRate {
+        /// Rate the models expect.
+        expected: u32,
+        /// Rate given.
+        got: u32,
+    },
+    /// Enrollment audio refused by a quality check.
+    #[error("enrollment of {speaker} refused: {problem}")]
+    EnrollmentRefused {
+        /// Who was being enrolled.
+        speaker: SpeakerId,
+        /// What is wrong.
+        problem: QualityProblem,
+    },
+    /// The speaker is not enrolled.
+    #[error("speaker {0} is not enrolled")]
+    UnknownSpeaker(SpeakerId),
+    /// The speaker is already enrolled (use `add_audio`).
+    #[error("speaker {0} is already enrolled: use add_audio to update the voiceprint")]
+    AlreadyEnrolled(SpeakerId),
+    /// A voiceprint does not fit the loaded models, or its bytes are corrupt.
+    #[error("voiceprint: {0}")]
+    Voiceprint(String),
+}
+
+/// A quality check that enrollment audio failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QualityProblem {
+    /// Not enough net speech.
+    #[error("{got_ms} ms of net speech; expected at least {min_ms} ms")]
+    TooLittleSpeech {
+        /// Net speech found, ms.
+        got_ms: u64,
+        /// Minimum required, ms.
+        min_ms: u64,
+    },
+    /// Too many samples at full scale.
+    #[error("{percent:.2} % of samples clipped; expected at most {max_percent:.2} %")]
+    Clipping {
+        /// Clipped samples, percent.
+        percent: f64,
+        /// Maximum allowed, percent.
+        max_percent: f64,
+    },
+    /// Speech barely above the noise floor.
+    #[error("estimated SNR {snr_db:.1} dB; expected at least {min_db:.1} dB")]
+    LowSnr {
+        /// Estimated SNR (90th − 10th percentile of frame energies), dB.
+        snr_db: f64,
+        /// Minimum required, dB.
+        min_db: f64,
+    },
+    /// No audio at all.
+    #[error("no audio given")]
+    NoAudio,
+}
+
+/// Options of the engine, validated by [`EngineOptions::validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct EngineOptions {
+    /// Posterior probability a hypothesis must reach for a voice decision, in (0, 1). Default
+    /// 0.995, chosen on `dev` and `dev-read` simulated calls (`examples/engine_eval.rs`): no wrong
+    /// identification and no accepted unknown caller on either set, ≥ 99 % of enrolled callers
+    /// identified on `dev`.
+    pub confidence: f64,
+    /// Net speech before the first voice decision is attempted, ms (≥ 10).
+    pub min_net_speech_ms: u64,
+    /// Net speech at which a decision is forced even below `confidence`, ms (≥ min).
+    pub max_net_speech_ms: u64,
+    /// Net speech between two decision points, ms (≥ 10).
+    pub decision_interval_ms: u64,
+    /// Net speech kept and scored per call at most, ms (≥ max_net_speech_ms); later speech is
+    /// counted but not scored (it bounds memory and decision cost).
+    pub max_scored_speech_ms: u64,
+    /// How the calling number shapes the prior.
+    pub prior: PriorOptions,
+    /// Net speech an enrollment needs, ms.
+    pub min_enroll_speech_ms: u64,
+    /// Largest fraction of clipped samples (|x| ≥ 32000) accepted, in [0, 1].
+    pub max_clipped_fraction: f64,
+    /// Minimum SNR estimate (90th − 10th percentile of frame log energies), dB, for enrollment
+    /// and for a call's voice to count.
+    pub min_snr_db: f64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            confidence: 0.995,
+            min_net_speech_ms: 2000,
+            max_net_speech_ms: 7000,
+            decision_interval_ms: 500,
+            max_scored_speech_ms: 10_000,
+            prior: PriorOptions::default(),
+            min_enroll_speech_ms: 10_000,
+            max_clipped_fraction: 0.01,
+            min_snr_db: 12.0,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// Checks every option.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |name, value: String, expected| {
+            Err(EngineError::InvalidOption {
+                name,
+                value,
+                expected,
+            })
+        };
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return bad(
+                "confidence",
+                self.confidence.to_string(),
+                "a probability strictly between 0 and 1",
+            );
+        }
+        if self.min_net_speech_ms < 10 {
+            return bad(
+                "min_net_speech_ms",
+                self.min_net_speech_ms.to_string(),
+                "at least 10 ms (one frame)",
+            );
+        }
+        if self.max_net_speech_ms < self.min_net_speech_ms {
+            return bad(
+                "max_net_speech_ms",
+                self.max_net_speech_ms.to_string(),
+                "at least min_net_speech_ms",
+            );
+        }
+        if self.decision_interval_ms < 10 {
+            return bad(
+                "decision_interval_ms",
+                self.decision_interval_ms.to_string(),
+                "at least 10 ms",
+            );
+        }
+        if self.max_scored_speech_ms < self.max_net_speech_ms {
+            return bad(
+                "max_scored_speech_ms",
+                self.max_scored_speech_ms.to_string(),
+                "at least max_net_speech_ms",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.max_clipped_fraction) {
+            return bad(
+                "max_clipped_fraction",
+                self.max_clipped_fraction.to_string(),
+                "a fraction in [0, 1]",
+            );
+        }
+        if !self.min_snr_db.is_finite() {
+            return bad(
+                "min_snr_db",
+                self.min_snr_db.to_string(),
+                "a finite dB value",
+            );
+        }
+        self.prior
+            .validate()
+            .map_err(|e| EngineError::InvalidOption {
+                name: "prior",
+                value: e.to_string(),
+                expected: "valid prior options",
+            })
+    }
+}
+
+/// The voice scoring systems and the front end their features come from.
+///
+/// Today one system (GMM-UBM); further systems (i-vector/PLDA, neural embeddings) will add their
+/// own calibrated LLR column here and be fused (a linear fusion of calibrated LLRs) before Bayes.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VoiceModels {
+    /// The GMM-UBM system (UBM, MAP options, top-C, calibration).
+    pub gmm: GmmUbmSystem,
+    /// Front-end options the models were trained with.
+    pub front_end: FrontEndOptions,
+}
+
+impl VoiceModels {
+    /// Wraps a system and its front end (the front end must use [`CmnScope::VoicedFrames`] and
+    /// produce the UBM's dimension).
+    pub fn new(gmm: GmmUbmSystem, front_end: FrontEndOptions) -> Result<Self, EngineError> {
+        front_end.validate()?;
+        if front_end.cmn_scope != CmnScope::VoicedFrames {
+            return Err(EngineError::FrontEnd(format!(
+                "CMN scope {:?}: the engine supports voiced-frame CMN only",
+                front_end.cmn_scope
+            )));
+        }
+        if front_end.dim() != gmm.ubm.dim() {
+            return Err(EngineError::FrontEnd(format!(
+                "front end gives {} dims; the UBM has {}",
+                front_end.dim(),
+                gmm.ubm.dim()
+            )));
+        }
+        Ok(Self { gmm, front_end })
+    }
+
+    /// Loads a GMM-UBM system file (e.g. `models/gmm-ubm.qvx`).
+    pub fn load(path: &Path) -> Result<Self, EngineError> {
+        let (gmm, front_end) = GmmUbmSystem::load(path)?;
+        Self::new(gmm, front_end)
+    }
+
+    /// Sample rate the front end expects, Hz.
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.front_end.mfcc.sample_rate_hz
+    }
+
+    /// Calibrated LLRs (natural log) of normalised voiced `feats` against every speaker of `bank`.
+    pub fn llrs(&self, feats: &FeatureMatrix, bank: &SpeakerBank) -> Result<Vec<f64>, EngineError> {
+        if bank.num_speakers() == 0 || feats.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw = self.gmm.raw_scores(feats, bank)?;
+        let n = feats.num_frames();
+        Ok(raw.into_iter().map(|s| self.gmm.calibrate(s, n)).collect())
+    }
+}
+
+/// Speech analysis of one recording (batch path, same front end as enrollment).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioAnalysis {
+    /// Normalised voiced features.
+    pub features: FeatureMatrix,
+    /// Net speech, ms (voiced frames × frame shift).
+    pub net_speech_ms: u64,
+    /// Fraction of samples at |x| ≥ 32000.
+    pub clipped_fraction: f64,
+    /// SNR estimate (90th − 10th percentile of frame log energies), dB.
+    pub snr_db: f64,
+}
+
+/// Full-scale threshold for clipping (16-bit scale; μ-law's largest value is 32124).
+pub(crate) const CLIP_LEVEL: f32 = 32000.0;
+/// dB per natural-log unit of energy.
+pub(crate) const DB_PER_NEPER_ENERGY: f64 = 4.342944819032518;
+
+/// 90th − 10th percentile of frame log energies, dB (0 for fewer than 2 frames).
+pub(crate) fn snr_estimate_db(log_energy: &[f32]) -> f64 {
+    if log_energy.len() < 2 {
+        return 0.0;
+    }
+    let mut sorted = log_energy.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64;
+    (at(0.9) - at(0.1)) * DB_PER_NEPER_ENERGY
+}
+
+/// Batch analysis with the models' front end: MFCC → Δ → VAD (the front end's mode) → CMN over
+/// the voiced frames. Same features as [`crate::features::FrontEnd::compute`].
+pub fn analyze(models: &VoiceModels, wave: &Waveform) -> Result<AudioAnalysis, EngineError> {
+    let fe = &models.front_end;
+    if wave.sample_rate_hz != models.sample_rate_hz() {
+        return Err(EngineError::SampleRate {
+            expected: models.sample_rate_hz(),
+            got: wave.sample_rate_hz,
+        });
+    }
+    let mut mfcc = MfccExtractor::new(fe.mfcc.clone())?;
+    let (ceps, log_energy) = mfcc.compute_with_energy(&wave.samples)?;
+    let mut deltas = FeatureMatrix::new(fe.dim());
+    compute_deltas_into(&ceps, &fe.deltas, &mut deltas)?;
+    let voiced = match fe.vad_mode {
+        VadMode::Running => compute_vad_running(&log_energy, &fe.vad)?,
+        _ => compute_vad(&log_energy, &fe.vad)?,
+    };
+    let mut pre = FeatureMatrix::new(fe.dim());
+    for (row, &v) in deltas.rows().zip(&voiced) {
+        if v {
+            pre.push_row(row);
+        }
+    }
+    let mut features = FeatureMatrix::new(fe.dim());
+    if !pre.is_empty() {
+        apply_sliding_cmn_into(&pre, &fe.sliding_cmn, &mut features)?;
+    }
+    let clipped = wave
+        .samples
+        .iter()
+        .filter(|x| x.abs() >= CLIP_LEVEL)
+        .count();
+    Ok(AudioAnalysis {
+        net_speech_ms: features.num_frames() as u64 * fe.mfcc.frame_shift_ms as u64,
+        features,
+        clipped_fraction: if wave.samples.is_empty() {
+            0.0
+        } else {
+            clipped as f64 / wave.samples.len() as f64
+        },
+        snr_db: snr_estimate_db(&log_energy),
+    })
+}
+
+/// Magic bytes of a serialised [`Voiceprint`].
+const VOICEPRINT_MAGIC: &[u8; 4] = b"QVVP";
+/// Current voiceprint format version.
+pub const VOICEPRINT_VERSION: u16 = 1;
+
+/// An enrolled speaker's voice: the MAP-adapted GMM and the sufficient statistics it was adapted
+/// from (so adding audio updates it exactly as if all audio had been enrolled at once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Voiceprint {
+    /// Sufficient statistics of all enrollment audio against the UBM.
+    pub stats: AccumDiagGmm,
+    /// MAP-adapted model.
+    pub model: DiagGmm,
+    /// Net speech behind it, ms.
+    pub net_speech_ms: u64,
+}
+
+impl Voiceprint {
+    /// Builds a voiceprint from statistics (MAP adaptation of the system's UBM).
+    pub fn from_stats(
+        system: &GmmUbmSystem,
+        stats: AccumDiagGmm,
+        net_speech_ms: u64,
+    ) -> Result<Self, EngineError> {
+        let model = map_update(&system.ubm, &stats, &system.options.map)?;
+        Ok(Self {
+            stats,
+            model,
+            net_speech_ms,
+        })
+    }
+
+    /// Serialises as `"QVVP"`, a little-endian u16 version, then postcard.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(VOICEPRINT_MAGIC);
+        out.extend_from_slice(&VOICEPRINT_VERSION.to_le_bytes());
+        // Serialising plain vectors and numbers cannot fail.
+        out.extend(postcard::to_allocvec(self).unwrap_or_default());
+        out
+    }
+
+    /// Parses bytes written by [`Voiceprint::to_bytes`] (checking magic and version).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EngineError> {
+        if bytes.len() < 6 || &bytes[..4] != VOICEPRINT_MAGIC {
+            return Err(EngineError::Voiceprint(format!(
+                "{} bytes not starting with {:?}: expected a serialised voiceprint",
+                bytes.len(),
+                std::str::from_utf8(VOICEPRINT_MAGIC).unwrap_or("QVVP")
+            )));
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != VOICEPRINT_VERSION {
+            return Err(EngineError::Voiceprint(format!(
+                "format version {version}; expected {VOICEPRINT_VERSION}"
+            )));
+        }
+        postcard::from_bytes(&bytes[6..])
+            .map_err(|e| EngineError::Voiceprint(format!("corrupt payload: {e}")))
+    }
+}
+
+/// The enrolled population as scored by sessions (an immutable snapshot; sessions keep the one
+/// they started with).
+#[derive(Debug)]
+pub struct Population {
+    ids: Vec<SpeakerId>,
+    prints: Vec<Voiceprint>,
+    index: HashMap<SpeakerId, usize>,
+    bank: SpeakerBank,
+}
+
+impl Population {
+    fn build(ubm: &DiagGmm, entries: Vec<(SpeakerId, Voiceprint)>) -> Result<Self, EngineError> {
+        let (ids, prints): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
+        let models: Vec<&DiagGmm> = prints.iter().map(|p: &Voiceprint| &p.model).collect();
+        let bank = SpeakerBank::new(ubm, &models)?;
+        let index = ids
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, s)| (s, i))
+            .collect();
+        Ok(Self {
+            ids,
+            prints,
+            index,
+            bank,
+        })
+    }
+
+    /// Enrolled speakers, in scoring order.
+    pub fn ids(&self) -> &[SpeakerId] {
+        &self.ids
+    }
+
+    /// Number of enrolled speakers.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when nobody is enrolled.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The packed speaker models.
+    pub fn bank(&self) -> &SpeakerBank {
+        &self.bank
+    }
+
+    fn entries(&self) -> Vec<(SpeakerId, Voiceprint)> {
+        self.ids
+            .iter()
+            .cloned()
+            .zip(self.prints.iter().cloned())
+            .collect()
+    }
+}
+
+/// The caller-identification engine: shared (`Arc<Engine>`), thread-safe; sessions snapshot the
+/// population and the number prior when the call starts.
+#[derive(Debug)]
+pub struct Engine {
+    models: Arc<VoiceModels>,
+    options: EngineOptions,
+    population: RwLock<Arc<Population>>,
+    directory: RwLock<NumberDirectory>,
+}
+
+impl Engine {
+    /// An engine with nobody enrolled.
+    pub fn new(models: VoiceModels, options: EngineOptions) -> Result<Self, EngineError> {
+        options.validate()?;
+        let population = Population::build(&models.gmm.ubm, Vec::new())?;
+        Ok(Self {
+            models: Arc::new(models),
+            options,
+            population: RwLock::new(Arc::new(population)),
+            directory: RwLock::new(NumberDirectory::new()),
+        })
+    }
+
+    /// The voice models.
+    pub fn models(&self) -> &VoiceModels {
+        &self.models
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// The current population snapshot.
+    pub fn population(&self) -> Arc<Population> {
+        // A poisoned lock only means a writer panicked; the Arc inside is still consistent.
+        match self.population.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// A copy of the number directory.
+    pub fn directory(&self) -> NumberDirectory {
+        match self.directory.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn write_population(
+        &self,
+        f: impl FnOnce(&mut Vec<(SpeakerId, Voiceprint)>) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let mut guard = self.population.write().unwrap_or_else(|p| p.into_inner());
+        let mut entries = guard.entries();
+        f(&mut entries)?;
+        *guard = Arc::new(Population::build(&self.models.gmm.ubm, entries)?);
+        Ok(())
+    }
+
+    fn with_directory<T>(&self, f: impl FnOnce(&mut NumberDirectory) -> T) -> T {
+        let mut guard = self.directory.write().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Analyses and quality-checks enrollment recordings; returns their statistics and net speech.
+    fn enrollment_stats(
+        &self,
+        speaker: &SpeakerId,
+        recordings: &[Waveform],
+    ) -> Result<(AccumDiagGmm, u64), EngineError> {
+        let refuse = |problem| EngineError::EnrollmentRefused {
+            speaker: speaker.clone(),
+            problem,
+        };
+        if recordings.iter().all(|w| w.samples.is_empty()) {
+            return Err(refuse(QualityProblem::NoAudio));
+        }
+        let mut acc = AccumDiagGmm::for_model(&self.models.gmm.ubm);
+        let mut speech_ms = 0;
+        for wave in recordings {
+            if wave.samples.is_empty() {
+                continue;
+            }
+            let a = analyze(&self.models, wave)?;
+            if a.clipped_fraction > self.options.max_clipped_fraction {
+                return Err(refuse(QualityProblem::Clipping {
+                    percent: 100.0 * a.clipped_fraction,
+                    max_percent: 100.0 * self.options.max_clipped_fraction,
+                }));
+            }
+            if a.features.is_empty() {
+                continue;
+            }
+            if a.snr_db < self.options.min_snr_db {
+                return Err(refuse(QualityProblem::LowSnr {
+                    snr_db: a.snr_db,
+                    min_db: self.options.min_snr_db,
+                }));
+            }
+            self.models
+                .gmm
+                .ubm
+                .accumulate_stats(&a.features, &mut acc)?;
+            speech_ms += a.net_speech_ms;
+        }
+        Ok((acc, speech_ms))
+    }
+
+    /// Enrolls a new speaker from one or more recordings (at the models' sample rate), after the
+    /// quality checks: total net speech ≥ `min_enroll_speech_ms`, clipping, SNR.
+    pub fn enroll(&self, speaker: SpeakerId, recordings: &[Waveform]) -> Result<(), EngineError> {
+        if self.population().index.contains_key(&speaker) {
+            return Err(EngineError::AlreadyEnrolled(speaker));
+        }
+        let (acc, speech_ms) = self.enrollment_stats(&speaker, recordings)?;
+        if speech_ms < self.options.min_enroll_speech_ms {
+            return Err(EngineError::EnrollmentRefused {
+                speaker,
+                problem: QualityProblem::TooLittleSpeech {
+                    got_ms: speech_ms,
+                    min_ms: self.options.min_enroll_speech_ms,
+                },
+            });
+        }
+        let print = Voiceprint::from_stats(&self.models.gmm, acc, speech_ms)?;
+        self.insert_voiceprint(speaker, print)
+    }
+
+    /// Adds recordings to an enrolled speaker: the statistics are summed and the model re-adapted
+    /// (same as enrolling all the audio at once). Each recording passes the clipping/SNR checks.
+    pub fn add_audio(
+        &self,
+        speaker: &SpeakerId,
+        recordings: &[Waveform],
+    ) -> Result<(), EngineError> {
+        let (acc, speech_ms) = self.enrollment_stats(speaker, recordings)?;
+        let system = &self.models.gmm;
+        self.write_population(|entries| {
+            let entry = entries
+                .iter_mut()
+                .find(|(id, _)| id == speaker)
+                .ok_or_else(|| EngineError::UnknownSpeaker(speaker.clone()))?;
+            let mut stats = entry.1.stats.clone();
+            stats.add(&acc)?;
+            entry.1 = Voiceprint::from_stats(system, stats, entry.1.net_speech_ms + speech_ms)?;
+            Ok(())
+        })
+    }
+
+    /// Enrolls (or replaces) a speaker from a stored voiceprint, checking it fits the UBM.
+    pub fn insert_voiceprint(
+        &self,
+        speaker: SpeakerId,
+        print: Voiceprint,
+    ) -> Result<(), EngineError> {
+        let ubm = &self.models.gmm.ubm;
+        if print.model.num_components() != ubm.num_components()
+            || print.model.dim() != ubm.dim()
+            || print.stats.num_components() != ubm.num_components()
+            || print.stats.dim() != ubm.dim()
+        {
+            return Err(EngineError::Voiceprint(format!(
+                "model {}×{} / stats {}×{}; expected the UBM's {}×{} (components × dim)",
+                print.model.num_components(),
+                print.model.dim(),
+                print.stats.num_components(),
+                print.stats.dim(),
+                ubm.num_components(),
+                ubm.dim()
+            )));
+        }
+        self.write_population(|entries| {
+            match entries.iter_mut().find(|(id, _)| *id == speaker) {
+                Some(entry) => entry.1 = print,
+                None => entries.push((speaker, print)),
+            }
+            Ok(())
+        })
+    }
+
+    /// Enrolls many voiceprints at once (one rebuild of the speaker bank).
+    pub fn insert_voiceprints(
+        &self,
+        prints: impl IntoIterator<Item = (SpeakerId, Voiceprint)>,
+    ) -> Result<(), EngineError> {
+        let new: Vec<_> = prints.into_iter().collect();
+        self.write_population(|entries| {
+            let mut at: HashMap<SpeakerId, usize> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, (s, _))| (s.clone(), i))
+                .collect();
+            for (id, print) in new {
+                match at.get(&id) {
+                    Some(&i) => entries[i].1 = print,
+                    None => {
+                        at.insert(id.clone(), entries.len());
+                        entries.push((id, print));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The voiceprint of an enrolled speaker.
+    pub fn voiceprint(&self, speaker: &SpeakerId) -> Option<Voiceprint> {
+        let pop = self.population();
+        pop.index.get(speaker).map(|&i| pop.prints[i].clone())
+    }
+
+    /// Removes a speaker (voiceprint and number links); returns whether they were enrolled.
+    pub fn remove(&self, speaker: &SpeakerId) -> Result<bool, EngineError> {
+        let mut found = false;
+        self.write_population(|entries| {
+            let before = entries.len();
+            entries.retain(|(id, _)| id != speaker);
+            found = entries.len() != before;
+            Ok(())
+        })?;
+        self.with_directory(|d| d.remove_speaker(speaker));
+        Ok(found)
+    }
+
+    /// Records that `speaker` is known on `number`.
+    pub fn link_number(&self, number: &str, speaker: SpeakerId) -> Result<(), EngineError> {
+        let number = PhoneNumber::parse(number)?;
+        self.with_directory(|d| d.link(number, speaker));
+        Ok(())
+    }
+
+    /// Records a (confirmed) call by `speaker` from `number` (raises their share of its prior).
+    pub fn record_call(&self, number: &str, speaker: SpeakerId) -> Result<(), EngineError> {
+        let number = PhoneNumber::parse(number)?;
+        self.with_directory(|d| d.record_call(number, speaker));
+        Ok(())
+    }
+
+    /// Replaces the number directory (e.g. loaded from the store).
+    pub fn set_directory(&self, directory: NumberDirectory) {
+        self.with_directory(|d| *d = directory);
+    }
+
+    /// Starts a call: snapshots the population and the number prior. A malformed number is an
+    /// error; a withheld one is `caller_number: None`.
+    pub fn start_call(&self, info: CallInfo) -> Result<Session, EngineError> {
+        let number = info
+            .caller_number
+            .as_deref()
+            .map(PhoneNumber::parse)
+            .transpose()?;
+        let population = self.population();
+        let prior = match self.directory.read() {
+            Ok(d) => d.prior(number.as_ref(), population.ids(), &self.options.prior),
+            Err(p) => p
+                .into_inner()
+                .prior(number.as_ref(), population.ids(), &self.options.prior),
+        };
+        Session::new(
+            Arc::clone(&self.models),
+            self.options.clone(),
+            population,
+            prior,
+            info,
+        )
+    }
+}

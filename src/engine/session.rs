@@ -1,0 +1,462 @@
+//! One call: audio in (PCM, μ-law, A-law, any chunk size), decisions out.
+//!
+//! The session runs the cheap streaming stages (MFCC → Δ → running-mean energy VAD) on every chunk
+//! and keeps the voiced, not yet normalised, frames. At each decision point (every
+//! `decision_interval_ms` of net speech from `min_net_speech_ms` on) it applies the front end's
+//! sliding CMN to the buffered voiced frames, which for calls under the CMN window (10 s of speech)
+//! equals the batch front end's whole-call mean, scores them against the population, and combines
+//! the calibrated LLRs with the number prior by Bayes' rule. Decision points fall on exact voiced
+//! frame counts, so decisions do not depend on how the audio was chunked.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::bayes::{caller_posterior, Best, CallerPosterior};
+use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
+use super::engine::DB_PER_NEPER_ENERGY;
+use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
+use super::number::{CallerPrior, SpeakerId};
+use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
+use crate::features::{
+    apply_sliding_cmn_into, FeatureMatrix, MfccExtractor, StreamingDeltas, StreamingVad,
+};
+
+/// What the network says about a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallInfo {
+    /// Calling number as presented (ANI/CLI); `None` when withheld.
+    pub caller_number: Option<String>,
+    /// The integrator's call identifier (for logs), free form.
+    pub call_id: String,
+}
+
+/// Samples converted per step (bounds the scratch buffer; any chunk size is accepted).
+const CONVERT_BLOCK: usize = 1024;
+/// Log-energy histogram: bins of 0.05 nats from 0 to 40 nats (a full-scale 25-ms frame is ≈ 26).
+const ENERGY_BINS: usize = 800;
+const ENERGY_BIN_NATS: f32 = 0.05;
+
+/// A call in progress. Not shared between threads (it is `Send`: move it to the call's thread).
+#[derive(Debug)]
+pub struct Session {
+    models: Arc<VoiceModels>,
+    options: EngineOptions,
+    population: Arc<Population>,
+    prior: CallerPrior,
+    info: CallInfo,
+    mfcc: MfccExtractor,
+    deltas: StreamingDeltas,
+    vad: StreamingVad,
+    scratch: Vec<f32>,
+    mfcc_buf: FeatureMatrix,
+    energy_buf: Vec<f32>,
+    delta_buf: FeatureMatrix,
+    delta_pending: FeatureMatrix,
+    vad_pending: Vec<bool>,
+    /// Voiced Δ frames before CMN (capacity `max_scored_frames`).
+    voiced: FeatureMatrix,
+    normalised: FeatureMatrix,
+    energy_hist: Vec<u32>,
+    frames_decided: u64,
+    voiced_frames: u64,
+    samples_in: u64,
+    clipped_samples: u64,
+    next_decision_frames: u64,
+    frame_ms: f64,
+    min_frames: u64,
+    max_frames: u64,
+    interval_frames: u64,
+    max_scored_frames: usize,
+    pending: VecDeque<DecisionEvent>,
+    timeline: Vec<DecisionEvent>,
+}
+
+impl Session {
+    pub(crate) fn new(
+        models: Arc<VoiceModels>,
+        options: EngineOptions,
+        population: Arc<Population>,
+        prior: CallerPrior,
+        info: CallInfo,
+    ) -> Result<Self, EngineError> {
+        let fe = &models.front_end;
+        let dim = fe.dim();
+        let ceps = fe.mfcc.num_ceps;
+        let frame_ms =
+            fe.mfcc.frame_shift_samples() as f64 * 1000.0 / fe.mfcc.sample_rate_hz as f64;
+        let to_frames = |ms: u64| ((ms as f64 / frame_ms).ceil() as u64).max(1);
+        let min_frames = to_frames(options.min_net_speech_ms);
+        let max_frames = to_frames(options.max_net_speech_ms);
+        let interval_frames = to_frames(options.decision_interval_ms);
+        let max_scored_frames = to_frames(options.max_scored_speech_ms) as usize;
+        Ok(Self {
+            mfcc: MfccExtractor::new(fe.mfcc.clone())?,
+            deltas: StreamingDeltas::new(ceps, &fe.deltas)?,
+            vad: StreamingVad::new(&fe.vad)?,
+            scratch: Vec::with_capacity(CONVERT_BLOCK),
+            mfcc_buf: FeatureMatrix::with_capacity(ceps, 64),
+            energy_buf: Vec::with_capacity(64),
+            delta_buf: FeatureMatrix::with_capacity(dim, 64),
+            delta_pending: FeatureMatrix::with_capacity(dim, 64),
+            vad_pending: Vec::with_capacity(64),
+            voiced: FeatureMatrix::with_capacity(dim, max_scored_frames),
+            normalised: FeatureMatrix::with_capacity(dim, max_scored_frames),
+            energy_hist: vec![0; ENERGY_BINS],
+            frames_decided: 0,
+            voiced_frames: 0,
+            samples_in: 0,
+            clipped_samples: 0,
+            next_decision_frames: min_frames,
+            frame_ms,
+            min_frames,
+            max_frames,
+            interval_frames,
+            max_scored_frames,
+            pending: VecDeque::new(),
+            timeline: Vec::new(),
+            models,
+            options,
+            population,
+            prior,
+            info,
+        })
+    }
+
+    /// The call's information.
+    pub fn info(&self) -> &CallInfo {
+        &self.info
+    }
+
+    /// Call audio received so far, ms.
+    pub fn call_audio_ms(&self) -> u64 {
+        self.samples_in * 1000 / u64::from(self.models.front_end.mfcc.sample_rate_hz)
+    }
+
+    /// Net speech (voiced frames) so far, ms.
+    pub fn net_speech_ms(&self) -> u64 {
+        self.frames_to_ms(self.voiced_frames)
+    }
+
+    fn frames_to_ms(&self, frames: u64) -> u64 {
+        (frames as f64 * self.frame_ms).round() as u64
+    }
+
+    /// Feeds 16-bit linear PCM at the models' rate (8 kHz), any chunk size.
+    pub fn push_pcm(&mut self, samples: &[i16]) -> Result<(), EngineError> {
+        for block in samples.chunks(CONVERT_BLOCK) {
+            self.scratch.clear();
+            self.scratch.extend(block.iter().map(|&s| f32::from(s)));
+            self.process_scratch()?;
+        }
+        Ok(())
+    }
+
+    /// Feeds f32 samples in 16-bit scale at the models' rate, any chunk size.
+    pub fn push_samples(&mut self, samples: &[f32]) -> Result<(), EngineError> {
+        for block in samples.chunks(CONVERT_BLOCK) {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(block);
+            self.process_scratch()?;
+        }
+        Ok(())
+    }
+
+    /// Feeds G.711 μ-law bytes, any chunk size.
+    pub fn push_ulaw(&mut self, codes: &[u8]) -> Result<(), EngineError> {
+        for block in codes.chunks(CONVERT_BLOCK) {
+            self.scratch.resize(block.len(), 0.0);
+            decode_ulaw_into(block, &mut self.scratch)
+                .map_err(|e| EngineError::FrontEnd(e.to_string()))?;
+            self.process_scratch()?;
+        }
+        Ok(())
+    }
+
+    /// Feeds G.711 A-law bytes, any chunk size.
+    pub fn push_alaw(&mut self, codes: &[u8]) -> Result<(), EngineError> {
+        for block in codes.chunks(CONVERT_BLOCK) {
+            self.scratch.resize(block.len(), 0.0);
+            decode_alaw_into(block, &mut self.scratch)
+                .map_err(|e| EngineError::FrontEnd(e.to_string()))?;
+            self.process_scratch()?;
+        }
+        Ok(())
+    }
+
+    /// The next decision event, if one is waiting.
+    pub fn poll(&mut self) -> Option<DecisionEvent> {
+        self.pending.pop_front()
+    }
+
+    /// Every event emitted so far (polled or not).
+    pub fn timeline(&self) -> &[DecisionEvent] {
+        &self.timeline
+    }
+
+    /// The latest event emitted, if any.
+    pub fn current(&self) -> Option<&DecisionEvent> {
+        self.timeline.last()
+    }
+
+    fn process_scratch(&mut self) -> Result<(), EngineError> {
+        self.samples_in += self.scratch.len() as u64;
+        self.clipped_samples += self
+            .scratch
+            .iter()
+            .filter(|x| x.abs() >= CLIP_LEVEL)
+            .count() as u64;
+        self.mfcc.accept_waveform(&self.scratch)?;
+        self.drain_frontend()
+    }
+
+    fn drain_frontend(&mut self) -> Result<(), EngineError> {
+        self.mfcc
+            .pop_frames_with_energy(&mut self.mfcc_buf, &mut self.energy_buf)?;
+        for &e in &self.energy_buf {
+            let bin = (e.max(0.0) / ENERGY_BIN_NATS) as usize;
+            self.energy_hist[bin.min(ENERGY_BINS - 1)] += 1;
+        }
+        if !self.mfcc_buf.is_empty() {
+            self.deltas.accept_frames(&self.mfcc_buf)?;
+            self.vad.accept_log_energy(&self.energy_buf);
+        }
+        self.mfcc_buf.clear();
+        self.energy_buf.clear();
+        self.deltas.pop_frames(&mut self.delta_buf)?;
+        for row in self.delta_buf.rows() {
+            self.delta_pending.push_row(row);
+        }
+        self.delta_buf.clear();
+        self.vad.pop_decisions(&mut self.vad_pending);
+        let n = self.delta_pending.num_frames().min(self.vad_pending.len());
+        for t in 0..n {
+            self.frames_decided += 1;
+            if !self.vad_pending[t] {
+                continue;
+            }
+            self.voiced_frames += 1;
+            if self.voiced.num_frames() < self.max_scored_frames {
+                self.voiced.push_row(self.delta_pending.row(t));
+            }
+            if self.voiced_frames == self.next_decision_frames {
+                self.next_decision_frames += self.interval_frames;
+                if self.voiced.num_frames() == self.voiced_frames as usize {
+                    self.decision_point()?;
+                }
+            }
+        }
+        self.delta_pending.drain_front(n);
+        self.vad_pending.drain(..n);
+        Ok(())
+    }
+
+    /// SNR estimate of the call so far: 90th − 10th percentile of frame log energies, dB.
+    fn snr_db(&self) -> f64 {
+        let total: u64 = self.energy_hist.iter().map(|&c| u64::from(c)).sum();
+        if total < 2 {
+            return 0.0;
+        }
+        let quantile = |q: f64| {
+            let target = ((total - 1) as f64 * q).round() as u64;
+            let mut seen = 0u64;
+            for (bin, &c) in self.energy_hist.iter().enumerate() {
+                seen += u64::from(c);
+                if seen > target {
+                    return bin as f64 * f64::from(ENERGY_BIN_NATS);
+                }
+            }
+            (ENERGY_BINS - 1) as f64 * f64::from(ENERGY_BIN_NATS)
+        };
+        (quantile(0.9) - quantile(0.1)) * DB_PER_NEPER_ENERGY
+    }
+
+    fn candidates(&self) -> Vec<(SpeakerId, f64)> {
+        let mut c: Vec<(SpeakerId, f64)> = self
+            .population
+            .ids()
+            .iter()
+            .zip(&self.prior.on_line)
+            .zip(&self.prior.log_prior)
+            .filter(|((_, &on), _)| on)
+            .map(|((id, _), lp)| (id.clone(), lp.exp()))
+            .collect();
+        c.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        c
+    }
+
+    fn shortfall(&self, reason: VoiceShortfall) -> Decision {
+        if self.prior.has_line_members() {
+            Decision::NumberOnly {
+                candidates: self.candidates(),
+                reason,
+            }
+        } else {
+            Decision::NeedMoreAudio { reason }
+        }
+    }
+
+    /// Scores the buffered speech and returns the decision (or the shortfall), with the top speaker.
+    fn evaluate(
+        &mut self,
+        force: bool,
+    ) -> Result<(Decision, Option<(SpeakerId, f64)>), EngineError> {
+        let frames = self.voiced.num_frames() as u64;
+        if frames == 0 {
+            return Ok((self.shortfall(VoiceShortfall::NoSpeech), None));
+        }
+        if frames < self.min_frames {
+            return Ok((self.shortfall(VoiceShortfall::TooLittleSpeech), None));
+        }
+        if self.snr_db() < self.options.min_snr_db {
+            return Ok((self.shortfall(VoiceShortfall::LowSnr), None));
+        }
+        apply_sliding_cmn_into(
+            &self.voiced,
+            &self.models.front_end.sliding_cmn,
+            &mut self.normalised,
+        )?;
+        let llrs = self.models.llrs(&self.normalised, self.population.bank())?;
+        let post = caller_posterior(&self.prior, &llrs);
+        let top = top_speaker(&post).map(|(i, p)| (self.population.ids()[i].clone(), p));
+        let confidence = self.options.confidence;
+        let on_line = self.prior.has_line_members();
+        let decision = match post.best() {
+            Best::Speaker(i, p) if p >= confidence => {
+                let speaker = self.population.ids()[i].clone();
+                if on_line && !self.prior.on_line[i] {
+                    Decision::Mismatch {
+                        number_says: self.candidates().into_iter().map(|c| c.0).collect(),
+                        voice_says: Some(speaker),
+                        llr: llrs[i],
+                        posterior: p,
+                    }
+                } else {
+                    Decision::Identified {
+                        speaker,
+                        llr: llrs[i],
+                        posterior: p,
+                    }
+                }
+            }
+            Best::Unknown(p) if p >= confidence => {
+                if on_line {
+                    Decision::Mismatch {
+                        number_says: self.candidates().into_iter().map(|c| c.0).collect(),
+                        voice_says: None,
+                        llr: 0.0,
+                        posterior: p,
+                    }
+                } else {
+                    Decision::Unknown { posterior: p }
+                }
+            }
+            _ if force => self.shortfall(VoiceShortfall::Inconclusive),
+            _ => {
+                return Ok((
+                    Decision::NeedMoreAudio {
+                        reason: VoiceShortfall::Inconclusive,
+                    },
+                    top,
+                ))
+            }
+        };
+        Ok((decision, top))
+    }
+
+    fn decision_point(&mut self) -> Result<(), EngineError> {
+        let force = self.voiced_frames >= self.max_frames;
+        let (decision, top) = self.evaluate(force)?;
+        let confident = !matches!(
+            decision,
+            Decision::NeedMoreAudio {
+                reason: VoiceShortfall::Inconclusive
+            }
+        ) || force;
+        if !confident {
+            return Ok(());
+        }
+        let changed = self
+            .timeline
+            .last()
+            .is_none_or(|last| !last.decision.same_verdict(&decision));
+        if changed {
+            let event = DecisionEvent {
+                decision,
+                call_audio_ms: self.frames_to_ms(self.frames_decided),
+                net_speech_ms: self.frames_to_ms(self.voiced_frames),
+                top_speaker: top,
+            };
+            self.timeline.push(event.clone());
+            self.pending.push_back(event);
+        }
+        Ok(())
+    }
+
+    /// Ends the call: flushes the front end, decides on all the buffered speech and returns the
+    /// final decision and the timeline.
+    pub fn finish(mut self) -> Result<CallOutcome, EngineError> {
+        self.mfcc.input_finished();
+        self.drain_frontend()?;
+        self.deltas.input_finished();
+        self.vad.input_finished();
+        self.drain_frontend()?;
+        let (decision, top) = self.evaluate(true)?;
+        let inconclusive = matches!(
+            decision,
+            Decision::NumberOnly {
+                reason: VoiceShortfall::Inconclusive,
+                ..
+            } | Decision::NeedMoreAudio {
+                reason: VoiceShortfall::Inconclusive
+            }
+        );
+        // An inconclusive last look does not retract an earlier confident voice decision (the
+        // posterior of a true decision wobbles around the threshold); a confident one revises it.
+        let earlier_voice_decision = self.timeline.iter().rev().find(|e| {
+            matches!(
+                e.decision,
+                Decision::Identified { .. } | Decision::Unknown { .. } | Decision::Mismatch { .. }
+            )
+        });
+        let final_decision = match earlier_voice_decision {
+            Some(e) if inconclusive => e.clone(),
+            _ => DecisionEvent {
+                decision,
+                call_audio_ms: self.call_audio_ms(),
+                net_speech_ms: self.net_speech_ms(),
+                top_speaker: top,
+            },
+        };
+        if self
+            .timeline
+            .last()
+            .is_none_or(|last| !last.decision.same_verdict(&final_decision.decision))
+        {
+            self.timeline.push(final_decision.clone());
+        }
+        Ok(CallOutcome {
+            call_audio_ms: self.call_audio_ms(),
+            net_speech_ms: self.net_speech_ms(),
+            final_decision,
+            timeline: self.timeline,
+        })
+    }
+
+    /// Fraction of samples received at full scale (|x| ≥ 32000).
+    pub fn clipped_fraction(&self) -> f64 {
+        if self.samples_in == 0 {
+            0.0
+        } else {
+            self.clipped_samples as f64 / self.samples_in as f64
+        }
+    }
+}
+
+/// Most probable enrolled speaker (ignoring "unknown") and its posterior.
+fn top_speaker(post: &CallerPosterior) -> Option<(usize, f64)> {
+    post.log_posterior
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(&a.0)))
+        .map(|(i, lp)| (i, lp.exp()))
+}
