@@ -1,19 +1,17 @@
-//! `quivox demo`: enroll the fixture speakers into a temporary encrypted store, then identify
-//! held-out calls (one from an unknown caller), with and without the calling number.
+//! `quivox demo`: enroll the fixture speakers through the engine into a temporary encrypted
+//! store, reload them as a gateway would at start, and run six simulated calls through streaming
+//! sessions (20-ms μ-law chunks), printing each call's decision timeline.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use quivox::audio::ChannelPolicy;
-use quivox::engine::voice::{front_end_fingerprint, GmmUbmSystem};
+use quivox::audio::{g711, ChannelPolicy};
 use quivox::engine::{
-    caller_posterior, Best, NumberDirectory, PhoneNumber, PriorOptions, SpeakerId,
+    CallInfo, Decision, DecisionEvent, Engine, EngineOptions, NumberDirectory, PhoneNumber,
+    SpeakerId, VoiceModels, Voiceprint,
 };
-use quivox::features::FrontEnd;
-use quivox::gmm::{DiagGmm, SpeakerBank};
-use quivox::model_io::{kinds, FrontEndCheck, ModelFile};
 use quivox::recipe::read_telephone_wav;
 use quivox::store::{Actor, Consent, Enrollment, ModelBlob, SqliteStore, Store, StoreKey};
 
@@ -26,9 +24,6 @@ pub struct DemoArgs {
     /// GMM-UBM system file.
     #[arg(long, default_value = "models/gmm-ubm.qvx")]
     pub gmm: PathBuf,
-    /// Posterior probability needed to name a caller.
-    #[arg(long, default_value_t = 0.9)]
-    pub confidence: f64,
 }
 
 const ENROLLED: [(&str, &str, &str); 4] = [
@@ -64,23 +59,71 @@ const CALLS: [(&str, Option<&str>, &str); 6] = [
     ("so9614", None, "caller nobody enrolled, number withheld"),
 ];
 
+const VOICEPRINT_KIND: &str = "gmm";
+
 fn wav(dir: &Path, speaker: &str, what: &str) -> PathBuf {
     dir.join(format!("{speaker}-{what}.wav"))
 }
 
+fn describe(d: &Decision) -> String {
+    match d {
+        Decision::Identified {
+            speaker,
+            llr,
+            posterior,
+        } => {
+            format!("IDENTIFIED {speaker} (posterior {posterior:.3}, LLR {llr:.1})")
+        }
+        Decision::Unknown { posterior } => format!("UNKNOWN caller (posterior {posterior:.3})"),
+        Decision::NumberOnly { candidates, reason } => {
+            let c: Vec<String> = candidates
+                .iter()
+                .map(|(s, p)| format!("{s} {p:.2}"))
+                .collect();
+            format!("NUMBER ONLY [{}] ({reason:?})", c.join(", "))
+        }
+        Decision::Mismatch {
+            number_says,
+            voice_says,
+            posterior,
+            ..
+        } => {
+            let n: Vec<String> = number_says.iter().map(ToString::to_string).collect();
+            let v = voice_says
+                .as_ref()
+                .map_or("nobody enrolled".to_string(), ToString::to_string);
+            format!(
+                "MISMATCH: number says {}, voice says {v} (posterior {posterior:.3})",
+                n.join("/")
+            )
+        }
+        Decision::NeedMoreAudio { reason } => format!("need more audio ({reason:?})"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn print_event(prefix: &str, e: &DecisionEvent) {
+    println!(
+        "      {prefix} {:>5} ms call / {:>5} ms speech: {}",
+        e.call_audio_ms,
+        e.net_speech_ms,
+        describe(&e.decision)
+    );
+}
+
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let (system, front_end_opts) =
-        GmmUbmSystem::load(&args.gmm).with_context(|| format!("loading {}", args.gmm.display()))?;
+    let models =
+        VoiceModels::load(&args.gmm).with_context(|| format!("loading {}", args.gmm.display()))?;
     if !args.fixtures.is_dir() {
         bail!(
             "{}: expected the demo fixtures folder (run from the repository root)",
             args.fixtures.display()
         );
     }
-    let mut front_end = FrontEnd::new(front_end_opts.clone())?;
-    let fingerprint = front_end_fingerprint(&front_end_opts)?;
     let model_version = format!("gmm-ubm-{}", &sha_hex(&std::fs::read(&args.gmm)?)[..16]);
+    let options = EngineOptions::default();
+    let confidence = options.confidence;
     let store_dir = tempfile::tempdir()?;
     let store_path = store_dir.path().join("demo.sqlite");
     let mut store = SqliteStore::open_sqlite(&store_path, StoreKey::generate())?;
@@ -90,122 +133,92 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!(
         "quivox demo: {} ({} components), store {}",
         args.gmm.display(),
-        system.ubm.num_components(),
+        models.gmm.ubm.num_components(),
         store_path.display()
     );
     println!("\n== enrollment (voiceprints encrypted at rest, no raw audio kept)");
-    for (id, name, number) in ENROLLED {
-        let path = wav(&args.fixtures, id, "enroll");
-        let wave = read_telephone_wav(&path, ChannelPolicy::RequireMono)?;
-        let feats = front_end.compute(&wave.samples)?.features;
-        let model = system.enroll(&feats)?;
-        let bytes = model
-            .to_model_writer(kinds::SPEAKER_GMM, Some(fingerprint.clone()))?
-            .to_bytes()?;
-        store.enroll(
-            &actor,
-            &Enrollment {
-                speaker: SpeakerId(id.to_string()),
-                display_name: name.to_string(),
-                external_id: None,
-                models: vec![ModelBlob {
-                    kind: "gmm".into(),
-                    model_version: model_version.clone(),
-                    bytes,
-                }],
-                numbers: vec![PhoneNumber::parse(number)?],
-                consent: Consent {
-                    given_at: now,
-                    method: "demo".into(),
-                    operator: "quivox-demo".into(),
-                    reference: "audio-fixtures/demo".into(),
+    {
+        let enroller = Engine::new(models.clone(), options.clone())?;
+        for (id, name, number) in ENROLLED {
+            let wave = read_telephone_wav(
+                &wav(&args.fixtures, id, "enroll"),
+                ChannelPolicy::RequireMono,
+            )?;
+            let speaker = SpeakerId(id.to_string());
+            enroller.enroll(speaker.clone(), std::slice::from_ref(&wave))?;
+            let print = enroller
+                .voiceprint(&speaker)
+                .context("voiceprint just enrolled")?;
+            store.enroll(
+                &actor,
+                &Enrollment {
+                    speaker,
+                    display_name: name.to_string(),
+                    external_id: None,
+                    models: vec![ModelBlob {
+                        kind: VOICEPRINT_KIND.into(),
+                        model_version: model_version.clone(),
+                        bytes: print.to_bytes(),
+                    }],
+                    numbers: vec![PhoneNumber::parse(number)?],
+                    consent: Consent {
+                        given_at: now,
+                        method: "demo".into(),
+                        operator: "quivox-demo".into(),
+                        reference: "audio-fixtures/demo".into(),
+                    },
+                    keep_audio: Vec::new(),
                 },
-                keep_audio: Vec::new(),
-            },
-        )?;
-        println!(
-            "  {id} ({name}, {number}): {:.1} s of audio, {:.1} s of speech",
-            wave.duration_s(),
-            feats.num_frames() as f64 / 100.0
-        );
+            )?;
+            println!(
+                "  {id} ({name}, {number}): {:.1} s of audio",
+                wave.duration_s()
+            );
+        }
     }
 
     // What a gateway does at start: load the population and the number directory from the store.
-    let mut population = Vec::new();
-    let mut models: Vec<DiagGmm> = Vec::new();
-    for (speaker, bytes) in store.load_models("gmm", &model_version)? {
-        let file = ModelFile::from_bytes(
-            &bytes,
-            kinds::SPEAKER_GMM,
-            FrontEndCheck::Require(&fingerprint),
-        )?;
-        models.push(DiagGmm::from_model_file(&file)?);
-        population.push(speaker);
+    let engine = Engine::new(models, options)?;
+    let mut prints = Vec::new();
+    for (speaker, bytes) in store.load_models(VOICEPRINT_KIND, &model_version)? {
+        prints.push((speaker, Voiceprint::from_bytes(&bytes)?));
     }
+    engine.insert_voiceprints(prints)?;
     let mut directory = NumberDirectory::new();
     for (number, speaker, calls) in store.load_number_links()? {
         directory.set_call_count(number, speaker, calls);
     }
-    let refs: Vec<&DiagGmm> = models.iter().collect();
-    let bank = SpeakerBank::new(&system.ubm, &refs)?;
-    let prior_opts = PriorOptions::default();
+    engine.set_directory(directory);
 
-    println!(
-        "\n== calls (decision after the whole 7-s call; posterior needed: {:.2})",
-        args.confidence
-    );
+    println!("\n== calls, streamed in 20-ms G.711 μ-law chunks (confidence needed: {confidence})");
     for (caller, number, scenario) in CALLS {
-        let path = wav(&args.fixtures, caller, "call");
-        let wave = read_telephone_wav(&path, ChannelPolicy::RequireMono)?;
-        let feats = front_end.compute(&wave.samples)?.features;
-        let llrs: Vec<f64> = system
-            .raw_scores(&feats, &bank)?
-            .iter()
-            .map(|&s| system.calibrate(s, feats.num_frames()))
-            .collect();
-        let number = number.map(PhoneNumber::parse).transpose()?;
-        let prior = directory.prior(number.as_ref(), &population, &prior_opts);
-        let post = caller_posterior(&prior, &llrs);
-        let line: Vec<String> = population
-            .iter()
-            .zip(&prior.on_line)
-            .filter(|(_, &on)| on)
-            .map(|(s, _)| s.to_string())
-            .collect();
-        let verdict = match post.best() {
-            Best::Speaker(i, p) if p >= args.confidence => {
-                if prior.has_line_members() && !prior.on_line[i] {
-                    format!(
-                        "MISMATCH: number says {}, voice says {} (posterior {p:.3}, LLR {:.1})",
-                        line.join("/"),
-                        population[i],
-                        llrs[i]
-                    )
-                } else {
-                    format!(
-                        "IDENTIFIED {} (posterior {p:.3}, LLR {:.1})",
-                        population[i], llrs[i]
-                    )
-                }
+        let wave = read_telephone_wav(
+            &wav(&args.fixtures, caller, "call"),
+            ChannelPolicy::RequireMono,
+        )?;
+        let pcm = wave.to_i16()?;
+        let mut ulaw = vec![0u8; pcm.len()];
+        g711::encode_ulaw_into(&pcm, &mut ulaw)?;
+        let mut session = engine.start_call(CallInfo {
+            caller_number: number.map(str::to_string),
+            call_id: format!("demo-{caller}"),
+        })?;
+        let shown = number.unwrap_or("withheld");
+        println!("  call from {shown:<17} [{scenario}; true caller {caller}]");
+        for chunk in ulaw.chunks(160) {
+            session.push_ulaw(chunk)?;
+            while let Some(event) = session.poll() {
+                print_event("..", &event);
             }
-            Best::Unknown(p) if p >= args.confidence => {
-                format!("UNKNOWN caller (posterior {p:.3})")
-            }
-            Best::Speaker(i, p) => format!("undecided (best {} at {p:.3})", population[i]),
-            Best::Unknown(p) => format!("undecided (unknown at {p:.3})"),
-        };
-        let shown = number
-            .as_ref()
-            .map_or("withheld".to_string(), |n| n.to_string());
-        println!("  call from {shown:<14} [{scenario}; true caller {caller}]\n      -> {verdict}");
-        // Call history only learns from agreeing evidence: a mismatch (possible spoofed number)
+        }
+        let outcome = session.finish()?;
+        print_event("=>", &outcome.final_decision);
+        // Call history learns only from agreeing evidence: a mismatch (possibly a spoofed number)
         // must not link the voice to the number.
-        if let Best::Speaker(i, p) = post.best() {
-            if p >= args.confidence && (prior.on_line[i] || !prior.has_line_members()) {
-                if let Some(n) = &number {
-                    store.record_call(&actor, n, &population[i])?;
-                }
-            }
+        if let (Some(n), Decision::Identified { speaker, .. }) =
+            (number, &outcome.final_decision.decision)
+        {
+            store.record_call(&actor, &PhoneNumber::parse(n)?, speaker)?;
         }
     }
     let integrity = store.integrity_check()?;
