@@ -1,6 +1,8 @@
 //! Streaming caller-identification engine: sessions, number prior, fusion, decisions.
 
 pub mod bayes;
+pub mod embedding_system;
+pub mod ivector_system;
 pub mod number;
 pub mod voice;
 
