@@ -231,15 +231,31 @@ mod tests {
                 labels.push(s);
             }
         }
+        // Dead dimensions (always zero, like ReLU units that never fire) make the within-class
+        // covariance singular; PCA drops them.
+        for v in &mut train {
+            v[200..].iter_mut().for_each(|x| *x = 0.0);
+        }
         let opts = BackendOptions {
+            pca_dim: Some(250),
             lda_dim: Some(20),
             ..Default::default()
         };
+        assert!(VectorBackend::train(
+            &train,
+            &labels,
+            &BackendOptions {
+                pca_dim: None,
+                ..opts
+            }
+        )
+        .is_err());
         let system = EmbeddingPldaSystem {
             backend: VectorBackend::train(&train, &labels, &opts).unwrap(),
             calibration: None,
             cosine_calibration: None,
         };
+        assert_eq!(system.backend.pca.as_ref().map(|p| p.nrows()), Some(200));
         let held = &centers[30..];
         let enrollments: Vec<EmbeddingEnrollment> = held
             .iter()

@@ -59,6 +59,9 @@ pub enum BackendError {
 pub struct BackendOptions {
     /// LDA output dimension; `None` skips LDA. Default `Some(150)` (clamped to the input dimension).
     pub lda_dim: Option<usize>,
+    /// PCA to at most this many dimensions after centring, dropping directions with no variance
+    /// (needed for ReLU embeddings with dead dimensions); `None` skips PCA. Default `None`.
+    pub pca_dim: Option<usize>,
     /// Apply WCCN after LDA. Default false (PLDA models the within-class covariance itself).
     pub wccn: bool,
     /// PLDA training options.
@@ -75,6 +78,7 @@ impl Default for BackendOptions {
     fn default() -> Self {
         Self {
             lda_dim: Some(150),
+            pca_dim: None,
             wccn: false,
             plda: PldaOptions::default(),
             s_norm: true,
@@ -90,6 +94,8 @@ impl Default for BackendOptions {
 pub struct VectorBackend {
     /// Subtracts the training mean.
     pub centering: MeanCentering,
+    /// Optional PCA projection (out × in rows of orthonormal principal directions).
+    pub pca: Option<nalgebra::DMatrix<f64>>,
     /// Optional LDA projection.
     pub lda: Option<Lda>,
     /// Optional WCCN.
@@ -118,6 +124,46 @@ fn as_f64(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| v as f64).collect()
 }
 
+fn apply_matrix(m: &nalgebra::DMatrix<f64>, x: &[f64]) -> Vec<f64> {
+    (m * nalgebra::DVector::from_column_slice(x))
+        .as_slice()
+        .to_vec()
+}
+
+/// Principal directions (rows) of centred vectors: at most `max_dim`, and only those with
+/// variance above 1e-6 of the largest.
+fn pca_basis(x: &[Vec<f64>], max_dim: usize) -> Result<nalgebra::DMatrix<f64>, BackendError> {
+    let d = x[0].len();
+    let mut cov = nalgebra::DMatrix::<f64>::zeros(d, d);
+    for v in x {
+        let c = nalgebra::DVector::from_column_slice(v);
+        cov.ger(1.0, &c, &c, 1.0);
+    }
+    cov /= x.len() as f64;
+    let eig = cov.symmetric_eigen();
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    let top = eig.eigenvalues[order[0]].max(0.0);
+    let keep: Vec<usize> = order
+        .into_iter()
+        .filter(|&i| eig.eigenvalues[i] > 1e-6 * top)
+        .take(max_dim)
+        .collect();
+    if keep.is_empty() {
+        return Err(BackendError::Shape {
+            what: "PCA directions with non-zero variance",
+            expected: 1,
+            got: 0,
+        });
+    }
+    let mut p = nalgebra::DMatrix::<f64>::zeros(keep.len(), d);
+    for (r, &i) in keep.iter().enumerate() {
+        p.row_mut(r)
+            .copy_from(&eig.eigenvectors.column(i).transpose());
+    }
+    Ok(p)
+}
+
 impl VectorBackend {
     /// Trains the back end on `vectors` labelled by speaker.
     pub fn train<L: Eq + Hash>(
@@ -137,6 +183,14 @@ impl VectorBackend {
         for v in &mut x {
             centering.apply(v)?;
         }
+        let pca = match options.pca_dim {
+            Some(d) => {
+                let p = pca_basis(&x, d)?;
+                x = x.iter().map(|v| apply_matrix(&p, v)).collect();
+                Some(p)
+            }
+            None => None,
+        };
         let lda = match options.lda_dim {
             Some(d) => {
                 let d = d.min(x[0].len());
@@ -171,6 +225,7 @@ impl VectorBackend {
         };
         Ok(Self {
             centering,
+            pca,
             lda,
             wccn,
             post_mean,
@@ -189,6 +244,9 @@ impl VectorBackend {
     pub fn postprocess(&self, x: &[f64]) -> Result<Vec<f64>, BackendError> {
         let mut v = x.to_vec();
         self.centering.apply(&mut v)?;
+        if let Some(p) = &self.pca {
+            v = apply_matrix(p, &v);
+        }
         if let Some(lda) = &self.lda {
             v = lda.apply(&v)?;
         }

@@ -219,7 +219,7 @@ pub fn embed_files(
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbeddingRecipeOptions {
-    /// Back-end options. Default: LDA to 128, no WCCN, S-norm.
+    /// Back-end options. Default: PCA to 200 (GE2E ReLU outputs have dead dimensions), LDA to 128, no WCCN, S-norm.
     pub backend: BackendOptions,
     /// Speech frames per background chunk. Default 500.
     pub chunk_frames: usize,
@@ -229,6 +229,7 @@ impl Default for EmbeddingRecipeOptions {
     fn default() -> Self {
         Self {
             backend: BackendOptions {
+                pca_dim: Some(200),
                 lda_dim: Some(128),
                 ..Default::default()
             },
