@@ -66,7 +66,8 @@ pub struct BackendOptions {
     pub wccn: bool,
     /// PLDA training options.
     pub plda: PldaOptions,
-    /// Keep a cohort of background vectors for symmetric S-norm. Default true.
+    /// Keep a cohort of background vectors for symmetric S-norm. Default false (on the dev sets
+    /// S-norm against the background cohort hurt both i-vectors and embeddings).
     pub s_norm: bool,
     /// Cohort scores kept per side for adaptive S-norm (the highest K); 0 = all. Default 200.
     pub s_norm_top_k: usize,
@@ -81,7 +82,7 @@ impl Default for BackendOptions {
             pca_dim: None,
             wccn: false,
             plda: PldaOptions::default(),
-            s_norm: true,
+            s_norm: false,
             s_norm_top_k: 200,
             max_cohort: 400,
         }
@@ -533,6 +534,7 @@ mod tests {
         let bopts = BackendOptions {
             lda_dim: Some(6),
             wccn: true,
+            s_norm: true,
             s_norm_top_k: 0,
             ..Default::default()
         };
@@ -636,6 +638,7 @@ mod tests {
         }
         let opts = BackendOptions {
             lda_dim: None,
+            s_norm: true,
             s_norm_top_k: 0,
             max_cohort: 30,
             ..Default::default()

@@ -96,7 +96,7 @@ pub struct IvectorRecipeOptions {
     pub system: IvectorSystemOptions,
     /// Total-variability training (dimension, iterations). Default dim 200, 6 iterations.
     pub tv: IvectorTrainOptions,
-    /// Back-end options.
+    /// Back-end options. Default: LDA to 100, no WCCN, no S-norm.
     pub backend: BackendOptions,
     /// Frames per background chunk for T / LDA / PLDA training. Default 500 (5 s of speech).
     pub chunk_frames: usize,
@@ -111,7 +111,10 @@ impl Default for IvectorRecipeOptions {
                 iterations: 6,
                 ..Default::default()
             },
-            backend: BackendOptions::default(),
+            backend: BackendOptions {
+                lda_dim: Some(100),
+                ..Default::default()
+            },
             chunk_frames: 500,
         }
     }
@@ -219,7 +222,7 @@ pub fn embed_files(
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbeddingRecipeOptions {
-    /// Back-end options. Default: PCA to 200 (GE2E ReLU outputs have dead dimensions), LDA to 128, no WCCN, S-norm.
+    /// Back-end options. Default: PCA to 200 (GE2E ReLU outputs have dead dimensions), LDA to 128, no WCCN, no S-norm.
     pub backend: BackendOptions,
     /// Speech frames per background chunk. Default 500.
     pub chunk_frames: usize,
