@@ -37,8 +37,10 @@
 
 pub mod bayes;
 pub mod decision;
+pub mod embedding_system;
 #[allow(clippy::module_inception)]
 pub mod engine;
+pub mod ivector_system;
 pub mod number;
 pub mod session;
 pub mod voice;

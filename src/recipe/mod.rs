@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod backend;
 pub mod eval;
 pub mod gmm;
 

@@ -1,0 +1,671 @@
+//! Bayesian back-end stages: i-vector PLDA and embedding PLDA training on the background split,
+//! their calibration on held-out speakers, the three-system fusion, and dev-set scoring.
+//!
+//! Background utterances are short (1-s words, 2–8-s sentences), so PLDA / LDA / WCCN are trained
+//! on *chunks*: consecutive utterances of one speaker pooled until they hold a call-like amount of
+//! speech ([`speaker_chunks`]). Baum–Welch statistics and embedding partial sums both add, so a
+//! chunk costs no new front-end or encoder pass.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::calibration::{CalibrationOptions, Fusion};
+use crate::embedding::{EmbedderOptions, SpeakerEmbedder, SpeakerEncoder};
+use crate::engine::embedding_system::{EmbeddingEnrollment, EmbeddingPldaSystem, EmbeddingSum};
+use crate::engine::ivector_system::{
+    BackendOptions, IvectorEnrollment, IvectorPldaSystem, IvectorSystemOptions, VectorBackend,
+};
+use crate::engine::voice::{DurationCalibration, GmmUbmSystem};
+use crate::eval::{DevSet, ScoreMatrix};
+use crate::features::FeatureMatrix;
+use crate::gmm::{BaumWelchStats, DiagGmm, SpeakerBank};
+use crate::ivector::{IvectorExtractor, IvectorTrainOptions, UbmParams};
+
+use super::eval::SetFeatures;
+use super::{read_telephone_wav, RecipeError};
+
+/// Groups utterances (given by speaker label and length in frames, in corpus order) into
+/// per-speaker chunks of consecutive utterances holding at least `min_frames` frames each; a
+/// speaker's short remainder joins its last chunk (a speaker with less than `min_frames` in all
+/// gives one chunk). Returns (utterance indices, label) per chunk.
+pub fn speaker_chunks<L: Clone + Eq>(
+    labels: &[L],
+    frames: &[usize],
+    min_frames: usize,
+) -> Vec<(Vec<usize>, L)> {
+    let mut order: Vec<(L, Vec<usize>)> = Vec::new();
+    for (i, l) in labels.iter().enumerate() {
+        match order.iter_mut().find(|(k, _)| k == l) {
+            Some((_, v)) => v.push(i),
+            None => order.push((l.clone(), vec![i])),
+        }
+    }
+    let mut out = Vec::new();
+    for (label, utts) in order {
+        let mut chunks: Vec<Vec<usize>> = Vec::new();
+        let mut cur = Vec::new();
+        let mut n = 0;
+        for u in utts {
+            cur.push(u);
+            n += frames.get(u).copied().unwrap_or(0);
+            if n >= min_frames {
+                chunks.push(std::mem::take(&mut cur));
+                n = 0;
+            }
+        }
+        if !cur.is_empty() {
+            match chunks.last_mut() {
+                Some(last) => last.extend(cur),
+                None => chunks.push(cur),
+            }
+        }
+        out.extend(chunks.into_iter().map(|c| (c, label.clone())));
+    }
+    out
+}
+
+/// Baum–Welch statistics of many feature matrices against the UBM (parallel, in order).
+pub fn stats_of(
+    ubm: &DiagGmm,
+    feats: &[FeatureMatrix],
+    options: &IvectorSystemOptions,
+) -> Result<Vec<BaumWelchStats>, RecipeError> {
+    feats
+        .par_iter()
+        .map(|f| ubm.baum_welch_stats(f, options.posteriors))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("baum-welch stats", e))
+}
+
+fn summed_stats(stats: &[BaumWelchStats], idx: &[usize]) -> BaumWelchStats {
+    let mut s = BaumWelchStats::zeros(stats[idx[0]].num_components(), stats[idx[0]].dim);
+    for &i in idx {
+        s.add(&stats[i]);
+    }
+    s
+}
+
+/// Options of i-vector system training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IvectorRecipeOptions {
+    /// Statistics options.
+    pub system: IvectorSystemOptions,
+    /// Total-variability training (dimension, iterations). Default dim 200, 6 iterations.
+    pub tv: IvectorTrainOptions,
+    /// Back-end options. Default: LDA to 100, no WCCN, no S-norm.
+    pub backend: BackendOptions,
+    /// Frames per background chunk for T / LDA / PLDA training. Default 500 (5 s of speech).
+    pub chunk_frames: usize,
+}
+
+impl Default for IvectorRecipeOptions {
+    fn default() -> Self {
+        Self {
+            system: IvectorSystemOptions::default(),
+            tv: IvectorTrainOptions {
+                dim: 200,
+                iterations: 6,
+                ..Default::default()
+            },
+            backend: BackendOptions {
+                lda_dim: Some(100),
+                ..Default::default()
+            },
+            chunk_frames: 500,
+        }
+    }
+}
+
+/// UBM parameters in the extractor's f64 form.
+pub fn ubm_params(ubm: &DiagGmm) -> Result<UbmParams, RecipeError> {
+    UbmParams::new(
+        ubm.weights().iter().map(|&w| w as f64).collect(),
+        ubm.means().iter().map(|&m| m as f64).collect(),
+        ubm.variances().iter().map(|&v| v as f64).collect(),
+        ubm.dim(),
+    )
+    .map_err(|e| RecipeError::stage("ubm params", e))
+}
+
+/// Trains the i-vector PLDA system (uncalibrated) from per-utterance statistics of the training
+/// speakers (`stats[i]` of speaker `labels[i]`). `progress(iteration, objective)` follows T training.
+pub fn train_ivector_from_stats(
+    ubm: &DiagGmm,
+    stats: &[BaumWelchStats],
+    labels: &[String],
+    options: &IvectorRecipeOptions,
+    progress: &dyn Fn(usize, f64),
+) -> Result<IvectorPldaSystem, RecipeError> {
+    let frames: Vec<usize> = stats
+        .iter()
+        .map(|s| s.total_count().round() as usize)
+        .collect();
+    let chunks = speaker_chunks(labels, &frames, options.chunk_frames);
+    let chunk_stats: Vec<BaumWelchStats> = chunks
+        .iter()
+        .map(|(idx, _)| summed_stats(stats, idx))
+        .collect();
+    let chunk_labels: Vec<&String> = chunks.iter().map(|(_, l)| l).collect();
+    let params = ubm_params(ubm)?;
+    let mut extractor = IvectorExtractor::random(&params, &options.tv)
+        .map_err(|e| RecipeError::stage("i-vector init", e))?;
+    let refs: Vec<&BaumWelchStats> = chunk_stats
+        .iter()
+        .filter(|s| s.total_count() >= options.tv.min_count)
+        .collect();
+    for it in 0..options.tv.iterations {
+        let obj = extractor
+            .em_iteration(&refs, options.tv.min_divergence)
+            .map_err(|e| RecipeError::stage("i-vector EM", e))?;
+        progress(it, obj);
+    }
+    let ivectors: Vec<Vec<f64>> = chunk_stats
+        .par_iter()
+        .map(|s| extractor.extract(s))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("i-vector extraction", e))?;
+    let backend = VectorBackend::train(&ivectors, &chunk_labels, &options.backend)
+        .map_err(|e| RecipeError::stage("i-vector back end", e))?;
+    Ok(IvectorPldaSystem {
+        ubm: ubm.clone(),
+        options: options.system,
+        extractor,
+        backend,
+        calibration: None,
+    })
+}
+
+/// [`train_ivector_from_stats`] from voiced features (statistics computed here).
+pub fn train_ivector_system(
+    ubm: &DiagGmm,
+    feats: &[FeatureMatrix],
+    labels: &[String],
+    options: &IvectorRecipeOptions,
+    progress: &dyn Fn(usize, f64),
+) -> Result<IvectorPldaSystem, RecipeError> {
+    let stats = stats_of(ubm, feats, &options.system)?;
+    train_ivector_from_stats(ubm, &stats, labels, options, progress)
+}
+
+/// Embeds each file (read as 8 kHz telephone audio) with the GE2E encoder, in parallel, in order.
+pub fn embed_files(
+    paths: &[std::path::PathBuf],
+    encoder: &Arc<SpeakerEncoder>,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<EmbeddingSum>, RecipeError> {
+    paths
+        .par_iter()
+        .map_init(
+            || SpeakerEmbedder::new(encoder.clone(), EmbedderOptions::default()),
+            |emb, path| {
+                let emb = emb
+                    .as_mut()
+                    .map_err(|e| RecipeError::stage("embedder", e.to_string()))?;
+                let wave = read_telephone_wav(path, crate::audio::ChannelPolicy::RequireMono)?;
+                let out = match emb.embed(&wave) {
+                    Ok(u) => EmbeddingSum::from_utterance(&u),
+                    // Too little speech for one partial window: contributes nothing.
+                    Err(_) => EmbeddingSum::zeros(),
+                };
+                progress();
+                Ok(out)
+            },
+        )
+        .collect()
+}
+
+/// Options of embedding-system training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmbeddingRecipeOptions {
+    /// Back-end options. Default: PCA to 200 (GE2E ReLU outputs have dead dimensions), LDA to 128, no WCCN, no S-norm.
+    pub backend: BackendOptions,
+    /// Speech frames per background chunk. Default 500.
+    pub chunk_frames: usize,
+}
+
+impl Default for EmbeddingRecipeOptions {
+    fn default() -> Self {
+        Self {
+            backend: BackendOptions {
+                pca_dim: Some(200),
+                lda_dim: Some(128),
+                ..Default::default()
+            },
+            chunk_frames: 500,
+        }
+    }
+}
+
+/// Trains the embedding PLDA system (uncalibrated) on per-utterance embedding sums.
+pub fn train_embedding_system(
+    sums: &[EmbeddingSum],
+    labels: &[String],
+    options: &EmbeddingRecipeOptions,
+) -> Result<EmbeddingPldaSystem, RecipeError> {
+    let frames: Vec<usize> = sums.iter().map(|s| s.frames).collect();
+    let chunks = speaker_chunks(labels, &frames, options.chunk_frames);
+    let (mut vectors, mut chunk_labels) = (Vec::new(), Vec::new());
+    for (idx, l) in &chunks {
+        let mut s = EmbeddingSum::zeros();
+        for &i in idx {
+            s.add(&sums[i]);
+        }
+        if s.partials > 0 {
+            vectors.push(s.embedding());
+            chunk_labels.push(l);
+        }
+    }
+    let backend = VectorBackend::train(&vectors, &chunk_labels, &options.backend)
+        .map_err(|e| RecipeError::stage("embedding back end", e))?;
+    Ok(EmbeddingPldaSystem {
+        backend,
+        calibration: None,
+        cosine_calibration: None,
+    })
+}
+
+/// Verification trials on held-out speakers' utterances: per speaker, the first utterances up to
+/// `enroll_frames` voiced frames enrol, every later utterance is one test against every speaker.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeldOutTrials {
+    /// Utterance indices (into the flat held-out list) of each speaker's enrollment.
+    pub enrollments: Vec<Vec<usize>>,
+    /// (speaker, utterance index) of each test.
+    pub tests: Vec<(usize, usize)>,
+}
+
+impl HeldOutTrials {
+    /// Builds the trials from the voiced-frame count of each held-out utterance, grouped per
+    /// speaker (the flat index runs over the speakers' utterances in order).
+    pub fn new(per_speaker_frames: &[Vec<usize>], enroll_frames: usize) -> Self {
+        let mut t = Self::default();
+        let mut base = 0;
+        for frames in per_speaker_frames {
+            let spk = t.enrollments.len();
+            let mut n = 0;
+            let mut enroll = Vec::new();
+            for (k, &f) in frames.iter().enumerate() {
+                if n < enroll_frames {
+                    enroll.push(base + k);
+                    n += f;
+                } else {
+                    t.tests.push((spk, base + k));
+                }
+            }
+            t.enrollments.push(enroll);
+            base += frames.len();
+        }
+        t
+    }
+
+    /// Target labels of every (test, enrollment) trial, test-major.
+    pub fn labels(&self) -> Vec<bool> {
+        self.tests
+            .iter()
+            .flat_map(|&(s, _)| (0..self.enrollments.len()).map(move |e| e == s))
+            .collect()
+    }
+}
+
+/// Scores of one system on [`HeldOutTrials`], test-major (one row of all enrollments per test).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrialScores {
+    /// Raw scores.
+    pub raw: Vec<f64>,
+    /// Test length (voiced or speech frames) of each trial.
+    pub frames: Vec<usize>,
+}
+
+fn concat(feats: &[FeatureMatrix], idx: &[usize]) -> FeatureMatrix {
+    let mut m = FeatureMatrix::new(feats[idx[0]].dim());
+    for &i in idx {
+        m.extend(&feats[i]);
+    }
+    m
+}
+
+/// Calibrated GMM-UBM LLRs on held-out trials (`feats` = voiced features per held-out utterance).
+pub fn gmm_trial_llrs(
+    system: &GmmUbmSystem,
+    feats: &[FeatureMatrix],
+    trials: &HeldOutTrials,
+) -> Result<Vec<f64>, RecipeError> {
+    let models: Vec<DiagGmm> = trials
+        .enrollments
+        .par_iter()
+        .map(|idx| system.enroll(&concat(feats, idx)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("gmm trials", e))?;
+    let refs: Vec<&DiagGmm> = models.iter().collect();
+    let bank =
+        SpeakerBank::new(&system.ubm, &refs).map_err(|e| RecipeError::stage("gmm trials", e))?;
+    let rows: Vec<Vec<f64>> = trials
+        .tests
+        .par_iter()
+        .map(|&(_, u)| {
+            let f = &feats[u];
+            system.raw_scores(f, &bank).map(|r| {
+                r.into_iter()
+                    .map(|s| system.calibrate(s, f.num_frames()))
+                    .collect()
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("gmm trials", e))?;
+    Ok(rows.concat())
+}
+
+/// Raw i-vector system scores on held-out trials (`stats` per held-out utterance).
+pub fn ivector_trial_scores(
+    system: &IvectorPldaSystem,
+    stats: &[BaumWelchStats],
+    trials: &HeldOutTrials,
+) -> Result<TrialScores, RecipeError> {
+    let enrollments: Vec<IvectorEnrollment> = trials
+        .enrollments
+        .par_iter()
+        .map(|idx| system.enroll(&[summed_stats(stats, idx)]))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("i-vector trials", e))?;
+    let rows: Vec<Vec<f64>> = trials
+        .tests
+        .par_iter()
+        .map(|&(_, u)| system.raw_scores(&stats[u], &enrollments))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("i-vector trials", e))?;
+    let frames = trials
+        .tests
+        .iter()
+        .flat_map(|&(_, u)| {
+            std::iter::repeat_n(stats[u].total_count().round() as usize, enrollments.len())
+        })
+        .collect();
+    Ok(TrialScores {
+        raw: rows.concat(),
+        frames,
+    })
+}
+
+/// Raw embedding-system scores (PLDA, cosine) on held-out trials (`sums` per held-out utterance).
+pub fn embedding_trial_scores(
+    system: &EmbeddingPldaSystem,
+    sums: &[EmbeddingSum],
+    trials: &HeldOutTrials,
+) -> Result<(TrialScores, TrialScores), RecipeError> {
+    let enrollments: Vec<EmbeddingEnrollment> = trials
+        .enrollments
+        .iter()
+        .map(|idx| {
+            let mut s = EmbeddingSum::zeros();
+            for &i in idx {
+                s.add(&sums[i]);
+            }
+            system.enroll(&[s])
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("embedding trials", e))?;
+    let (mut plda, mut cos) = (TrialScores::default(), TrialScores::default());
+    for &(_, u) in &trials.tests {
+        let t = &sums[u];
+        plda.raw.extend(
+            system
+                .raw_scores(t, &enrollments)
+                .map_err(|e| RecipeError::stage("embedding trials", e))?,
+        );
+        cos.raw.extend(system.cosine_scores(t, &enrollments));
+        plda.frames
+            .extend(std::iter::repeat_n(t.frames, enrollments.len()));
+        cos.frames
+            .extend(std::iter::repeat_n(t.frames, enrollments.len()));
+    }
+    Ok((plda, cos))
+}
+
+/// Trains a duration-aware calibration on trial scores.
+pub fn train_calibration(
+    scores: &TrialScores,
+    labels: &[bool],
+) -> Result<DurationCalibration, RecipeError> {
+    DurationCalibration::train(
+        &scores.raw,
+        &scores.frames,
+        labels,
+        &CalibrationOptions::default(),
+    )
+    .map_err(|e| RecipeError::stage("calibration", e))
+}
+
+/// Applies a calibration to trial scores.
+pub fn calibrated(cal: &DurationCalibration, scores: &TrialScores) -> Vec<f64> {
+    scores
+        .raw
+        .iter()
+        .zip(&scores.frames)
+        .map(|(&s, &n)| cal.apply(s, n))
+        .collect()
+}
+
+/// Logistic-regression fusion of calibrated LLRs of several systems (GMM-UBM, i-vector PLDA,
+/// embedding PLDA, in that order by convention).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusedSystem {
+    /// Names of the fused systems, in input order.
+    pub systems: Vec<String>,
+    /// Weights (one per system) and offset.
+    pub fusion: Fusion,
+}
+
+impl FusedSystem {
+    /// The fused LLR (nats) of one trial's calibrated LLRs, one per system in `systems` order.
+    pub fn apply(&self, llrs: &[f64]) -> Result<f64, crate::calibration::CalibrationError> {
+        self.fusion.apply(llrs)
+    }
+
+    /// Fuses whole score matrices (same shape, one per system).
+    pub fn apply_matrices(&self, matrices: &[&ScoreMatrix]) -> Result<ScoreMatrix, RecipeError> {
+        let first = matrices
+            .first()
+            .ok_or_else(|| RecipeError::stage("fusion", "no score matrices"))?;
+        if matrices.len() != self.fusion.weights.len()
+            || matrices
+                .iter()
+                .any(|m| m.scores.len() != first.scores.len())
+        {
+            return Err(RecipeError::stage(
+                "fusion",
+                format!(
+                    "expected {} score matrices of {} scores",
+                    self.fusion.weights.len(),
+                    first.scores.len()
+                ),
+            ));
+        }
+        let mut scores = Vec::with_capacity(first.scores.len());
+        let mut row = vec![0.0; matrices.len()];
+        for i in 0..first.scores.len() {
+            for (r, m) in row.iter_mut().zip(matrices) {
+                *r = m.scores[i];
+            }
+            scores.push(
+                self.apply(&row)
+                    .map_err(|e| RecipeError::stage("fusion", e))?,
+            );
+        }
+        Ok(ScoreMatrix {
+            num_tests: first.num_tests,
+            scores,
+        })
+    }
+}
+
+/// Trains the fusion on held-out trials: `llrs[k]` = calibrated LLRs of system `k` on the trials.
+pub fn train_fusion(
+    names: &[&str],
+    llrs: &[&[f64]],
+    labels: &[bool],
+) -> Result<FusedSystem, RecipeError> {
+    let fusion = Fusion::train(llrs, labels, &CalibrationOptions::default())
+        .map_err(|e| RecipeError::stage("fusion", e))?;
+    Ok(FusedSystem {
+        systems: names.iter().map(|s| s.to_string()).collect(),
+        fusion,
+    })
+}
+
+fn to_matrix(rows: Vec<(Vec<f64>, f64)>, num_enrollments: usize) -> (ScoreMatrix, f64) {
+    let num_tests = rows.len();
+    let mut scores = vec![0.0; num_enrollments * num_tests];
+    for (t, (row, _)) in rows.iter().enumerate() {
+        for (e, &s) in row.iter().enumerate() {
+            scores[e * num_tests + t] = s;
+        }
+    }
+    let ms = rows.iter().map(|(_, ms)| ms).sum::<f64>() / num_tests.max(1) as f64;
+    (ScoreMatrix { num_tests, scores }, ms)
+}
+
+/// I-vector system scores (calibrated when the system is) of every (enrollment, test) pair of a
+/// set, and the mean time of one test against the gallery (statistics, extraction, scoring; ms).
+pub fn score_ivector(
+    system: &IvectorPldaSystem,
+    feats: &SetFeatures,
+) -> Result<(ScoreMatrix, f64), RecipeError> {
+    let enrollments: Vec<IvectorEnrollment> = feats
+        .enrollments
+        .par_iter()
+        .map(|f| system.enroll_features(f))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("i-vector enrollment", e))?;
+    let rows: Vec<(Vec<f64>, f64)> = feats
+        .tests
+        .par_iter()
+        .map(|f| {
+            let t0 = Instant::now();
+            let s = system.score(f, &enrollments)?;
+            Ok((s, t0.elapsed().as_secs_f64() * 1e3))
+        })
+        .collect::<Result<_, crate::engine::ivector_system::BackendError>>()
+        .map_err(|e| RecipeError::stage("i-vector scoring", e))?;
+    Ok(to_matrix(rows, enrollments.len()))
+}
+
+/// Embedding sums of a set: one per enrollment (its files summed) and one per test file.
+#[derive(Debug, Clone)]
+pub struct SetEmbeddings {
+    /// Per enrollment, in `DevSet::enrollments` order.
+    pub enrollments: Vec<EmbeddingSum>,
+    /// Per test, in `DevSet::tests` order.
+    pub tests: Vec<EmbeddingSum>,
+}
+
+/// Embeds a whole set (parallel).
+pub fn set_embeddings(
+    set: &DevSet,
+    encoder: &Arc<SpeakerEncoder>,
+) -> Result<SetEmbeddings, RecipeError> {
+    let mut files = Vec::new();
+    let mut owner = Vec::new();
+    for (e, en) in set.enrollments.iter().enumerate() {
+        for w in &en.wavs {
+            files.push(w.clone());
+            owner.push(e);
+        }
+    }
+    let sums = embed_files(&files, encoder, &|| {})?;
+    let mut enrollments = vec![EmbeddingSum::zeros(); set.enrollments.len()];
+    for (s, &e) in sums.iter().zip(&owner) {
+        enrollments[e].add(s);
+    }
+    let tests = embed_files(&set.tests, encoder, &|| {})?;
+    Ok(SetEmbeddings { enrollments, tests })
+}
+
+/// Embedding system scores of a set: calibrated PLDA LLRs, or (with `cosine`) calibrated cosine
+/// LLRs; scores are raw when the corresponding calibration is absent. The time (ms) covers the
+/// back end only (the encoder pass is not included).
+pub fn score_embedding(
+    system: &EmbeddingPldaSystem,
+    emb: &SetEmbeddings,
+    cosine: bool,
+) -> Result<(ScoreMatrix, f64), RecipeError> {
+    let enrollments: Vec<EmbeddingEnrollment> = emb
+        .enrollments
+        .iter()
+        .map(|s| system.enroll(std::slice::from_ref(s)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("embedding enrollment", e))?;
+    let rows: Vec<(Vec<f64>, f64)> = emb
+        .tests
+        .par_iter()
+        .map(|t| {
+            let t0 = Instant::now();
+            let s = if cosine {
+                system.score_cosine(t, &enrollments)
+            } else {
+                system.score(t, &enrollments)?
+            };
+            Ok((s, t0.elapsed().as_secs_f64() * 1e3))
+        })
+        .collect::<Result<_, crate::engine::ivector_system::BackendError>>()
+        .map_err(|e| RecipeError::stage("embedding scoring", e))?;
+    Ok(to_matrix(rows, enrollments.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_pool_consecutive_utterances_per_speaker() {
+        let labels = ["a", "a", "b", "a", "a", "b", "c"];
+        let frames = [100, 150, 400, 300, 50, 100, 10];
+        let chunks = speaker_chunks(&labels, &frames, 200);
+        let got: Vec<(Vec<usize>, &str)> = chunks.into_iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![0, 1], "a"),
+                (vec![3, 4], "a"),
+                (vec![2, 5], "b"),
+                (vec![6], "c"),
+            ]
+        );
+    }
+
+    #[test]
+    fn held_out_trials_enrol_first_utterances_and_test_the_rest() {
+        let t = HeldOutTrials::new(&[vec![100, 100, 50, 70], vec![300, 20]], 200);
+        assert_eq!(t.enrollments, vec![vec![0, 1], vec![4]]);
+        assert_eq!(t.tests, vec![(0, 2), (0, 3), (1, 5)]);
+        assert_eq!(t.labels(), vec![true, false, true, false, false, true]);
+    }
+
+    #[test]
+    fn fusion_of_matrices_applies_weights_per_trial() {
+        let f = FusedSystem {
+            systems: vec!["a".into(), "b".into()],
+            fusion: Fusion {
+                weights: vec![2.0, -1.0],
+                offset: 0.5,
+            },
+        };
+        let a = ScoreMatrix {
+            num_tests: 2,
+            scores: vec![1.0, 2.0],
+        };
+        let b = ScoreMatrix {
+            num_tests: 2,
+            scores: vec![3.0, 0.0],
+        };
+        let m = f.apply_matrices(&[&a, &b]).unwrap();
+        assert_eq!(m.scores, vec![2.0 - 3.0 + 0.5, 4.0 + 0.5]);
+        assert!(f.apply_matrices(&[&a]).is_err());
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(serde_json::from_str::<FusedSystem>(&json).unwrap(), f);
+    }
+}
