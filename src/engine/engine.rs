@@ -120,8 +120,12 @@ pub struct EngineOptions {
     pub min_net_speech_ms: u64,
     /// Net speech at which a decision is forced even below `confidence`, ms (≥ min).
     pub max_net_speech_ms: u64,
-    /// Net speech between two decision points, ms (≥ 10).
+    /// Net speech between two decision points while no voice decision has been made, ms (≥ 10).
     pub decision_interval_ms: u64,
+    /// Net speech between two decision points once a voice decision stands (revisions), ms
+    /// (≥ decision_interval_ms); a decision point always falls at `max_net_speech_ms`. Decision
+    /// points cost in proportion to speech × population, so revisions are spaced wider.
+    pub revision_interval_ms: u64,
     /// Net speech kept and scored per call at most, ms (≥ max_net_speech_ms); later speech is
     /// counted but not scored (it bounds memory and decision cost).
     pub max_scored_speech_ms: u64,
@@ -143,6 +147,7 @@ impl Default for EngineOptions {
             min_net_speech_ms: 2000,
             max_net_speech_ms: 7000,
             decision_interval_ms: 500,
+            revision_interval_ms: 2500,
             max_scored_speech_ms: 10_000,
             prior: PriorOptions::default(),
             min_enroll_speech_ms: 10_000,
@@ -188,6 +193,13 @@ impl EngineOptions {
                 "decision_interval_ms",
                 self.decision_interval_ms.to_string(),
                 "at least 10 ms",
+            );
+        }
+        if self.revision_interval_ms < self.decision_interval_ms {
+            return bad(
+                "revision_interval_ms",
+                self.revision_interval_ms.to_string(),
+                "at least decision_interval_ms",
             );
         }
         if self.max_scored_speech_ms < self.max_net_speech_ms {
