@@ -36,6 +36,9 @@ const CONVERT_BLOCK: usize = 1024;
 const ENERGY_BINS: usize = 800;
 const ENERGY_BIN_NATS: f32 = 0.05;
 
+/// The most probable enrolled speaker and its posterior, when anything was scored.
+type TopSpeaker = Option<(SpeakerId, f64)>;
+
 /// A call in progress. Not shared between threads (it is `Send`: move it to the call's thread).
 #[derive(Debug)]
 pub struct Session {
@@ -69,7 +72,7 @@ pub struct Session {
     revision_frames: u64,
     max_scored_frames: usize,
     /// Voiced frame count, decision and top speaker of the last scoring (reused by `finish`).
-    last_evaluation: Option<(u64, Decision, Option<(SpeakerId, f64)>)>,
+    last_evaluation: Option<(u64, Decision, TopSpeaker)>,
     pending: VecDeque<DecisionEvent>,
     timeline: Vec<DecisionEvent>,
 }
@@ -320,10 +323,7 @@ impl Session {
     }
 
     /// Scores the buffered speech and returns the decision (or the shortfall), with the top speaker.
-    fn evaluate(
-        &mut self,
-        force: bool,
-    ) -> Result<(Decision, Option<(SpeakerId, f64)>), EngineError> {
+    fn evaluate(&mut self, force: bool) -> Result<(Decision, TopSpeaker), EngineError> {
         let frames = self.voiced.num_frames() as u64;
         if frames == 0 {
             return Ok((self.shortfall(VoiceShortfall::NoSpeech), None));
