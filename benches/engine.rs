@@ -4,10 +4,10 @@
 //!
 //! `cargo bench --bench engine`
 //!
-//! Measured (2-core shared machine, one thread): front end alone 0.6 ms per 7-s call (≈ 1.7 µs per
-//! 20-ms chunk); the whole call against 1 000 speakers ≈ 98 ms (≈ 280 µs per chunk amortised, the
-//! decision points dominate: one decision on 700 frames ≈ 22 ms at 1 000 speakers, ≈ 220 ms at
-//! 10 000, linear in the population through the GMM-UBM speaker bank).
+//! Measured (2-core shared machine, one thread): front end alone 0.63 ms per 7-s call (≈ 1.8 µs
+//! per 20-ms chunk); the whole call against 1 000 speakers ≈ 60 ms (≈ 170 µs per chunk amortised:
+//! the decision points dominate; one decision on 700 frames ≈ 22 ms at 1 000 speakers, ≈ 220 ms
+//! at 10 000, linear in the population through the GMM-UBM speaker bank).
 
 use std::path::Path;
 use std::time::Duration;

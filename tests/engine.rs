@@ -422,3 +422,37 @@ fn options_are_validated() {
         })
     ));
 }
+
+#[test]
+fn session_features_equal_the_batch_front_end_with_the_running_vad() {
+    // Oracle: the batch front end (MFCC → Δ → running-mean VAD → CMN over the voiced frames of
+    // the whole call) scored against the same population gives the session's final LLR.
+    use quivox::features::{FrontEnd, VadMode};
+    let engine = engine();
+    let wave = demo("so1027-call.wav");
+    let outcome = call_with(&engine, None, &wave.samples, 160);
+    let Decision::Identified { speaker, llr, .. } = &outcome.final_decision.decision else {
+        panic!("{:?}", outcome.final_decision);
+    };
+    assert_eq!(outcome.final_decision.net_speech_ms, outcome.net_speech_ms);
+    let mut fe_opts = engine.models().front_end.clone();
+    fe_opts.vad_mode = VadMode::Running;
+    let batch = FrontEnd::new(fe_opts)
+        .unwrap()
+        .compute(&wave.samples)
+        .unwrap();
+    assert_eq!(
+        batch.features.num_frames() as u64 * 10,
+        outcome.net_speech_ms
+    );
+    let population = engine.population();
+    let i = population.ids().iter().position(|s| s == speaker).unwrap();
+    let oracle = engine
+        .models()
+        .llrs(&batch.features, population.bank())
+        .unwrap()[i];
+    assert!(
+        (oracle - llr).abs() < 1e-6 * (1.0 + oracle.abs()),
+        "{oracle} vs {llr}"
+    );
+}

@@ -36,6 +36,9 @@ const CONVERT_BLOCK: usize = 1024;
 const ENERGY_BINS: usize = 800;
 const ENERGY_BIN_NATS: f32 = 0.05;
 
+/// The most probable enrolled speaker and its posterior, when anything was scored.
+type TopSpeaker = Option<(SpeakerId, f64)>;
+
 /// A call in progress. Not shared between threads (it is `Send`: move it to the call's thread).
 #[derive(Debug)]
 pub struct Session {
@@ -66,7 +69,10 @@ pub struct Session {
     min_frames: u64,
     max_frames: u64,
     interval_frames: u64,
+    revision_frames: u64,
     max_scored_frames: usize,
+    /// Voiced frame count, decision and top speaker of the last scoring (reused by `finish`).
+    last_evaluation: Option<(u64, Decision, TopSpeaker)>,
     pending: VecDeque<DecisionEvent>,
     timeline: Vec<DecisionEvent>,
 }
@@ -88,6 +94,7 @@ impl Session {
         let min_frames = to_frames(options.min_net_speech_ms);
         let max_frames = to_frames(options.max_net_speech_ms);
         let interval_frames = to_frames(options.decision_interval_ms);
+        let revision_frames = to_frames(options.revision_interval_ms);
         let max_scored_frames = to_frames(options.max_scored_speech_ms) as usize;
         Ok(Self {
             mfcc: MfccExtractor::new(fe.mfcc.clone())?,
@@ -111,7 +118,9 @@ impl Session {
             min_frames,
             max_frames,
             interval_frames,
+            revision_frames,
             max_scored_frames,
+            last_evaluation: None,
             pending: VecDeque::new(),
             timeline: Vec::new(),
             models,
@@ -239,15 +248,33 @@ impl Session {
                 self.voiced.push_row(self.delta_pending.row(t));
             }
             if self.voiced_frames == self.next_decision_frames {
-                self.next_decision_frames += self.interval_frames;
                 if self.voiced.num_frames() == self.voiced_frames as usize {
                     self.decision_point()?;
                 }
+                let step = if self.has_voice_decision() {
+                    self.revision_frames
+                } else {
+                    self.interval_frames
+                };
+                let mut next = self.voiced_frames + step;
+                if self.voiced_frames < self.max_frames {
+                    next = next.min(self.max_frames);
+                }
+                self.next_decision_frames = next;
             }
         }
         self.delta_pending.drain_front(n);
         self.vad_pending.drain(..n);
         Ok(())
+    }
+
+    fn has_voice_decision(&self) -> bool {
+        self.timeline.iter().any(|e| {
+            matches!(
+                e.decision,
+                Decision::Identified { .. } | Decision::Unknown { .. } | Decision::Mismatch { .. }
+            )
+        })
     }
 
     /// SNR estimate of the call so far: 90th − 10th percentile of frame log energies, dB.
@@ -296,10 +323,7 @@ impl Session {
     }
 
     /// Scores the buffered speech and returns the decision (or the shortfall), with the top speaker.
-    fn evaluate(
-        &mut self,
-        force: bool,
-    ) -> Result<(Decision, Option<(SpeakerId, f64)>), EngineError> {
+    fn evaluate(&mut self, force: bool) -> Result<(Decision, TopSpeaker), EngineError> {
         let frames = self.voiced.num_frames() as u64;
         if frames == 0 {
             return Ok((self.shortfall(VoiceShortfall::NoSpeech), None));
@@ -309,6 +333,18 @@ impl Session {
         }
         if self.snr_db() < self.options.min_snr_db {
             return Ok((self.shortfall(VoiceShortfall::LowSnr), None));
+        }
+        if let Some((at, decision, top)) = &self.last_evaluation {
+            let inconclusive = matches!(
+                decision,
+                Decision::NeedMoreAudio {
+                    reason: VoiceShortfall::Inconclusive
+                }
+            );
+            // Same speech as last time: reuse the scores (only the forced fallback may differ).
+            if *at == frames && (!inconclusive || !force) {
+                return Ok((decision.clone(), top.clone()));
+            }
         }
         apply_sliding_cmn_into(
             &self.voiced,
