@@ -21,7 +21,7 @@ use crate::engine::ivector_system::{
 use crate::engine::voice::{DurationCalibration, GmmUbmSystem};
 use crate::eval::{DevSet, ScoreMatrix};
 use crate::features::FeatureMatrix;
-use crate::gmm::{BaumWelchStats, DiagGmm, SpeakerBank};
+use crate::gmm::{BaumWelchStats, DiagGmm};
 use crate::ivector::{IvectorExtractor, IvectorTrainOptions, UbmParams};
 
 use super::eval::SetFeatures;
@@ -335,28 +335,24 @@ pub fn gmm_trial_llrs(
     feats: &[FeatureMatrix],
     trials: &HeldOutTrials,
 ) -> Result<Vec<f64>, RecipeError> {
-    let models: Vec<DiagGmm> = trials
+    let enrollments: Vec<FeatureMatrix> = trials
         .enrollments
-        .par_iter()
-        .map(|idx| system.enroll(&concat(feats, idx)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("gmm trials", e))?;
-    let refs: Vec<&DiagGmm> = models.iter().collect();
-    let bank =
-        SpeakerBank::new(&system.ubm, &refs).map_err(|e| RecipeError::stage("gmm trials", e))?;
-    let rows: Vec<Vec<f64>> = trials
-        .tests
-        .par_iter()
-        .map(|&(_, u)| {
-            let f = &feats[u];
-            system.raw_scores(f, &bank).map(|r| {
-                r.into_iter()
-                    .map(|s| system.calibrate(s, f.num_frames()))
-                    .collect()
-            })
+        .iter()
+        .map(|idx| concat(feats, idx))
+        .collect();
+    let tests: Vec<&FeatureMatrix> = trials.tests.iter().map(|&(_, u)| &feats[u]).collect();
+    let scored =
+        super::gmm::score_tests_against_enrollments(system, &enrollments, &tests, "gmm trials")?;
+    let rows: Vec<Vec<f64>> = scored
+        .into_iter()
+        .zip(&tests)
+        .map(|(t, f)| {
+            t.raw
+                .into_iter()
+                .map(|s| system.calibrate(s, f.num_frames()))
+                .collect()
         })
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("gmm trials", e))?;
+        .collect();
     Ok(rows.concat())
 }
 

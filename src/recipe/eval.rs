@@ -1,12 +1,10 @@
 //! Scoring a development set with the trained systems.
 
-use rayon::prelude::*;
-
 use crate::engine::voice::GmmUbmSystem;
 use crate::eval::{DevSet, ScoreMatrix};
 use crate::features::{FeatureMatrix, FrontEndOptions};
-use crate::gmm::{DiagGmm, SpeakerBank};
 
+use super::gmm::score_tests_against_enrollments;
 use super::{features_of_groups, RecipeError};
 
 /// Front-end features of a development set: one matrix per enrollment (its files joined) and one
@@ -35,38 +33,15 @@ pub fn score_gmm(
     system: &GmmUbmSystem,
     feats: &SetFeatures,
 ) -> Result<(ScoreMatrix, f64), RecipeError> {
-    let models: Vec<DiagGmm> = feats
-        .enrollments
-        .par_iter()
-        .map(|f| system.enroll(f))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("enrollment", e))?;
-    let refs: Vec<&DiagGmm> = models.iter().collect();
-    let bank =
-        SpeakerBank::new(&system.ubm, &refs).map_err(|e| RecipeError::stage("speaker bank", e))?;
-    let timed: Vec<(Vec<f64>, f64)> = feats
-        .tests
-        .par_iter()
-        .map(|f| {
-            let t0 = std::time::Instant::now();
-            let raw = system.raw_scores(f, &bank)?;
-            let ms = t0.elapsed().as_secs_f64() * 1e3;
-            Ok((
-                raw.iter()
-                    .map(|&s| system.calibrate(s, f.num_frames()))
-                    .collect(),
-                ms,
-            ))
-        })
-        .collect::<Result<_, crate::gmm::GmmError>>()
-        .map_err(|e| RecipeError::stage("scoring", e))?;
+    let tests: Vec<&FeatureMatrix> = feats.tests.iter().collect();
+    let scored = score_tests_against_enrollments(system, &feats.enrollments, &tests, "scoring")?;
     let num_tests = feats.tests.len();
-    let mut scores = vec![0.0; models.len() * num_tests];
-    for (t, (row, _)) in timed.iter().enumerate() {
-        for (e, &s) in row.iter().enumerate() {
-            scores[e * num_tests + t] = s;
+    let mut scores = vec![0.0; feats.enrollments.len() * num_tests];
+    for (t, (test, f)) in scored.iter().zip(&feats.tests).enumerate() {
+        for (e, &s) in test.raw.iter().enumerate() {
+            scores[e * num_tests + t] = system.calibrate(s, f.num_frames());
         }
     }
-    let ms = timed.iter().map(|(_, ms)| ms).sum::<f64>() / num_tests.max(1) as f64;
+    let ms = scored.iter().map(|t| t.ms).sum::<f64>() / num_tests.max(1) as f64;
     Ok((ScoreMatrix { num_tests, scores }, ms))
 }

@@ -136,6 +136,45 @@ pub fn calibration_set(
     set
 }
 
+/// Raw GMM-UBM scores of every test against every enrollment, and the time each test took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredTest {
+    /// Average frame LLR (nats) against each enrollment's MAP model, in enrollment order.
+    pub raw: Vec<f64>,
+    /// Wall time of scoring this test against all models (ms, one thread).
+    pub ms: f64,
+}
+
+/// MAP-enrolls every enrollment (parallel), packs the models into one [`SpeakerBank`] and scores
+/// every test against it (parallel over tests). `stage` names the caller in errors.
+pub fn score_tests_against_enrollments(
+    system: &GmmUbmSystem,
+    enrollments: &[FeatureMatrix],
+    tests: &[&FeatureMatrix],
+    stage: &'static str,
+) -> Result<Vec<ScoredTest>, RecipeError> {
+    use rayon::prelude::*;
+    let models: Vec<DiagGmm> = enrollments
+        .par_iter()
+        .map(|f| system.enroll(f))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage(stage, e))?;
+    let refs: Vec<&DiagGmm> = models.iter().collect();
+    let bank = SpeakerBank::new(&system.ubm, &refs).map_err(|e| RecipeError::stage(stage, e))?;
+    tests
+        .par_iter()
+        .map(|f| {
+            let t0 = std::time::Instant::now();
+            let raw = system.raw_scores(f, &bank)?;
+            Ok(ScoredTest {
+                raw,
+                ms: t0.elapsed().as_secs_f64() * 1e3,
+            })
+        })
+        .collect::<Result<_, crate::gmm::GmmError>>()
+        .map_err(|e| RecipeError::stage(stage, e))
+}
+
 /// Scores every calibration test against every enrollment with the GMM-UBM system and trains
 /// the duration-aware calibration on them. Returns the calibration and the number of
 /// (target, non-target) trials used.
@@ -143,24 +182,12 @@ pub fn train_gmm_calibration(
     system: &GmmUbmSystem,
     set: &CalibrationSet,
 ) -> Result<(DurationCalibration, usize, usize), RecipeError> {
-    use rayon::prelude::*;
-    let models: Vec<DiagGmm> = set
-        .enrollments
-        .par_iter()
-        .map(|f| system.enroll(f))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("calibration enrollment", e))?;
-    let refs: Vec<&DiagGmm> = models.iter().collect();
-    let bank = SpeakerBank::new(&system.ubm, &refs)
-        .map_err(|e| RecipeError::stage("calibration bank", e))?;
-    let rows: Vec<Vec<f64>> = set
-        .tests
-        .par_iter()
-        .map(|(_, f)| system.raw_scores(f, &bank))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("calibration scoring", e))?;
+    let tests: Vec<&FeatureMatrix> = set.tests.iter().map(|(_, f)| f).collect();
+    let scored =
+        score_tests_against_enrollments(system, &set.enrollments, &tests, "calibration scoring")?;
+    let rows = scored.iter().map(|t| &t.raw);
     let (mut scores, mut frames, mut labels) = (Vec::new(), Vec::new(), Vec::new());
-    for ((spk, f), row) in set.tests.iter().zip(&rows) {
+    for ((spk, f), row) in set.tests.iter().zip(rows) {
         for (e, &s) in row.iter().enumerate() {
             scores.push(s);
             frames.push(f.num_frames());
