@@ -257,8 +257,16 @@ pub fn list(args: &PlainArgs) -> anyhow::Result<()> {
         println!("no speakers enrolled");
         return Ok(());
     }
-    let id_width = speakers.iter().map(|s| s.id.0.len()).max().unwrap_or(2).max(2);
-    println!("{:<id_width$}  {:<24}  {:<23}  last call", "id", "name", "enrolled");
+    let id_width = speakers
+        .iter()
+        .map(|s| s.id.0.len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    println!(
+        "{:<id_width$}  {:<24}  {:<23}  last call",
+        "id", "name", "enrolled"
+    );
     for s in &speakers {
         println!(
             "{:<id_width$}  {:<24}  {:<23}  {}",
@@ -339,7 +347,9 @@ pub fn link_number(args: &LinkArgs) -> anyhow::Result<()> {
     let actor = Actor::now(&settings.operator);
     let added = store.link_number(&actor, &number, &speaker_id(&args.speaker))?;
     if settings.json {
-        print_json(&json!({"number": number, "speaker": args.speaker, "linked": true, "was_linked": !added}))
+        print_json(
+            &json!({"number": number, "speaker": args.speaker, "linked": true, "was_linked": !added}),
+        )
     } else {
         if added {
             println!("linked {number} to {}", args.speaker);
@@ -403,7 +413,9 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
         Some(path) => {
             write_private_file(path, text.as_bytes())?;
             if settings.json {
-                print_json(&json!({"speaker": args.speaker, "out": path, "biometrics_included": args.include_biometrics}))?;
+                print_json(
+                    &json!({"speaker": args.speaker, "out": path, "biometrics_included": args.include_biometrics}),
+                )?;
             } else {
                 println!(
                     "wrote the data held about {} to {} (mode 0600){}",
@@ -458,7 +470,9 @@ pub fn rotate_key(args: &RotateKeyArgs) -> anyhow::Result<()> {
         (None, KeySource::Env) => {
             return Err(CliError::new(
                 Exit::Usage,
-                format!("the key comes from {KEY_ENV_VAR}: give --new-key-file to receive the new key"),
+                format!(
+                    "the key comes from {KEY_ENV_VAR}: give --new-key-file to receive the new key"
+                ),
             )
             .into())
         }
@@ -577,7 +591,11 @@ pub fn purge(args: &PurgeArgs) -> anyhow::Result<()> {
             if report.speakers_erased.is_empty() {
                 String::new()
             } else {
-                let ids: Vec<&str> = report.speakers_erased.iter().map(|s| s.0.as_str()).collect();
+                let ids: Vec<&str> = report
+                    .speakers_erased
+                    .iter()
+                    .map(|s| s.0.as_str())
+                    .collect();
                 format!(" ({})", ids.join(", "))
             },
             report.audio_deleted

@@ -13,8 +13,8 @@ use quivox::store::{Actor, Consent, SpeakerId};
 use serde_json::json;
 
 use crate::config::{CommonArgs, ProcessEnv, Settings};
-use crate::mic::{self, Meter};
-use crate::outcome::{print_json, spinner, CliError, Exit};
+use crate::mic::{self, Capture, Meter};
+use crate::outcome::{print_json, progress_bar, spinner, CliError, Exit};
 use crate::timeline::{event_json, event_line, exit_for};
 
 /// Samples per streamed chunk: 20 ms at 8 kHz, as a telephone gateway delivers them.
@@ -109,37 +109,62 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
     }
     let store = settings.open_store(false)?;
     let bar = spinner("loading models and voiceprints");
-    let service = Service::open_model_file(
-        &settings.models,
-        store,
-        ServiceOptions {
-            engine: settings.engine.clone(),
-            operator: settings.operator.clone(),
-        },
-    )
-    .with_context(|| format!("opening the engine with {}", settings.models.display()));
+    let mut options = ServiceOptions::default();
+    options.engine = settings.engine.clone();
+    if let Some(prior) = settings.verify_prior {
+        options.verify_prior = prior;
+    }
+    let service = Service::open_model_file(&settings.models, store, options)
+        .with_context(|| format!("opening the engine with {}", settings.models.display()));
     bar.finish_and_clear();
     service
 }
 
 fn read_files(files: &[PathBuf], audio: &AudioArgs) -> anyhow::Result<Vec<Waveform>> {
-    let policy = audio.channel.map_or(ChannelPolicy::RequireMono, ChannelPolicy::Select);
-    files
+    let policy = audio
+        .channel
+        .map_or(ChannelPolicy::RequireMono, ChannelPolicy::Select);
+    let bar = progress_bar(files.len() as u64, "reading");
+    let waves = files
         .iter()
-        .map(|path| read_wav_file(path, policy))
-        .collect()
+        .map(|path| {
+            let wave = read_wav_file(path, policy);
+            bar.inc(1);
+            wave
+        })
+        .collect();
+    bar.finish_and_clear();
+    waves
 }
 
 fn read_wav_file(path: &Path, policy: ChannelPolicy) -> anyhow::Result<Waveform> {
     if !path.exists() {
-        return Err(CliError::new(Exit::NotFound, format!("{}: no such file", path.display())).into());
+        return Err(
+            CliError::new(Exit::NotFound, format!("{}: no such file", path.display())).into(),
+        );
     }
     Ok(read_telephone_wav(path, policy)?)
 }
 
+/// Reads the WAV files, or opens the microphone (after checking the arguments).
+fn open_inputs(
+    files: &[PathBuf],
+    audio: &AudioArgs,
+) -> anyhow::Result<(Vec<Waveform>, Option<Capture>)> {
+    if audio.mic {
+        Ok((Vec::new(), Some(Capture::open()?)))
+    } else {
+        Ok((read_files(files, audio)?, None))
+    }
+}
+
 fn check_sources(files_given: bool, audio: &AudioArgs, what: &str) -> anyhow::Result<()> {
     if audio.mic && files_given {
-        return Err(CliError::new(Exit::Usage, format!("{what}: give WAV files or --mic, not both")).into());
+        return Err(CliError::new(
+            Exit::Usage,
+            format!("{what}: give WAV files or --mic, not both"),
+        )
+        .into());
     }
     if !audio.mic && !files_given {
         return Err(CliError::new(Exit::Usage, format!("{what}: give WAV files or --mic")).into());
@@ -156,7 +181,13 @@ fn check_sources(files_given: bool, audio: &AudioArgs, what: &str) -> anyhow::Re
 
 /// Records from the microphone, showing the level and the net speech towards `goal_ms`; stops at
 /// the goal (when `stop_at_goal`), at `--seconds`, or on Enter.
-fn record_mic(service: &Service, audio: &AudioArgs, goal_ms: u64, stop_at_goal: bool) -> anyhow::Result<Waveform> {
+fn record_mic(
+    capture: Capture,
+    service: &Service,
+    audio: &AudioArgs,
+    goal_ms: u64,
+    stop_at_goal: bool,
+) -> anyhow::Result<Waveform> {
     // A session with no number counts net speech exactly as the engine will.
     let mut counter = service.engine().start_call(CallInfo {
         caller_number: None,
@@ -164,7 +195,7 @@ fn record_mic(service: &Service, audio: &AudioArgs, goal_ms: u64, stop_at_goal: 
     })?;
     let meter = Meter::new(goal_ms);
     eprintln!("recording (press Enter to stop)...");
-    let wave = mic::record(audio.seconds, |capture, block| {
+    let wave = mic::record(capture, audio.seconds, |capture, block| {
         counter.push_samples(block)?;
         while counter.poll().is_some() {}
         let speech = counter.net_speech_ms();
@@ -186,20 +217,23 @@ pub fn enroll(args: &EnrollArgs) -> anyhow::Result<Exit> {
     let settings = Settings::resolve(&args.common, &ProcessEnv)?;
     check_sources(!args.files.is_empty(), &args.audio, "enroll")?;
     if args.consent.trim().is_empty() {
-        return Err(CliError::new(Exit::Usage, "--consent: expected how consent was given (e.g. \"written\")").into());
+        return Err(CliError::new(
+            Exit::Usage,
+            "--consent: expected how consent was given (e.g. \"written\")",
+        )
+        .into());
     }
-    let recordings = if args.audio.mic {
-        Vec::new()
-    } else {
-        read_files(&args.files, &args.audio)?
-    };
+    // Inputs first (a missing file or microphone fails before anything is loaded).
+    let (recordings, capture) = open_inputs(&args.files, &args.audio)?;
     let service = open_service(&settings)?;
-    let recordings = if args.audio.mic {
-        // 20 % over the minimum: the quality check counts speech the same way, but leave margin.
-        let goal = settings.engine.min_enroll_speech_ms * 6 / 5;
-        vec![record_mic(&service, &args.audio, goal, true)?]
-    } else {
-        recordings
+    let recordings = match capture {
+        Some(capture) => {
+            // 20 % over the minimum: the enrollment's batch speech count can differ a little from the
+            // streaming count shown while recording.
+            let goal = settings.engine.min_enroll_speech_ms * 6 / 5;
+            vec![record_mic(capture, &service, &args.audio, goal, true)?]
+        }
+        None => recordings,
     };
     let actor = Actor::now(&settings.operator);
     let request = EnrollRequest {
@@ -227,8 +261,8 @@ pub fn enroll(args: &EnrollArgs) -> anyhow::Result<Exit> {
             "added_speech_ms": report.added_speech_ms,
             "total_speech_ms": report.total_speech_ms,
             "model_revision": report.model_revision,
-            "audio_kept": args.keep_audio,
-            "numbers": args.numbers,
+            "numbers_linked": report.numbers_linked,
+            "audio_kept": report.audio_kept,
         }))?;
     } else {
         println!(
@@ -238,7 +272,11 @@ pub fn enroll(args: &EnrollArgs) -> anyhow::Result<Exit> {
             report.added_speech_ms as f64 / 1000.0,
             report.total_speech_ms as f64 / 1000.0,
             report.model_revision,
-            if args.keep_audio { "; audio kept, encrypted" } else { "; no audio kept" }
+            if report.audio_kept > 0 {
+                format!("; {} recordings kept, encrypted", report.audio_kept)
+            } else {
+                "; no audio kept".to_string()
+            }
         );
     }
     Ok(Exit::Ok)
@@ -249,13 +287,8 @@ pub fn enroll(args: &EnrollArgs) -> anyhow::Result<Exit> {
 pub fn identify(args: &IdentifyArgs) -> anyhow::Result<Exit> {
     let settings = Settings::resolve(&args.common, &ProcessEnv)?;
     check_sources(args.file.is_some(), &args.audio, "identify")?;
-    let wave = match &args.file {
-        Some(path) => Some(read_wav_file(
-            path,
-            args.audio.channel.map_or(ChannelPolicy::RequireMono, ChannelPolicy::Select),
-        )?),
-        None => None,
-    };
+    let files: Vec<PathBuf> = args.file.iter().cloned().collect();
+    let (mut recordings, capture) = open_inputs(&files, &args.audio)?;
     let service = open_service(&settings)?;
     let info = CallInfo {
         caller_number: args.number.clone(),
@@ -278,8 +311,12 @@ pub fn identify(args: &IdentifyArgs) -> anyhow::Result<Exit> {
             service.engine().population().len()
         );
     }
-    match wave {
-        Some(wave) => {
+    match capture {
+        None => {
+            let wave = recordings.pop().unwrap_or(Waveform {
+                sample_rate_hz: mic::TARGET_RATE_HZ,
+                samples: Vec::new(),
+            });
             for chunk in wave.samples.chunks(CHUNK_SAMPLES) {
                 session.push_samples(chunk)?;
                 while let Some(event) = session.poll() {
@@ -287,11 +324,11 @@ pub fn identify(args: &IdentifyArgs) -> anyhow::Result<Exit> {
                 }
             }
         }
-        None => {
+        Some(capture) => {
             let max_ms = settings.engine.max_net_speech_ms;
             let meter = Meter::new(max_ms);
             eprintln!("listening (press Enter to stop)...");
-            let recorded = mic::record(args.audio.seconds, |capture, block| {
+            let recorded = mic::record(capture, args.audio.seconds, |capture, block| {
                 for chunk in block.chunks(CHUNK_SAMPLES) {
                     session.push_samples(chunk)?;
                 }
@@ -328,16 +365,14 @@ pub fn identify(args: &IdentifyArgs) -> anyhow::Result<Exit> {
 pub fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
     let settings = Settings::resolve(&args.common, &ProcessEnv)?;
     check_sources(!args.files.is_empty(), &args.audio, "verify")?;
-    let recordings = if args.audio.mic {
-        Vec::new()
-    } else {
-        read_files(&args.files, &args.audio)?
-    };
+    let (recordings, capture) = open_inputs(&args.files, &args.audio)?;
     let service = open_service(&settings)?;
-    let recordings = if args.audio.mic {
-        vec![record_mic(&service, &args.audio, settings.engine.max_net_speech_ms, true)?]
-    } else {
-        recordings
+    let recordings = match capture {
+        Some(capture) => {
+            let goal = settings.engine.max_net_speech_ms;
+            vec![record_mic(capture, &service, &args.audio, goal, true)?]
+        }
+        None => recordings,
     };
     let speaker = SpeakerId(args.speaker.clone());
     let v = service.verify(&Actor::now(&settings.operator), &speaker, &recordings)?;

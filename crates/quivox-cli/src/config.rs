@@ -11,6 +11,7 @@
 //! | operator (audit)   | `--operator`        | `QUIVOX_OPERATOR`                   | `operator`          | `$USER`, else `quivox-cli` |
 //! | engine options     | `--confidence`      | —                                   | `[engine]` table    | the engine's defaults  |
 //! | SQLite options     | —                   | —                                   | `[sqlite]` table    | the store's defaults   |
+//! | verify prior       | —                   | —                                   | `verify_prior`      | the service's (0.5)    |
 //!
 //! Relative paths in the config file are relative to the file's folder.
 
@@ -95,6 +96,8 @@ pub struct ConfigFile {
     pub engine: Option<EngineOptions>,
     /// SQLite options (`durable_commits`, `busy_timeout_ms`, `cache_kib`).
     pub sqlite: Option<SqliteOptions>,
+    /// Prior probability that a claimed identity is true, for `verify`, in (0, 1).
+    pub verify_prior: Option<f64>,
 }
 
 impl ConfigFile {
@@ -211,6 +214,8 @@ pub struct Settings {
     pub engine: EngineOptions,
     /// SQLite options.
     pub sqlite: SqliteOptions,
+    /// Prior of a claimed identity for `verify` (the service's default when `None`).
+    pub verify_prior: Option<f64>,
     /// The config file used, if any.
     pub config_file: Option<PathBuf>,
     /// JSON output.
@@ -309,7 +314,17 @@ impl Settings {
         sqlite
             .validate()
             .map_err(|e| CliError::new(Exit::Usage, format!("sqlite options: {e}")))?;
+        if let Some(p) = file.verify_prior {
+            if !(p > 0.0 && p < 1.0) {
+                return Err(CliError::new(
+                    Exit::Usage,
+                    format!("verify_prior = {p}: expected a probability strictly between 0 and 1"),
+                )
+                .into());
+            }
+        }
         Ok(Self {
+            verify_prior: file.verify_prior,
             store,
             pg_schema,
             key,
@@ -425,7 +440,10 @@ mod tests {
             ..Default::default()
         };
         let s = Settings::merge(&flags, &env, &file).unwrap();
-        assert_eq!(s.store, StoreLocation::Postgres("postgres://u:secret@h/db".into()));
+        assert_eq!(
+            s.store,
+            StoreLocation::Postgres("postgres://u:secret@h/db".into())
+        );
         assert_eq!(s.store.display(), "postgres://u:***@h/db");
         assert_eq!(s.key, KeySource::File("/from/flag.key".into()));
         assert_eq!(s.models, PathBuf::from("/from/flag.qvx"));

@@ -11,10 +11,11 @@ mod cmd_eval;
 mod cmd_features;
 mod cmd_store;
 mod cmd_train;
+mod cmd_voice;
 mod config;
-#[allow(dead_code)] // used by enroll/identify/verify (need quivox::service)
 mod mic;
 mod outcome;
+mod timeline;
 
 use outcome::Exit;
 
@@ -35,6 +36,12 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version,
+    /// Enroll a speaker from WAV files or the microphone (or add audio to an enrolled one).
+    Enroll(cmd_voice::EnrollArgs),
+    /// Identify the caller of a recording (or the microphone), printing the decision timeline.
+    Identify(cmd_voice::IdentifyArgs),
+    /// Check a claimed identity against recordings (or the microphone).
+    Verify(cmd_voice::VerifyArgs),
     /// Create the key file (if missing, mode 0600) and the store.
     Init(cmd_store::InitArgs),
     /// Write a new random store key to a file (mode 0600).
@@ -69,14 +76,12 @@ enum Command {
     Eval(cmd_eval::EvalArgs),
 }
 
-/// The exit code a cause in an error chain maps to when it is a service error.
-pub(crate) fn service_exit(_cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
-    None
-}
-
 fn run(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Version => println!("quivox {}", env!("CARGO_PKG_VERSION")),
+        Command::Enroll(args) => return cmd_voice::enroll(&args),
+        Command::Identify(args) => return cmd_voice::identify(&args),
+        Command::Verify(args) => return cmd_voice::verify(&args),
         Command::Init(args) => cmd_store::init(&args)?,
         Command::Keygen(args) => cmd_store::keygen(&args)?,
         Command::List(args) => cmd_store::list(&args)?,

@@ -260,8 +260,11 @@ pub fn level_dbfs(samples: &[f32]) -> f64 {
     if samples.is_empty() {
         return -96.0;
     }
-    let mean_square =
-        samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / samples.len() as f64;
+    let mean_square = samples
+        .iter()
+        .map(|&s| f64::from(s) * f64::from(s))
+        .sum::<f64>()
+        / samples.len() as f64;
     (10.0 * (mean_square / (32768.0 * 32768.0)).max(1e-10).log10()).max(-96.0)
 }
 
@@ -322,14 +325,18 @@ pub fn enter_pressed() -> Receiver<()> {
     rx
 }
 
-/// Records until `on_block` returns `true`, `max_s` seconds of audio have been captured, the
-/// operator presses Enter, or the source ends; returns the 8-kHz recording. `on_block` sees each
-/// new block of 8-kHz samples.
+/// Records from an open capture until `on_block` returns `true`, `max_s` seconds of audio have
+/// been captured, the operator presses Enter, or the source ends; returns the 8-kHz recording.
+/// `on_block` sees each new block of 8-kHz samples.
 pub fn record(
+    mut capture: Capture,
     max_s: f64,
     mut on_block: impl FnMut(&Capture, &[f32]) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Waveform> {
-    let mut capture = Capture::open()?;
+    eprintln!(
+        "recording from {} at {} Hz (resampled to {TARGET_RATE_HZ} Hz)",
+        capture.device_name, capture.device_rate_hz
+    );
     let stop = enter_pressed();
     let mut samples = Vec::new();
     let max_samples = (max_s * f64::from(TARGET_RATE_HZ)) as usize;
@@ -365,7 +372,9 @@ mod tests {
         let u = push_mono(&[32768u16, 0], 1, |s| f32::from(s) - 32768.0);
         assert_eq!(u, vec![0.0, -32768.0]);
         // A full-scale square wave is 0 dBFS; half amplitude is -6.02 dB.
-        let full: Vec<f32> = (0..800).map(|i| if i % 2 == 0 { 32768.0 } else { -32768.0 }).collect();
+        let full: Vec<f32> = (0..800)
+            .map(|i| if i % 2 == 0 { 32768.0 } else { -32768.0 })
+            .collect();
         assert!(level_dbfs(&full).abs() < 1e-9);
         let half: Vec<f32> = full.iter().map(|s| s / 2.0).collect();
         assert!((level_dbfs(&half) + 20.0 * 2f64.log10()).abs() < 1e-9);

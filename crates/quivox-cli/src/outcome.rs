@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quivox::audio::AudioError;
 use quivox::engine::EngineError;
 use quivox::model_io::ModelIoError;
+use quivox::service::ServiceError;
 use quivox::store::StoreError;
 use serde::Serialize;
 
@@ -116,8 +117,23 @@ pub fn exit_of(error: &anyhow::Error) -> Exit {
                 return exit;
             }
         }
-        if let Some(exit) = crate::service_exit(cause) {
-            return exit;
+        if let Some(e) = cause.downcast_ref::<ServiceError>() {
+            match e {
+                ServiceError::Engine(e) => {
+                    if let Some(exit) = exit_of_engine(e) {
+                        return exit;
+                    }
+                }
+                ServiceError::Store(e) => return exit_of_store(e),
+                ServiceError::UnknownSpeaker(_) => return Exit::NotFound,
+                ServiceError::InvalidRequest { .. } => return Exit::Usage,
+                ServiceError::ModelFile { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return Exit::NotFound
+                }
+                _ => {}
+            }
         }
         if let Some(AudioError::Io { source, .. }) = cause.downcast_ref::<AudioError>() {
             if source.kind() == std::io::ErrorKind::NotFound {
@@ -243,8 +259,7 @@ mod tests {
         }
         .into();
         assert_eq!(exit_of(&wk), Exit::Store);
-        let io: anyhow::Error =
-            std::io::Error::new(std::io::ErrorKind::NotFound, "gone").into();
+        let io: anyhow::Error = std::io::Error::new(std::io::ErrorKind::NotFound, "gone").into();
         assert_eq!(exit_of(&io), Exit::NotFound);
         assert_eq!(exit_of(&anyhow::anyhow!("other")), Exit::Error);
         let own: anyhow::Error = CliError::new(Exit::NoDevice, "no mic").into();

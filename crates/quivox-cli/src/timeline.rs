@@ -58,7 +58,9 @@ pub fn decision_json(d: &Decision) -> Value {
             speaker,
             llr,
             posterior,
-        } => json!({"kind": "identified", "speaker": speaker.0, "llr": llr, "posterior": posterior}),
+        } => {
+            json!({"kind": "identified", "speaker": speaker.0, "llr": llr, "posterior": posterior})
+        }
         Decision::Unknown { posterior } => json!({"kind": "unknown", "posterior": posterior}),
         Decision::NumberOnly { candidates, reason } => json!({
             "kind": "number_only",

@@ -39,7 +39,11 @@ fn keygen_writes_a_private_key_and_refuses_to_overwrite() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     // Two keys differ.
     let other = dir.path().join("k2.key");
-    quivox().args(["keygen", "--out"]).arg(&other).assert().success();
+    quivox()
+        .args(["keygen", "--out"])
+        .arg(&other)
+        .assert()
+        .success();
     assert_ne!(std::fs::read_to_string(&other).unwrap(), text);
 }
 
@@ -79,11 +83,19 @@ fn init_creates_key_and_store_then_reopens() {
 fn list_show_link_unlink_with_json_and_human_output() {
     let f = Fixture::new();
     assert_eq!(f.json(&["list"]), serde_json::json!([]));
-    f.cmd(&["list"]).assert().success().stdout(predicate::str::contains("no speakers"));
+    f.cmd(&["list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no speakers"));
     f.enroll_fake("bob", Some("+44 20 7946 0002"), false);
     f.enroll_fake("alice", Some("+44 20 7946 0001"), true);
     let list = f.json(&["list"]);
-    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["alice", "bob"]);
     assert_eq!(list[0]["display_name"], "Name of alice");
     f.cmd(&["list"])
@@ -115,13 +127,25 @@ fn list_show_link_unlink_with_json_and_human_output() {
         .map(|n| n["number"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(numbers, ["+15550100", "+442079460001"]);
-    f.cmd(&["unlink-number", "+15550100", "alice"]).assert().success();
-    assert_eq!(f.json(&["show", "alice"])["numbers"].as_array().unwrap().len(), 1);
+    f.cmd(&["unlink-number", "+15550100", "alice"])
+        .assert()
+        .success();
+    assert_eq!(
+        f.json(&["show", "alice"])["numbers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // Unlinking again: not found.
-    f.cmd(&["unlink-number", "+15550100", "alice"]).assert().code(3);
+    f.cmd(&["unlink-number", "+15550100", "alice"])
+        .assert()
+        .code(3);
     // A malformed number is a usage error; an unknown speaker is not found.
     f.cmd(&["link-number", "call-me", "alice"]).assert().code(2);
-    f.cmd(&["link-number", "+15550100", "nobody"]).assert().code(3);
+    f.cmd(&["link-number", "+15550100", "nobody"])
+        .assert()
+        .code(3);
     f.cmd(&["show", "nobody"])
         .assert()
         .code(3)
@@ -176,7 +200,13 @@ fn export_is_json_with_biometrics_only_on_request() {
         .iter()
         .any(|e| e["action"] == "export"));
     // Without --json the document is the same JSON (an access request answer).
-    let out = f.cmd(&["export", "alice"]).assert().success().get_output().stdout.clone();
+    let out = f
+        .cmd(&["export", "alice"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["speaker"]["id"], "alice");
     let full = f.dir.path().join("alice.json");
@@ -185,15 +215,25 @@ fn export_is_json_with_biometrics_only_on_request() {
         .arg(&full)
         .assert()
         .success();
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap();
     assert_eq!(doc["biometrics_included"], true);
     // The fake voiceprint is the id's bytes.
-    assert_eq!(doc["models"][0]["bytes"], serde_json::json!(b"alice".to_vec()));
-    assert_eq!(doc["kept_audio"][0]["bytes"], serde_json::json!([1, 2, 3, 4]));
+    assert_eq!(
+        doc["models"][0]["bytes"],
+        serde_json::json!(b"alice".to_vec())
+    );
+    assert_eq!(
+        doc["kept_audio"][0]["bytes"],
+        serde_json::json!([1, 2, 3, 4])
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&full).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&full).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     f.cmd(&["export", "nobody"]).assert().code(3);
 }
@@ -258,10 +298,18 @@ fn retention_and_purge() {
     f.enroll_fake("alice", None, true);
     let policy = f.json(&["retention"]);
     assert_eq!(policy["max_idle_s"], serde_json::Value::Null);
-    let set = f.json(&["retention", "--max-idle-days", "30", "--max-audio-age-days", "none"]);
+    let set = f.json(&[
+        "retention",
+        "--max-idle-days",
+        "30",
+        "--max-audio-age-days",
+        "none",
+    ]);
     assert_eq!(set["max_idle_s"], 30 * 86_400);
     assert_eq!(f.json(&["retention"])["max_idle_s"], 30 * 86_400);
-    f.cmd(&["retention", "--max-idle-days", "-3"]).assert().code(2);
+    f.cmd(&["retention", "--max-idle-days", "-3"])
+        .assert()
+        .code(2);
     f.cmd(&["purge"]).assert().code(2);
     let purged = f.json(&["purge", "--yes"]);
     assert_eq!(purged["speakers_erased"], serde_json::json!(["alice"]));
@@ -355,10 +403,22 @@ fn check_reports_a_tampered_blob() {
     f.enroll_fake("alice", None, false);
     f.enroll_fake("bob", None, false);
     swap_sealed_blobs(&f.store);
-    let out = f.cmd(&["check", "--json"]).assert().code(5).get_output().stdout.clone();
+    let out = f
+        .cmd(&["check", "--json"])
+        .assert()
+        .code(5)
+        .get_output()
+        .stdout
+        .clone();
     let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert!(!report["problems"].as_array().unwrap().is_empty(), "{report}");
-    f.cmd(&["check"]).assert().code(5).stdout(predicate::str::contains("PROBLEM"));
+    assert!(
+        !report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    f.cmd(&["check"])
+        .assert()
+        .code(5)
+        .stdout(predicate::str::contains("PROBLEM"));
 }
 
 /// Swaps the sealed voiceprints of the two speakers at the SQL level (an attacker with database
@@ -366,15 +426,29 @@ fn check_reports_a_tampered_blob() {
 fn swap_sealed_blobs(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
     let a: Vec<u8> = conn
-        .query_row("SELECT sealed FROM voice_models WHERE speaker_id = 'alice'", [], |r| r.get(0))
+        .query_row(
+            "SELECT sealed FROM voice_models WHERE speaker_id = 'alice'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let b: Vec<u8> = conn
-        .query_row("SELECT sealed FROM voice_models WHERE speaker_id = 'bob'", [], |r| r.get(0))
+        .query_row(
+            "SELECT sealed FROM voice_models WHERE speaker_id = 'bob'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    conn.execute("UPDATE voice_models SET sealed = ?1 WHERE speaker_id = 'alice'", [&b])
-        .unwrap();
-    conn.execute("UPDATE voice_models SET sealed = ?1 WHERE speaker_id = 'bob'", [&a])
-        .unwrap();
+    conn.execute(
+        "UPDATE voice_models SET sealed = ?1 WHERE speaker_id = 'alice'",
+        [&b],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE voice_models SET sealed = ?1 WHERE speaker_id = 'bob'",
+        [&a],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -389,18 +463,35 @@ fn config_file_and_environment_precedence() {
     )
     .unwrap();
     let list = |cmd: &mut assert_cmd::Command| -> serde_json::Value {
-        let out = cmd.arg("--json").assert().success().get_output().stdout.clone();
+        let out = cmd
+            .arg("--json")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
         serde_json::from_slice(&out).unwrap()
     };
-    assert_eq!(list(quivox().args(["list", "--config"]).arg(&config))[0]["id"], "alice");
-    assert_eq!(list(quivox().arg("list").env("QUIVOX_CONFIG", &config))[0]["id"], "alice");
+    assert_eq!(
+        list(quivox().args(["list", "--config"]).arg(&config))[0]["id"],
+        "alice"
+    );
+    assert_eq!(
+        list(quivox().arg("list").env("QUIVOX_CONFIG", &config))[0]["id"],
+        "alice"
+    );
     // Environment beats the file: an empty store elsewhere.
     let other = tempfile::tempdir().unwrap();
     let other_store = other.path().join("other.sqlite");
     drop(SqliteStore::open_sqlite(&other_store, Fixture::key()).unwrap());
     let env_store = format!("sqlite:{}", other_store.display());
     assert_eq!(
-        list(quivox().arg("list").env("QUIVOX_CONFIG", &config).env("QUIVOX_STORE", &env_store)),
+        list(
+            quivox()
+                .arg("list")
+                .env("QUIVOX_CONFIG", &config)
+                .env("QUIVOX_STORE", &env_store)
+        ),
         serde_json::json!([])
     );
     // The flag beats the environment.
@@ -415,10 +506,23 @@ fn config_file_and_environment_precedence() {
         "alice"
     );
     // The key from the environment (QUIVOX_STORE_KEY) beats the file's key_file.
-    std::fs::write(&config, "store = \"sqlite:store.sqlite\"\nkey_file = \"absent.key\"\n").unwrap();
-    quivox().args(["list", "--config"]).arg(&config).assert().code(5);
+    std::fs::write(
+        &config,
+        "store = \"sqlite:store.sqlite\"\nkey_file = \"absent.key\"\n",
+    )
+    .unwrap();
+    quivox()
+        .args(["list", "--config"])
+        .arg(&config)
+        .assert()
+        .code(5);
     assert_eq!(
-        list(quivox().args(["list", "--config"]).arg(&config).env("QUIVOX_STORE_KEY", KEY_HEX))[0]["id"],
+        list(
+            quivox()
+                .args(["list", "--config"])
+                .arg(&config)
+                .env("QUIVOX_STORE_KEY", KEY_HEX)
+        )[0]["id"],
         "alice"
     );
     // The operator from the file reaches the audit log; the flag overrides it.
@@ -427,9 +531,20 @@ fn config_file_and_environment_precedence() {
         "store = \"sqlite:store.sqlite\"\nkey_file = \"store.key\"\noperator = \"from-file\"\n",
     )
     .unwrap();
-    quivox().args(["link-number", "+15550100", "alice", "--config"]).arg(&config).assert().success();
     quivox()
-        .args(["unlink-number", "+15550100", "alice", "--operator", "from-flag", "--config"])
+        .args(["link-number", "+15550100", "alice", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    quivox()
+        .args([
+            "unlink-number",
+            "+15550100",
+            "alice",
+            "--operator",
+            "from-flag",
+            "--config",
+        ])
         .arg(&config)
         .assert()
         .success();
@@ -440,8 +555,14 @@ fn config_file_and_environment_precedence() {
         .into_iter()
         .map(|e| (e.action, e.operator))
         .collect();
-    assert!(ops.contains(&(AuditAction::LinkNumber, "from-file".into())), "{ops:?}");
-    assert!(ops.contains(&(AuditAction::UnlinkNumber, "from-flag".into())), "{ops:?}");
+    assert!(
+        ops.contains(&(AuditAction::LinkNumber, "from-file".into())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&(AuditAction::UnlinkNumber, "from-flag".into())),
+        "{ops:?}"
+    );
     // A bad config file: usage error naming the file; a missing one: not found.
     std::fs::write(&config, "store = [1, 2]\n").unwrap();
     quivox()
@@ -456,7 +577,10 @@ fn config_file_and_environment_precedence() {
         .assert()
         .code(3);
     // An unsupported store URL is a usage error.
-    quivox().args(["list", "--store", "mysql://h/db"]).assert().code(2);
+    quivox()
+        .args(["list", "--store", "mysql://h/db"])
+        .assert()
+        .code(2);
 }
 
 #[test]

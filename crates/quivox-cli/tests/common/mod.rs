@@ -78,10 +78,16 @@ impl Fixture {
 
     /// Runs `quivox <args> --json` and parses stdout, asserting success.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.cmd(args).arg("--json").assert().success().get_output().stdout.clone();
-        serde_json::from_slice(&out).unwrap_or_else(|e| {
-            panic!("{e}: {}", String::from_utf8_lossy(&out))
-        })
+        let out = self
+            .cmd(args)
+            .arg("--json")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
     }
 
     /// Enrolls a speaker with a fake voiceprint directly through the library.
@@ -122,4 +128,33 @@ impl Fixture {
             )
             .unwrap();
     }
+}
+
+/// The test PostgreSQL server's URL (`QUIVOX_TEST_PG_URL`); `None` (test skipped, with a message)
+/// when unset outside CI; panics when unset in CI.
+pub fn pg_url(test: &str) -> Option<String> {
+    match std::env::var("QUIVOX_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "QUIVOX_TEST_PG_URL is not set but CI is: the PostgreSQL CLI tests must run in CI; \
+                     run `eval \"$(bash scripts/start-test-postgres.sh)\"` first"
+                );
+            }
+            eprintln!(
+                "SKIPPED PostgreSQL CLI test {test}: QUIVOX_TEST_PG_URL is not set \
+                 (run `eval \"$(bash scripts/start-test-postgres.sh)\"` to enable it)"
+            );
+            None
+        }
+    }
+}
+
+/// Drops a test schema.
+pub fn drop_pg_schema(url: &str, schema: &str) {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .unwrap();
 }
