@@ -296,11 +296,9 @@ pub fn identify(args: &IdentifyArgs) -> anyhow::Result<Exit> {
     };
     let mut session = service.start_call(info)?;
     let json = settings.json;
-    let mut events = Vec::new();
-    let mut on_event = |event: quivox::engine::DecisionEvent| {
-        if json {
-            events.push(event_json(&event));
-        } else {
+    // Human output shows the timeline live; JSON gives the session's whole timeline at the end.
+    let on_event = |event: quivox::engine::DecisionEvent| {
+        if !json {
             println!("{}", event_line("  ..", &event));
         }
     };
@@ -350,7 +348,7 @@ pub fn identify(args: &IdentifyArgs) -> anyhow::Result<Exit> {
             "number": args.number,
             "call_audio_ms": outcome.call_audio_ms,
             "net_speech_ms": outcome.net_speech_ms,
-            "timeline": events,
+            "timeline": outcome.timeline.iter().map(event_json).collect::<Vec<_>>(),
             "final": event_json(&outcome.final_decision),
             "exit_code": exit.code(),
         }))?;

@@ -155,7 +155,7 @@ impl StoreLocation {
         }
         let path = text.strip_prefix("sqlite:").unwrap_or(text);
         let path = path.strip_prefix("//").unwrap_or(path);
-        if path.is_empty() || text.contains("://") {
+        if path.is_empty() || (!text.starts_with("sqlite:") && text.contains("://")) {
             return Err(CliError::new(
                 Exit::Usage,
                 format!("store {text:?}: expected sqlite:PATH, a file path, or postgres://user@host:port/db"),
