@@ -489,6 +489,22 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_config_parses_and_validates() {
+        let text = include_str!("../quivox.example.toml");
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        assert_eq!(file.operator.as_deref(), Some("agent-7"));
+        assert_eq!(file.engine.as_ref().unwrap().confidence, 0.99);
+        let empty: BTreeMap<&str, &str> = BTreeMap::new();
+        let s = Settings::merge(&CommonArgs::default(), &empty, &file).unwrap();
+        assert_eq!(
+            s.store,
+            StoreLocation::Sqlite("/var/lib/quivox/quivox.sqlite".into())
+        );
+        assert_eq!(s.engine, EngineOptions::default());
+        assert_eq!(s.sqlite, SqliteOptions::default());
+    }
+
+    #[test]
     fn store_locations_parse() {
         assert_eq!(
             StoreLocation::parse("sqlite:a/b.db").unwrap(),

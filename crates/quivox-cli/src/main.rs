@@ -1,5 +1,12 @@
 //! `quivox`: the operator CLI (enroll, identify, verify, manage the store, train, evaluate).
 //!
+//! - `cmd_voice`: `enroll`, `identify`, `verify` through `quivox::service::Service`;
+//! - `cmd_store`: the store commands (`init`, `keygen`, `list`, `show`, `link-number`,
+//!   `unlink-number`, `forget`, `export`, `rotate-key`, `retention`, `purge`, `check`) straight
+//!   on the `quivox::store::Store` trait;
+//! - `config`: flags > environment > TOML file > defaults; `outcome`: exit codes, errors, JSON,
+//!   progress bars; `mic`: microphone capture (cpal) resampled to 8 kHz; `timeline`: decisions.
+//!
 //! Exit codes are listed on [`outcome::Exit`] and in the crate README.
 
 use std::process::ExitCode;
