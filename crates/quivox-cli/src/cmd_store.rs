@@ -10,6 +10,7 @@ use quivox::store::{
     Actor, PhoneNumber, RetentionPolicy, SpeakerId, SpeakerRecord, StoreKey, KEY_ENV_VAR,
 };
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use crate::config::{CommonArgs, KeySource, Settings, StoreLocation};
 use crate::outcome::{print_json, spinner, utc, CliError, Exit};
@@ -151,18 +152,23 @@ pub fn write_key_file(path: &Path, key_hex: &str) -> anyhow::Result<()> {
             ),
         )
     })?;
-    file.write_all(format!("{key_hex}\n").as_bytes())
+    file.write_all(key_hex.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing the key file {}", path.display()))?;
     Ok(())
 }
 
-fn new_key() -> (StoreKey, String) {
-    let mut bytes = [0u8; quivox::store::KEY_LEN];
+/// A new random key and its hex text (both wiped from memory when dropped).
+fn new_key() -> (StoreKey, Zeroizing<String>) {
+    let mut bytes = Zeroizing::new([0u8; quivox::store::KEY_LEN]);
     // The thread RNG is seeded from the operating system and reseeds itself (as StoreKey::generate).
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    (StoreKey::from_bytes(bytes), hex)
+    rand::RngCore::fill_bytes(&mut rand::rng(), bytes.as_mut());
+    let mut hex = Zeroizing::new(String::with_capacity(2 * bytes.len()));
+    for b in bytes.iter() {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    (StoreKey::from_bytes(*bytes), hex)
 }
 
 /// `quivox keygen`.

@@ -117,7 +117,17 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
     let service = Service::open_model_file(&settings.models, store, options)
         .with_context(|| format!("opening the engine with {}", settings.models.display()));
     bar.finish_and_clear();
-    service
+    let service = service?;
+    let missing = service.speakers_without_voiceprint()?;
+    if !missing.is_empty() {
+        crate::outcome::warn(&format!(
+            "{} enrolled speakers have no voiceprint for the models {} ({}): re-enroll them or load their models",
+            missing.len(),
+            service.model_version(),
+            missing.iter().take(5).map(|s| s.0.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(service)
 }
 
 fn read_files(files: &[PathBuf], audio: &AudioArgs) -> anyhow::Result<Vec<Waveform>> {
@@ -194,7 +204,7 @@ fn record_mic(
         call_id: "cli-mic-meter".into(),
     })?;
     let meter = Meter::new(goal_ms);
-    eprintln!("recording (press Enter to stop)...");
+    crate::outcome::status("recording (press Enter to stop)...");
     let wave = mic::record(capture, audio.seconds, |capture, block| {
         counter.push_samples(block)?;
         while counter.poll().is_some() {}
@@ -204,11 +214,11 @@ fn record_mic(
     });
     meter.finish();
     let wave = wave?;
-    eprintln!(
+    crate::outcome::status(&format!(
         "recorded {:.1} s, {:.1} s of net speech",
         wave.duration_s(),
         counter.net_speech_ms() as f64 / 1000.0
-    );
+    ));
     Ok(wave)
 }
 
@@ -325,7 +335,7 @@ pub fn identify(args: &IdentifyArgs) -> anyhow::Result<Exit> {
         Some(capture) => {
             let max_ms = settings.engine.max_net_speech_ms;
             let meter = Meter::new(max_ms);
-            eprintln!("listening (press Enter to stop)...");
+            crate::outcome::status("listening (press Enter to stop)...");
             let recorded = mic::record(capture, args.audio.seconds, |capture, block| {
                 for chunk in block.chunks(CHUNK_SAMPLES) {
                     session.push_samples(chunk)?;

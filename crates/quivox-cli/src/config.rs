@@ -353,6 +353,7 @@ impl Settings {
                     )
                     .into());
                 }
+                warn_if_shared(path);
                 StoreKey::from_file(path)
             }
         };
@@ -395,6 +396,26 @@ impl Settings {
             ),
         })
     }
+}
+
+/// Warns on stderr when a key file is readable or writable by group or others.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                crate::outcome::warn(&format!(
+                    "store key file {} has mode {mode:03o}: other users may read it; run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 #[cfg(test)]

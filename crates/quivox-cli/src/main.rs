@@ -42,7 +42,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Print version information.
-    Version,
+    Version {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Enroll a speaker from WAV files or the microphone (or add audio to an enrolled one).
     Enroll(cmd_voice::EnrollArgs),
     /// Identify the caller of a recording (or the microphone), printing the decision timeline.
@@ -85,7 +89,13 @@ enum Command {
 
 fn run(command: Command) -> anyhow::Result<Exit> {
     match command {
-        Command::Version => println!("quivox {}", env!("CARGO_PKG_VERSION")),
+        Command::Version { json } => {
+            if json {
+                outcome::print_json(&serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))?;
+            } else {
+                println!("quivox {}", env!("CARGO_PKG_VERSION"));
+            }
+        }
         Command::Enroll(args) => return cmd_voice::enroll(&args),
         Command::Identify(args) => return cmd_voice::identify(&args),
         Command::Verify(args) => return cmd_voice::verify(&args),
@@ -116,8 +126,10 @@ fn wants_json() -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = wants_json();
+    outcome::set_json_mode(json);
     match run(cli.command) {
         Ok(exit) => ExitCode::from(exit.code()),
-        Err(error) => ExitCode::from(outcome::report_error(&error, wants_json()).code()),
+        Err(error) => ExitCode::from(outcome::report_error(&error, json).code()),
     }
 }

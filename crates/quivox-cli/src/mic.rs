@@ -333,10 +333,10 @@ pub fn record(
     max_s: f64,
     mut on_block: impl FnMut(&Capture, &[f32]) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Waveform> {
-    eprintln!(
+    crate::outcome::status(&format!(
         "recording from {} at {} Hz (resampled to {TARGET_RATE_HZ} Hz)",
         capture.device_name, capture.device_rate_hz
-    );
+    ));
     let stop = enter_pressed();
     let mut samples = Vec::new();
     let max_samples = (max_s * f64::from(TARGET_RATE_HZ)) as usize;

@@ -171,6 +171,32 @@ pub fn report_error(error: &anyhow::Error, json: bool) -> Exit {
     exit
 }
 
+/// Whether `--json` was given (set once in `main`; shapes warnings and errors on stderr).
+static JSON_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records whether the command line asked for JSON.
+pub fn set_json_mode(json: bool) {
+    JSON_MODE.store(json, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Prints a warning on stderr: `warning: ...`, or a `{"warning": ...}` JSON line with `--json`.
+pub fn warn(message: &str) {
+    if JSON_MODE.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{}", serde_json::json!({ "warning": message }));
+    } else {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// Prints a status line on stderr (`{"status": ...}` with `--json`).
+pub fn status(message: &str) {
+    if JSON_MODE.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{}", serde_json::json!({ "status": message }));
+    } else {
+        eprintln!("{message}");
+    }
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

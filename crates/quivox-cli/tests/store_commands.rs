@@ -333,7 +333,14 @@ fn wrong_key_missing_key_missing_store_and_corrupt_store() {
         .get_output()
         .stderr
         .clone();
-    let err: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    // stderr holds JSON lines: a warning (the key file is world-readable), then the error.
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0]["warning"].as_str().unwrap().contains("chmod 600"));
+    let err = lines.last().unwrap();
     assert_eq!(err["exit_code"], 5);
     assert_eq!(err["kind"], "store");
     assert!(err["error"].as_str().unwrap().contains("wrong store key"));
@@ -581,6 +588,40 @@ fn config_file_and_environment_precedence() {
         .args(["list", "--store", "mysql://h/db"])
         .assert()
         .code(2);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    f.cmd(&["list"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("chmod").not());
+    std::fs::set_permissions(&f.key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    f.cmd(&["list"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("chmod 600"));
+}
+
+#[test]
+fn version_in_both_forms() {
+    quivox()
+        .arg("version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("quivox "));
+    let out = quivox()
+        .args(["version", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(doc["version"].is_string());
 }
 
 #[test]

@@ -418,3 +418,16 @@ fn round_trip_on_postgres() {
         .code(5);
     common::drop_pg_schema(&url, &schema);
 }
+
+#[test]
+fn speakers_enrolled_with_other_models_are_warned_about() {
+    let f = Fixture::new();
+    // A voiceprint made with other models (the fake one's model version is "test-v1").
+    f.enroll_fake("old-model-speaker", None, false);
+    f.cmd(&["identify", &fixture_wav("so0457", "call")])
+        .assert()
+        .stderr(
+            predicate::str::contains("no voiceprint for the models")
+                .and(predicate::str::contains("old-model-speaker")),
+        );
+}

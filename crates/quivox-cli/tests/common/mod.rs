@@ -52,6 +52,11 @@ impl Fixture {
         let store = dir.path().join("store.sqlite");
         let key_file = dir.path().join("store.key");
         std::fs::write(&key_file, format!("{KEY_HEX}\n")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         drop(SqliteStore::open_sqlite(&store, Self::key()).unwrap());
         Self {
             dir,
