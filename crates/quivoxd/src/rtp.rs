@@ -266,8 +266,8 @@ pub async fn bind_port(state: &State) -> std::io::Result<UdpSocket> {
     Err(last.unwrap_or_else(|| std::io::Error::other("empty RTP port range")))
 }
 
-/// A new SSRC and its packets (sequence, samples) seen so far.
-type Candidate = (u32, Vec<(u16, Vec<i16>)>);
+/// A new SSRC, its packets (sequence, samples) so far, and packets of the current SSRC since.
+type Candidate = (u32, Vec<(u16, Vec<i16>)>, u32);
 
 /// Receives one call's RTP until it is stopped (HTTP end, shutdown) or idle.
 pub async fn run(state: Arc<State>, socket: UdpSocket, sink: AudioSink) {
@@ -317,13 +317,14 @@ pub async fn run(state: Arc<State>, socket: UdpSocket, sink: AudioSink) {
         match ssrc {
             None => ssrc = Some(pkt.ssrc),
             Some(cur) if cur != pkt.ssrc => {
-                let c = candidate.get_or_insert_with(|| (pkt.ssrc, Vec::new()));
+                let c = candidate.get_or_insert_with(|| (pkt.ssrc, Vec::new(), 0));
                 if c.0 != pkt.ssrc {
-                    *c = (pkt.ssrc, Vec::new());
+                    *c = (pkt.ssrc, Vec::new(), 0);
                 }
                 c.1.push((pkt.seq, pcm));
+                c.2 = 0;
                 if c.1.len() as u32 >= cfg.ssrc_switch_packets {
-                    let (new, held) = candidate.take().unwrap_or_default();
+                    let (new, held, _) = candidate.take().unwrap_or_default();
                     tracing::info!(call = %call.id, old = cur, new, "rtp: SSRC changed; stream switched");
                     state.metrics.ssrc_change();
                     jb.flush(&mut out);
@@ -335,7 +336,15 @@ pub async fn run(state: Arc<State>, socket: UdpSocket, sink: AudioSink) {
                 forward(&sink, &mut out);
                 continue;
             }
-            Some(_) => candidate = None,
+            Some(_) => {
+                // A stray packet or two from another source is forgotten after a while.
+                if let Some(c) = &mut candidate {
+                    c.2 += 1;
+                    if c.2 > 50 {
+                        candidate = None;
+                    }
+                }
+            }
         }
         jb.push(pkt.seq, pcm, &mut out);
         forward(&sink, &mut out);
