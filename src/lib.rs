@@ -25,4 +25,5 @@ pub mod metrics;
 pub mod model_io;
 pub mod plda;
 pub mod recipe;
+pub mod service;
 pub mod store;

@@ -28,8 +28,8 @@ pub use error::AudioError;
 pub use g711::G711Law;
 pub use resample::{resample, Resampler};
 pub use wav::{
-    probe_wav, probe_wav_bytes, read_wav, read_wav_bytes, write_wav_g711, write_wav_pcm16,
-    ChannelPolicy, ReadOptions, WavFormat, WavInfo,
+    encode_wav_g711, encode_wav_pcm16, probe_wav, probe_wav_bytes, read_wav, read_wav_bytes,
+    write_wav_g711, write_wav_pcm16, ChannelPolicy, ReadOptions, WavFormat, WavInfo,
 };
 
 /// A mono waveform: samples in 16-bit integer scale (−32768 ..= 32767) and their rate in Hz.

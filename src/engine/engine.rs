@@ -600,6 +600,55 @@ impl Engine {
         Ok((acc, speech_ms))
     }
 
+    /// Builds (without enrolling) the voiceprint `recordings` give for `speaker`, after the same
+    /// quality checks as [`Engine::enroll`]; with `previous`, the statistics are added to it (as
+    /// [`Engine::add_audio`] does, and then the minimum-speech check applies to the total). Lets
+    /// a caller persist the voiceprint first and insert it with [`Engine::insert_voiceprint`]
+    /// only once it is stored.
+    pub fn prepare_voiceprint(
+        &self,
+        speaker: &SpeakerId,
+        recordings: &[Waveform],
+        previous: Option<&Voiceprint>,
+    ) -> Result<Voiceprint, EngineError> {
+        let (mut acc, mut speech_ms) = self.enrollment_stats(speaker, recordings)?;
+        if let Some(prev) = previous {
+            let mut stats = prev.stats.clone();
+            stats.add(&acc)?;
+            acc = stats;
+            speech_ms += prev.net_speech_ms;
+        }
+        if speech_ms < self.options.min_enroll_speech_ms {
+            return Err(EngineError::EnrollmentRefused {
+                speaker: speaker.clone(),
+                problem: QualityProblem::TooLittleSpeech {
+                    got_ms: speech_ms,
+                    min_ms: self.options.min_enroll_speech_ms,
+                },
+            });
+        }
+        Voiceprint::from_stats(&self.models.gmm, acc, speech_ms)
+    }
+
+    /// Replaces the whole enrolled population (e.g. re-read from a shared store).
+    pub fn set_voiceprints(
+        &self,
+        prints: impl IntoIterator<Item = (SpeakerId, Voiceprint)>,
+    ) -> Result<(), EngineError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut new = Vec::new();
+        for (id, print) in prints {
+            self.check_fits(&print)?;
+            if seen.insert(id.clone()) {
+                new.push((id, print));
+            }
+        }
+        self.write_population(|entries| {
+            *entries = new;
+            Ok(())
+        })
+    }
+
     /// Enrolls a new speaker from one or more recordings (at the models' sample rate), after the
     /// quality checks: total net speech ≥ `min_enroll_speech_ms`, clipping, SNR.
     pub fn enroll(&self, speaker: SpeakerId, recordings: &[Waveform]) -> Result<(), EngineError> {
@@ -647,6 +696,18 @@ impl Engine {
         speaker: SpeakerId,
         print: Voiceprint,
     ) -> Result<(), EngineError> {
+        self.check_fits(&print)?;
+        self.write_population(|entries| {
+            match entries.iter_mut().find(|(id, _)| *id == speaker) {
+                Some(entry) => entry.1 = print,
+                None => entries.push((speaker, print)),
+            }
+            Ok(())
+        })
+    }
+
+    /// Checks that a voiceprint was made with the loaded UBM's shape.
+    fn check_fits(&self, print: &Voiceprint) -> Result<(), EngineError> {
         let ubm = &self.models.gmm.ubm;
         if print.model.num_components() != ubm.num_components()
             || print.model.dim() != ubm.dim()
@@ -663,13 +724,7 @@ impl Engine {
                 ubm.dim()
             )));
         }
-        self.write_population(|entries| {
-            match entries.iter_mut().find(|(id, _)| *id == speaker) {
-                Some(entry) => entry.1 = print,
-                None => entries.push((speaker, print)),
-            }
-            Ok(())
-        })
+        Ok(())
     }
 
     /// Enrolls many voiceprints at once (one rebuild of the speaker bank).
