@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd_augment;
 mod cmd_demo;
 mod cmd_eval;
 mod cmd_features;
@@ -85,6 +86,8 @@ enum Command {
     TrainUbm(cmd_train::TrainUbmArgs),
     /// Evaluate on development sets: EER, minDCF, Cllr, identification.
     Eval(cmd_eval::EvalArgs),
+    /// Render a dev set's tests through phone channels (codec, noise, handset, packet loss).
+    AugmentSet(cmd_augment::AugmentSetArgs),
 }
 
 fn run(command: Command) -> anyhow::Result<Exit> {
@@ -115,6 +118,7 @@ fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Features(args) => cmd_features::run(&args)?,
         Command::TrainUbm(args) => cmd_train::run(&args)?,
         Command::Eval(args) => cmd_eval::run(&args)?,
+        Command::AugmentSet(args) => cmd_augment::run(&args)?,
     }
     Ok(Exit::Ok)
 }

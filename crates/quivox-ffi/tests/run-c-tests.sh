@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds libquivox, installs it into a scratch prefix (header, .so, .a, quivox.pc), compiles the C
+# tests in tests/c/ with -std=c11 -Wall -Wextra -Werror and AddressSanitizer + UBSan, and runs them:
+#   - misuse: every misuse of the API returns an error status (linked against the .so, rpath);
+#   - gateway: enrolls two speakers, two calls on two threads in 20-ms mu-law frames, checks who
+#     is identified (linked against the .so through pkg-config, and again against the .a).
+# Usage: crates/quivox-ffi/tests/run-c-tests.sh   (from anywhere; needs gcc and pkg-config)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+cd "$root"
+
+cargo build --release -p quivox-ffi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+prefix="$work/prefix"
+bash crates/quivox-ffi/scripts/install.sh "$prefix" >/dev/null
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+
+CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer
+        -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+models="$root/models/gmm-ubm.qvx"
+fixtures="$root/audio-fixtures/demo"
+
+echo "== misuse (libquivox.so, rpath)"
+gcc "${CFLAGS[@]}" -I "$prefix/include" crates/quivox-ffi/tests/c/misuse.c \
+  -L "$prefix/lib" -Wl,-rpath,"$prefix/lib" -lquivox -o "$work/misuse"
+"$work/misuse" "$models"
+
+echo "== gateway (libquivox.so through pkg-config)"
+# shellcheck disable=SC2046 # pkg-config prints several words on purpose
+gcc "${CFLAGS[@]}" $(pkg-config --cflags quivox) crates/quivox-ffi/tests/c/gateway.c \
+  $(pkg-config --libs quivox) -Wl,-rpath,"$prefix/lib" -o "$work/gateway"
+"$work/gateway" "$models" "$fixtures"
+
+echo "== gateway (libquivox.a, static)"
+gcc "${CFLAGS[@]}" -I "$prefix/include" crates/quivox-ffi/tests/c/gateway.c \
+  "$prefix/lib/libquivox.a" -lm -lpthread -ldl -o "$work/gateway-static"
+"$work/gateway-static" "$models" "$fixtures"
+
+echo "C tests: 3 passed, 0 failed"
