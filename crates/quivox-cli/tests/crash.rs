@@ -14,7 +14,33 @@ use rand::{Rng, SeedableRng};
 const SPEAKERS: [&str; 4] = ["so0457", "so1027", "so2061", "so2740"];
 const ROUNDS: usize = 24;
 
-fn enroll_command(f: &Fixture, id: &str, source: &str) -> Command {
+/// The store options of the binary: `--store ... --key-file ...` (and `--pg-schema`).
+type StoreArgs = Vec<std::ffi::OsString>;
+
+fn sqlite_args(f: &Fixture) -> StoreArgs {
+    vec![
+        "--store".into(),
+        format!("sqlite:{}", f.store.display()).into(),
+        "--key-file".into(),
+        f.key_file.clone().into(),
+    ]
+}
+
+/// `quivox <args> --json <store args>`, parsed, asserting success.
+fn json(store: &StoreArgs, args: &[&str]) -> serde_json::Value {
+    let out = common::quivox()
+        .args(args)
+        .arg("--json")
+        .args(store)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn enroll_command(store: &StoreArgs, id: &str, source: &str) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("quivox"));
     cmd.current_dir(common::repo_root());
     for var in CLI_ENV {
@@ -30,11 +56,8 @@ fn enroll_command(f: &Fixture, id: &str, source: &str) -> Command {
         "+44 20 7946 0001",
         "--keep-audio",
         "--json",
-        "--store",
     ])
-    .arg(format!("sqlite:{}", f.store.display()))
-    .arg("--key-file")
-    .arg(&f.key_file)
+    .args(store)
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
     cmd
@@ -43,6 +66,31 @@ fn enroll_command(f: &Fixture, id: &str, source: &str) -> Command {
 #[test]
 fn sigkill_during_enrollments_leaves_a_sound_store_with_every_reported_enrollment() {
     let f = Fixture::new();
+    crash_loop(&sqlite_args(&f), 7);
+}
+
+#[test]
+fn sigkill_during_enrollments_on_postgres() {
+    let Some(url) = common::pg_url("crash loop") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    let schema = format!("cli_crash_{}", std::process::id());
+    let store: StoreArgs = vec![
+        "--store".into(),
+        url.clone().into(),
+        "--pg-schema".into(),
+        schema.clone().into(),
+        "--key-file".into(),
+        key.into(),
+    ];
+    common::quivox().arg("init").args(&store).assert().success();
+    crash_loop(&store, 11);
+    common::drop_pg_schema(&url, &schema);
+}
+
+fn crash_loop(store: &StoreArgs, seed: u64) {
     // Full enrollments tell how long the process lives on this machine; kill moments are
     // drawn over 0.2 ..= 1.5 × that, so some kills come before, during and after the commit.
     // The longest of three runs: the machine may be busy.
@@ -51,17 +99,17 @@ fn sigkill_during_enrollments_leaves_a_sound_store_with_every_reported_enrollmen
     for (i, source) in SPEAKERS.iter().take(3).enumerate() {
         let id = format!("calibration-{i}");
         let started = Instant::now();
-        let out = enroll_command(&f, &id, source).output().unwrap();
+        let out = enroll_command(store, &id, source).output().unwrap();
         assert!(out.status.success());
         lifetime = lifetime.max(started.elapsed());
         reported.insert(id);
     }
     let mut killed = 0;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     for round in 0..ROUNDS {
         let id = format!("crash-{round:02}");
         let source = SPEAKERS[round % SPEAKERS.len()];
-        let mut child = enroll_command(&f, &id, source).spawn().unwrap();
+        let mut child = enroll_command(store, &id, source).spawn().unwrap();
         let delay = lifetime.mul_f64(rng.random_range(0.2..1.5));
         std::thread::sleep(delay);
         // SIGKILL on Unix (an error only if it already exited and was reaped: it was not).
@@ -84,11 +132,10 @@ fn sigkill_during_enrollments_leaves_a_sound_store_with_every_reported_enrollmen
     assert!(killed > 0);
 
     // The store opens and passes its integrity check.
-    let check = f.json(&["check"]);
+    let check = json(store, &["check"]);
     assert_eq!(check["problems"], serde_json::json!([]), "{check}");
     // Every reported enrollment is there, complete: voiceprint, number, consent, kept audio.
-    let listed: BTreeSet<String> = f
-        .json(&["list"])
+    let listed: BTreeSet<String> = json(store, &["list"])
         .as_array()
         .unwrap()
         .iter()
@@ -106,7 +153,7 @@ fn sigkill_during_enrollments_leaves_a_sound_store_with_every_reported_enrollmen
     // Speakers present but not reported were killed after the commit, before printing; they are
     // complete too (each enrollment is one transaction).
     for id in &listed {
-        let show = f.json(&["show", id]);
+        let show = json(store, &["show", id]);
         assert_eq!(show["models"].as_array().unwrap().len(), 1, "{show}");
         assert_eq!(show["numbers"][0]["number"], "+442079460001", "{show}");
         assert_eq!(show["consents"].as_array().unwrap().len(), 1, "{show}");
@@ -117,7 +164,7 @@ fn sigkill_during_enrollments_leaves_a_sound_store_with_every_reported_enrollmen
         .map(|r| format!("crash-{r:02}"))
         .find(|id| !listed.contains(id));
     if let Some(id) = redo {
-        let out = enroll_command(&f, &id, "so1027").output().unwrap();
+        let out = enroll_command(store, &id, "so1027").output().unwrap();
         assert!(out.status.success());
     }
 }
