@@ -209,7 +209,7 @@ fn record_mic(
         counter.push_samples(block)?;
         while counter.poll().is_some() {}
         let speech = counter.net_speech_ms();
-        meter.update(block, speech, capture.elapsed_s());
+        meter.update(block, speech, capture.recorded_s());
         Ok(stop_at_goal && speech >= goal_ms)
     });
     meter.finish();
@@ -341,10 +341,10 @@ pub fn identify(args: &IdentifyArgs) -> anyhow::Result<Exit> {
                     session.push_samples(chunk)?;
                 }
                 while let Some(event) = session.poll() {
-                    meter.finish();
-                    on_event(event);
+                    // Printed above the live meter.
+                    meter.suspend(|| on_event(event));
                 }
-                meter.update(block, session.net_speech_ms(), capture.elapsed_s());
+                meter.update(block, session.net_speech_ms(), capture.recorded_s());
                 Ok(session.net_speech_ms() >= max_ms)
             });
             meter.finish();

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -49,7 +49,8 @@ pub struct Capture {
     pub device_name: String,
     /// The device's sample rate, Hz.
     pub device_rate_hz: u32,
-    started: Instant,
+    /// 8-kHz samples delivered so far.
+    delivered: u64,
 }
 
 fn no_device(message: String) -> anyhow::Error {
@@ -157,7 +158,7 @@ impl Capture {
             resampler: Self::resampler_for(device_rate_hz)?,
             device_name,
             device_rate_hz,
-            started: Instant::now(),
+            delivered: 0,
         })
     }
 
@@ -181,7 +182,7 @@ impl Capture {
             resampler: Self::resampler_for(rate)?,
             device_name: format!("{} (file standing in for the microphone)", path.display()),
             device_rate_hz: rate,
-            started: Instant::now(),
+            delivered: 0,
         })
     }
 
@@ -194,9 +195,9 @@ impl Capture {
         )?))
     }
 
-    /// Seconds since the capture started.
-    pub fn elapsed_s(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
+    /// Seconds of audio delivered so far.
+    pub fn recorded_s(&self) -> f64 {
+        self.delivered as f64 / f64::from(TARGET_RATE_HZ)
     }
 
     /// The next block of 8-kHz samples (16-bit scale; possibly empty while the resampler fills),
@@ -235,14 +236,16 @@ impl Capture {
                 raw
             }
         };
-        match &mut self.resampler {
-            None => Ok(Some(raw)),
+        let out = match &mut self.resampler {
+            None => raw,
             Some(r) => {
                 let mut out = Vec::with_capacity(raw.len());
                 r.process(&raw, &mut out)?;
-                Ok(Some(out))
+                out
             }
-        }
+        };
+        self.delivered += out.len() as u64;
+        Ok(Some(out))
     }
 
     /// The resampler's last samples, at the end of a recording.
@@ -251,6 +254,7 @@ impl Capture {
         if let Some(r) = &mut self.resampler {
             r.flush(&mut out)?;
         }
+        self.delivered += out.len() as u64;
         Ok(out)
     }
 }
@@ -280,7 +284,7 @@ impl Meter {
         let bar = if interactive() {
             let bar = ProgressBar::new(goal_ms.max(1));
             bar.set_style(
-                ProgressStyle::with_template("{msg} speech [{bar:30}] {pos}/{len} ms")
+                ProgressStyle::with_template("{msg} speech [{bar:20}] {pos}/{len} ms")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
@@ -291,17 +295,22 @@ impl Meter {
         Self { bar }
     }
 
-    /// Shows the level of the last block and the net speech so far.
-    pub fn update(&self, block: &[f32], net_speech_ms: u64, elapsed_s: f64) {
+    /// Shows the level of the last block and the net speech so far, after `recorded_s` seconds.
+    pub fn update(&self, block: &[f32], net_speech_ms: u64, recorded_s: f64) {
         let db = level_dbfs(block);
-        // 20 cells from −60 dBFS to 0 dBFS.
-        let cells = (((db + 60.0) / 3.0).clamp(0.0, 20.0)) as usize;
-        let clip = if db > -1.0 { " CLIP" } else { "" };
+        // 15 cells from −60 dBFS to 0 dBFS.
+        let cells = (((db + 60.0) / 4.0).clamp(0.0, 15.0)) as usize;
+        let clip = if db > -1.0 { "CLIP" } else { "    " };
         self.bar.set_message(format!(
-            "{elapsed_s:5.1} s  level {:<20} {db:6.1} dBFS{clip}",
+            "{recorded_s:5.1} s |{:<15}| {db:5.1} dBFS {clip}",
             "#".repeat(cells)
         ));
         self.bar.set_position(net_speech_ms);
+    }
+
+    /// Runs `print` with the meter hidden, so that its output appears above the meter.
+    pub fn suspend(&self, print: impl FnOnce()) {
+        self.bar.suspend(print);
     }
 
     /// Removes the meter.
@@ -317,7 +326,8 @@ pub fn enter_pressed() -> Receiver<()> {
     if std::io::stdin().is_terminal() {
         std::thread::spawn(move || {
             let mut line = String::new();
-            if std::io::stdin().read_line(&mut line).is_ok() {
+            // Ok(0) is end of input (no operator): only a line counts.
+            if matches!(std::io::stdin().read_line(&mut line), Ok(n) if n > 0) {
                 let _ = tx.send(());
             }
         });
