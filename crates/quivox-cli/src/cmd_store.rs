@@ -123,40 +123,55 @@ pub struct PurgeArgs {
 
 const DAY_S: i64 = 86_400;
 
-/// Writes a new random key as 64 hex digits to a new file with mode 0600 (flushed to disk).
-/// Refuses to overwrite an existing file.
-pub fn write_key_file(path: &Path, key_hex: &str) -> anyhow::Result<()> {
+/// Writes `parts` to `path` with mode 0600, flushed to disk. With `overwrite`, an existing file
+/// is replaced and its mode reset to 0600; without, an existing file is refused (exit 2).
+fn write_private(path: &Path, parts: &[&[u8]], overwrite: bool, what: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(|e| {
-        let exit = if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Exit::Usage
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            CliError::new(
+                Exit::Usage,
+                format!(
+                    "writing the {what} {}: {e} (refusing to overwrite it: move it away first)",
+                    path.display()
+                ),
+            )
         } else {
-            Exit::Error
-        };
-        CliError::new(
-            exit,
-            format!(
-                "writing the key file {}: {e}{}",
-                path.display(),
-                if exit == Exit::Usage {
-                    " (refusing to overwrite a key: move it away first)"
-                } else {
-                    ""
-                }
-            ),
-        )
+            CliError::new(
+                Exit::Error,
+                format!("writing the {what} {}: {e}", path.display()),
+            )
+        }
     })?;
-    file.write_all(key_hex.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing the key file {}", path.display()))?;
-    Ok(())
+    #[cfg(unix)]
+    if overwrite {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {} to mode 0600", path.display()))?;
+    }
+    for part in parts {
+        file.write_all(part)
+            .with_context(|| format!("writing the {what} {}", path.display()))?;
+    }
+    file.sync_all()
+        .with_context(|| format!("writing the {what} {}", path.display()))
+}
+
+/// Writes a key as 64 hex digits to a new file with mode 0600 (flushed to disk); refuses to
+/// overwrite an existing file.
+pub fn write_key_file(path: &Path, key_hex: &str) -> anyhow::Result<()> {
+    write_private(path, &[key_hex.as_bytes(), b"\n"], false, "key file")
 }
 
 /// A new random key and its hex text (both wiped from memory when dropped).
@@ -417,7 +432,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&export)?;
     match &args.out {
         Some(path) => {
-            write_private_file(path, text.as_bytes())?;
+            write_private(path, &[text.as_bytes()], true, "export")?;
             if settings.json {
                 print_json(
                     &json!({"speaker": args.speaker, "out": path, "biometrics_included": args.include_biometrics}),
@@ -438,22 +453,6 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
         None => println!("{text}"),
     }
     Ok(())
-}
-
-fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `quivox rotate-key`: a new random key re-encrypts every blob in one transaction.

@@ -265,15 +265,7 @@ pub fn enroll(args: &EnrollArgs) -> anyhow::Result<Exit> {
     bar.finish_and_clear();
     let report = report?;
     if settings.json {
-        print_json(&json!({
-            "speaker": report.speaker.0,
-            "new_speaker": report.new_speaker,
-            "added_speech_ms": report.added_speech_ms,
-            "total_speech_ms": report.total_speech_ms,
-            "model_revision": report.model_revision,
-            "numbers_linked": report.numbers_linked,
-            "audio_kept": report.audio_kept,
-        }))?;
+        print_json(&report)?;
     } else {
         println!(
             "enrolled {} ({}): {:.1} s of net speech added, {:.1} s in total, voiceprint revision {}{}",

@@ -210,6 +210,8 @@ fn export_is_json_with_biometrics_only_on_request() {
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["speaker"]["id"], "alice");
     let full = f.dir.path().join("alice.json");
+    // An existing world-readable file is replaced and made private.
+    std::fs::write(&full, "old").unwrap();
     f.cmd(&["export", "alice", "--include-biometrics"])
         .arg("--out")
         .arg(&full)

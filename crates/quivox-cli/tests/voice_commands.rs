@@ -343,6 +343,16 @@ fn microphone_path_through_the_wav_stand_in() {
         .env("QUIVOX_MIC_WAV", &call)
         .assert()
         .code(6);
+    // verify from the "microphone": accepted on the whole call, no decision on one second.
+    f.cmd(&["verify", "so1027", "--mic"])
+        .env("QUIVOX_MIC_WAV", &call)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ACCEPTED so1027"));
+    f.cmd(&["verify", "so1027", "--mic", "--seconds", "1"])
+        .env("QUIVOX_MIC_WAV", &call)
+        .assert()
+        .code(6);
     // A stand-in file that does not exist.
     f.cmd(&["identify", "--mic"])
         .env("QUIVOX_MIC_WAV", f.dir.path().join("absent.wav"))
