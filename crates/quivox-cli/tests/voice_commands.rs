@@ -157,6 +157,18 @@ fn round_trip(cmd: &dyn Fn(&[&str]) -> assert_cmd::Command) {
     let (code, check) = run_json(&mut cmd(&["check"]));
     assert_eq!(code, 0, "{check}");
     assert_eq!(check["speakers"], 3);
+    // Everything done about so1027 is in its audit trail (GDPR export).
+    let (code, export) = run_json(&mut cmd(&["export", "so1027"]));
+    assert_eq!(code, 0);
+    let actions: Vec<&str> = export["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in ["enroll", "verify", "identify", "export"] {
+        assert!(actions.contains(&action), "{action} missing in {actions:?}");
+    }
 }
 
 #[test]
