@@ -29,17 +29,22 @@ fixtures="$root/audio-fixtures/demo"
 echo "== misuse (libquivox.so, rpath)"
 gcc "${CFLAGS[@]}" -I "$prefix/include" crates/quivox-ffi/tests/c/misuse.c \
   -L "$prefix/lib" -Wl,-rpath,"$prefix/lib" -lquivox -o "$work/misuse"
-"$work/misuse" "$models"
+mkdir "$work/misuse-scratch"
+"$work/misuse" "$models" "$work/misuse-scratch"
 
 echo "== gateway (libquivox.so through pkg-config)"
 # shellcheck disable=SC2046 # pkg-config prints several words on purpose
 gcc "${CFLAGS[@]}" $(pkg-config --cflags quivox) crates/quivox-ffi/tests/c/gateway.c \
   $(pkg-config --libs quivox) -Wl,-rpath,"$prefix/lib" -o "$work/gateway"
-"$work/gateway" "$models" "$fixtures"
+# With an encrypted SQLite store (a fresh random key in a key file).
+mkdir "$work/store"
+od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$work/store/store.key"
+"$work/gateway" "$models" "$fixtures" "$work/store"
 
 echo "== gateway (libquivox.a, static)"
 gcc "${CFLAGS[@]}" -I "$prefix/include" crates/quivox-ffi/tests/c/gateway.c \
   "$prefix/lib/libquivox.a" -lm -lpthread -ldl -o "$work/gateway-static"
+# Without a store (in memory only).
 "$work/gateway-static" "$models" "$fixtures"
 
 echo "C tests: 3 passed, 0 failed"
