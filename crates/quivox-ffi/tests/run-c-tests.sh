@@ -3,7 +3,8 @@
 # tests in tests/c/ with -std=c11 -Wall -Wextra -Werror and AddressSanitizer + UBSan, and runs them:
 #   - misuse: every misuse of the API returns an error status (linked against the .so, rpath);
 #   - gateway: enrolls two speakers, two calls on two threads in 20-ms mu-law frames, checks who
-#     is identified (linked against the .so through pkg-config, and again against the .a).
+#     is identified (linked against the .so through pkg-config, and again against the .a);
+#   - the C example of crates/quivox-ffi/README.md compiles and links.
 # Usage: crates/quivox-ffi/tests/run-c-tests.sh   (from anywhere; needs gcc and pkg-config)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -47,4 +48,11 @@ gcc "${CFLAGS[@]}" -I "$prefix/include" crates/quivox-ffi/tests/c/gateway.c \
 # Without a store (in memory only).
 "$work/gateway-static" "$models" "$fixtures"
 
-echo "C tests: 3 passed, 0 failed"
+echo "== the README's C example compiles and links (not run: it needs a real store path)"
+awk '/^```c$/ {inside = 1; next} /^```$/ {if (inside) exit} inside' \
+  crates/quivox-ffi/README.md > "$work/readme_example.c"
+# shellcheck disable=SC2046
+gcc "${CFLAGS[@]}" "$work/readme_example.c" $(pkg-config --cflags --libs quivox) \
+  -Wl,-rpath,"$prefix/lib" -o "$work/readme_example"
+
+echo "C tests: 4 passed, 0 failed"
