@@ -6,6 +6,8 @@ need() { dpkg -s "$1" >/dev/null 2>&1 || PKGS+=("$1"); }
 need pkg-config
 # The store's PostgreSQL backend is tested against a real server (scripts/start-test-postgres.sh).
 need postgresql
+# The CLI's microphone capture (cpal) links ALSA.
+need libasound2-dev
 if ((${#PKGS[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -1,0 +1,295 @@
+//! `quivoxd`: the quivox caller-ID daemon.
+//!
+//! Audio from live calls comes in over Asterisk AudioSocket (TCP), RTP (UDP, G.711) or a sound
+//! card; each call runs a streaming `quivox` session on a separate compute runtime; decisions go
+//! out over an HTTP API (JSON, Server-Sent Events) and Prometheus metrics. See the crate README.
+
+#![forbid(unsafe_code)]
+
+pub mod audiosocket;
+pub mod calls;
+pub mod client;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod rtp;
+pub mod sdnotify;
+#[cfg(feature = "soundcard")]
+pub mod soundcard;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use quivox::audio::{ChannelPolicy, Waveform};
+use quivox::engine::{CallInfo, CallOutcome, Engine, EngineError, Session, SpeakerId, VoiceModels};
+
+pub use calls::State;
+pub use config::Config;
+
+/// What an enrollment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollResult {
+    /// The speaker was not enrolled before.
+    pub new_speaker: bool,
+    /// Net speech in the speaker's voiceprint now, ms.
+    pub net_speech_ms: u64,
+}
+
+/// The engine the daemon decides with (voice models, population, number directory).
+#[derive(Debug)]
+pub struct Backend {
+    engine: Arc<Engine>,
+    model_version: String,
+}
+
+impl Backend {
+    /// Loads the model file and builds an empty engine.
+    pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(&config.model.path)
+            .with_context(|| format!("reading model {}", config.model.path.display()))?;
+        let models = VoiceModels::load(&config.model.path)
+            .with_context(|| format!("loading model {}", config.model.path.display()))?;
+        let engine = Engine::new(models, config.engine.clone())?;
+        use sha2_lite::hex16;
+        Ok(Self {
+            engine: Arc::new(engine),
+            model_version: format!("gmm-ubm-{}", hex16(&bytes)),
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Model identity (`gmm-ubm-` + a hash prefix of the model file).
+    pub fn model_version(&self) -> &str {
+        &self.model_version
+    }
+
+    /// Starts a call session.
+    pub fn start_call(&self, info: CallInfo) -> Result<Session, EngineError> {
+        self.engine.start_call(info)
+    }
+
+    /// Finishes a call session.
+    pub fn finish_call(&self, session: Session) -> Result<CallOutcome, EngineError> {
+        session.finish()
+    }
+
+    /// Enrolled speaker ids.
+    pub fn speakers(&self) -> Vec<String> {
+        self.engine
+            .population()
+            .ids()
+            .iter()
+            .map(|s| s.0.clone())
+            .collect()
+    }
+
+    /// Enrolls a speaker (or adds audio to one already enrolled) and links numbers.
+    pub fn enroll(
+        &self,
+        speaker: &str,
+        _display_name: &str,
+        numbers: &[String],
+        recordings: Vec<Waveform>,
+    ) -> anyhow::Result<EnrollResult> {
+        let id = SpeakerId(speaker.to_string());
+        let new_speaker = self.engine.voiceprint(&id).is_none();
+        if new_speaker {
+            self.engine.enroll(id.clone(), &recordings)?;
+        } else {
+            self.engine.add_audio(&id, &recordings)?;
+        }
+        for n in numbers {
+            self.engine.link_number(n, id.clone())?;
+        }
+        let net_speech_ms = self.engine.voiceprint(&id).map_or(0, |v| v.net_speech_ms);
+        Ok(EnrollResult {
+            new_speaker,
+            net_speech_ms,
+        })
+    }
+
+    /// Removes a speaker; returns whether they were enrolled.
+    pub fn remove(&self, speaker: &str) -> anyhow::Result<bool> {
+        Ok(self.engine.remove(&SpeakerId(speaker.to_string()))?)
+    }
+}
+
+mod sha2_lite {
+    /// First 16 hex digits of a cheap, stable fingerprint (FNV-1a 64) of the model bytes.
+    pub fn hex16(bytes: &[u8]) -> String {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    state: Arc<State>,
+    http_addr: SocketAddr,
+    audiosocket_addr: Option<SocketAddr>,
+    http_task: tokio::task::JoinHandle<()>,
+    compute: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("http_addr", &self.http_addr)
+            .field("audiosocket_addr", &self.audiosocket_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Calls in progress when shutdown began.
+    pub calls_in_flight: usize,
+    /// Calls that had not finished their decision when the budget ran out.
+    pub calls_unfinished: usize,
+}
+
+impl Daemon {
+    /// Loads the model, enrolls the configured speakers, binds the listeners, starts serving.
+    /// Call from inside a tokio runtime (it serves network I/O); decision sessions run on a
+    /// runtime of their own (`compute_threads`).
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let threads = if config.compute_threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.compute_threads
+        };
+        let compute = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("quivoxd-compute")
+            .enable_time()
+            .build()
+            .context("building the compute runtime")?;
+        let cfg = config.clone();
+        let backend = tokio::task::spawn_blocking(move || -> anyhow::Result<Backend> {
+            let backend = Backend::open(&cfg)?;
+            for e in &cfg.enroll {
+                let mut waves = Vec::new();
+                for p in &e.wav {
+                    waves.push(
+                        quivox::recipe::read_telephone_wav(p, ChannelPolicy::RequireMono)
+                            .with_context(|| format!("enrolling {}: {}", e.speaker, p.display()))?,
+                    );
+                }
+                let r = backend
+                    .enroll(&e.speaker, &e.speaker, &e.numbers, waves)
+                    .with_context(|| format!("enrolling {}", e.speaker))?;
+                tracing::info!(speaker = %e.speaker, net_speech_ms = r.net_speech_ms, "enrolled from config");
+            }
+            Ok(backend)
+        })
+        .await??;
+        let state = State::new(backend, config.clone(), compute.handle().clone());
+
+        let http_listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("binding HTTP {}", config.http.listen))?;
+        let http_addr = http_listener.local_addr()?;
+        let audiosocket_addr = if config.audiosocket.enabled {
+            let l = tokio::net::TcpListener::bind(config.audiosocket.listen)
+                .await
+                .with_context(|| format!("binding AudioSocket {}", config.audiosocket.listen))?;
+            let a = l.local_addr()?;
+            tokio::spawn(audiosocket::serve(Arc::clone(&state), l));
+            Some(a)
+        } else {
+            None
+        };
+        let app = http::router(Arc::clone(&state));
+        let mut sd = state.shutdown.subscribe();
+        let http_task = tokio::spawn(async move {
+            let r = axum::serve(http_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = crate::calls::until_true(&mut sd).await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        #[cfg(feature = "soundcard")]
+        if config.soundcard.enabled {
+            soundcard::start(Arc::clone(&state))?;
+        }
+        state.ready.store(true, Relaxed);
+        tracing::info!(%http_addr, audiosocket = ?audiosocket_addr, speakers = state.backend.speakers().len(),
+            compute_threads = threads, "quivoxd ready");
+        Ok(Self {
+            state,
+            http_addr,
+            audiosocket_addr,
+            http_task,
+            compute: Some(compute),
+        })
+    }
+
+    /// The HTTP API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The AudioSocket address (when enabled).
+    pub fn audiosocket_addr(&self) -> Option<SocketAddr> {
+        self.audiosocket_addr
+    }
+
+    /// Shared state (metrics, calls).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Graceful shutdown: refuse new calls, end the ones in progress and wait (at most
+    /// `shutdown_timeout_ms`) for their final decisions, then stop the HTTP server.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        let in_flight = self.state.active_calls().len();
+        self.state.ready.store(false, Relaxed);
+        tracing::info!(
+            calls = in_flight,
+            "shutting down: finishing calls in progress"
+        );
+        // Calls first (their final events still reach SSE clients), then the listeners.
+        let budget = Duration::from_millis(self.state.config.shutdown_timeout_ms);
+        let unfinished = drain(&self.state, budget).await;
+        let _ = self.state.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.http_task).await;
+        if let Some(rt) = self.compute.take() {
+            rt.shutdown_background();
+        }
+        tracing::info!(calls = in_flight, unfinished, "shutdown complete");
+        ShutdownReport {
+            calls_in_flight: in_flight,
+            calls_unfinished: unfinished,
+        }
+    }
+}
+
+async fn drain(state: &Arc<State>, budget: Duration) -> usize {
+    state.begin_refusing();
+    state.drain_calls(budget).await
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.state.shutdown.send(true);
+        if let Some(rt) = self.compute.take() {
+            rt.shutdown_background();
+        }
+    }
+}

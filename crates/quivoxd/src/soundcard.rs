@@ -1,0 +1,1 @@
+//! Sound-card ingress (feature `soundcard`): placeholder, filled in below.
