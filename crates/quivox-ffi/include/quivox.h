@@ -23,12 +23,12 @@
 
 /**
  * Version of the ABI described by this header: bumped when a type's layout or a function's
- * signature changes. Compare with [`quivox_abi_version`] at start-up.
+ * signature changes. Compare with `quivox_abi_version()` at start-up.
  */
 #define QUIVOX_ABI_VERSION 1
 
 /**
- * Bytes of the speaker-id arrays in [`quivox_decision`]: 256 bytes of id and a NUL. Ids the C
+ * Bytes of the speaker-id arrays in `quivox_decision`: 256 bytes of id and a NUL. Ids the C
  * API enrolls are at most 256 bytes; a longer one (non-ASCII ids of up to 256 characters enrolled
  * by other tools) is cut at a character boundary and flagged `speaker_id_truncated`.
  */
@@ -36,7 +36,7 @@
 
 /**
  * What a call returned. `QUIVOX_STATUS_OK` is 0; every other value is a failure whose message
- * [`quivox_last_error`] gives. The numbers are part of the ABI and never change meaning.
+ * `quivox_last_error` gives. The numbers are part of the ABI and never change meaning.
  */
 typedef enum quivox_status {
   /**
@@ -282,6 +282,11 @@ typedef struct quivox_enrollment {
    * When consent was given, seconds since the Unix epoch. 0: now.
    */
   int64_t consent_given_at;
+  /**
+   * Keep the recordings, encrypted, in the store (only when the caller asked for it; by
+   * default no raw audio is kept).
+   */
+  bool keep_audio;
 } quivox_enrollment;
 
 /**
@@ -319,6 +324,10 @@ typedef struct quivox_enroll_report {
    * Net speech behind the speaker's voiceprint now, ms.
    */
   uint64_t total_speech_ms;
+  /**
+   * Revision of the stored voiceprint (1 for a new speaker, +1 per update).
+   */
+  uint32_t model_revision;
 } quivox_enroll_report;
 
 /**
@@ -462,21 +471,37 @@ enum quivox_status quivox_engine_enroll(struct quivox_engine *engine,
 
 /**
  * Records that `speaker_id` is known on the calling number `number` (raises their prior on calls
- * from it). The speaker must be enrolled.
+ * from it), in memory and in the store. The speaker must be enrolled. `*linked_out` (when not
+ * NULL) is set to false when the link existed already.
  *
  * Thread-safety: any thread, concurrently with calls on the same engine; calls already in
  * progress keep the number directory they started with.
  *
  * # Safety
- * `number` and `speaker_id` must be NULL or NUL-terminated strings.
+ * `number` and `speaker_id` must be NULL or NUL-terminated strings; `linked_out` NULL or writable.
  */
 enum quivox_status quivox_engine_link_number(struct quivox_engine *engine,
                                              const char *number,
-                                             const char *speaker_id);
+                                             const char *speaker_id,
+                                             bool *linked_out);
 
 /**
- * Forgets a speaker: voiceprint, number links and (with a store) every stored record, as an
- * erasure request requires. `QUIVOX_STATUS_UNKNOWN_SPEAKER` if not enrolled.
+ * Removes the link between `number` and `speaker_id` (in memory and in the store).
+ * `QUIVOX_STATUS_INVALID_ARGUMENT` if they were not linked.
+ *
+ * Thread-safety: any thread, concurrently with calls on the same engine.
+ *
+ * # Safety
+ * `number` and `speaker_id` must be NULL or NUL-terminated strings.
+ */
+enum quivox_status quivox_engine_unlink_number(struct quivox_engine *engine,
+                                               const char *number,
+                                               const char *speaker_id);
+
+/**
+ * Forgets a speaker: voiceprint, number links and every stored record (consent, kept audio), as
+ * an erasure request requires; the store's audit log records the erasure.
+ * `QUIVOX_STATUS_UNKNOWN_SPEAKER` if not enrolled.
  *
  * Thread-safety: any thread, concurrently with calls on the same engine; calls already in
  * progress keep the population they started with.
@@ -485,6 +510,14 @@ enum quivox_status quivox_engine_link_number(struct quivox_engine *engine,
  * `speaker_id` must be NULL or a NUL-terminated string.
  */
 enum quivox_status quivox_engine_forget(struct quivox_engine *engine, const char *speaker_id);
+
+/**
+ * Re-reads the enrolled speakers and number links from the store: for gateways sharing a store,
+ * after another process enrolled or forgot someone.
+ *
+ * Thread-safety: any thread, concurrently with calls on the same engine.
+ */
+enum quivox_status quivox_engine_reload(struct quivox_engine *engine);
 
 /**
  * Writes the number of enrolled speakers into `*count_out`.
@@ -594,7 +627,8 @@ enum quivox_status quivox_session_progress(struct quivox_session *session,
 
 /**
  * Ends the call: decides on all the audio and writes the final decision (`is_final` true) to
- * `*decision_out`. An inconclusive last look does not retract an earlier confident voice
+ * `*decision_out`. The call is written to the store's audit log, and when the voice identified
+ * someone known on the calling number, the call is counted on that number (raising their prior). An inconclusive last look does not retract an earlier confident voice
  * decision. Afterwards only `quivox_session_free` is allowed (other calls return
  * `QUIVOX_STATUS_SESSION_FINISHED`). Decisions not yet polled are dropped.
  *

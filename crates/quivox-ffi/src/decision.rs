@@ -6,7 +6,7 @@ use quivox_core::engine::{Decision, DecisionEvent, VoiceShortfall};
 
 use crate::args::copy_to_array;
 
-/// Bytes of the speaker-id arrays in [`quivox_decision`]: 256 bytes of id and a NUL. Ids the C
+/// Bytes of the speaker-id arrays in `quivox_decision`: 256 bytes of id and a NUL. Ids the C
 /// API enrolls are at most 256 bytes; a longer one (non-ASCII ids of up to 256 characters enrolled
 /// by other tools) is cut at a character boundary and flagged `speaker_id_truncated`.
 pub const QUIVOX_SPEAKER_ID_CAPACITY: usize = 257;

@@ -2,11 +2,12 @@
 
 use std::ffi::{c_char, c_void};
 use std::path::Path;
-use std::sync::Arc;
 
 use quivox_core::audio::g711::{alaw_to_i16, ulaw_to_i16};
 use quivox_core::audio::Waveform;
-use quivox_core::engine::{Engine, EngineOptions, PhoneNumber, SpeakerId, VoiceModels};
+use quivox_core::engine::{EngineOptions, PhoneNumber, SpeakerId};
+use quivox_core::service::{EnrollRequest, Service, ServiceOptions};
+use quivox_core::store::{Actor, Consent, SqliteStore, StoreKey};
 
 use crate::args::{c_str, opt_c_str, slice, slice_or_empty, Out};
 use crate::boundary::entry;
@@ -92,6 +93,9 @@ pub struct quivox_enrollment {
     pub consent_reference: *const c_char,
     /// When consent was given, seconds since the Unix epoch. 0: now.
     pub consent_given_at: i64,
+    /// Keep the recordings, encrypted, in the store (only when the caller asked for it; by
+    /// default no raw audio is kept).
+    pub keep_audio: bool,
 }
 
 /// What an enrollment did.
@@ -104,11 +108,23 @@ pub struct quivox_enroll_report {
     pub added_speech_ms: u64,
     /// Net speech behind the speaker's voiceprint now, ms.
     pub total_speech_ms: u64,
+    /// Revision of the stored voiceprint (1 for a new speaker, +1 per update).
+    pub model_revision: u32,
 }
 
 /// What an engine handle holds.
 pub(crate) struct EngineHandle {
-    pub(crate) engine: Arc<Engine>,
+    /// The engine kept in step with the store.
+    pub(crate) service: Service,
+    /// Operator name for the audit log.
+    pub(crate) operator: String,
+}
+
+impl EngineHandle {
+    /// Who acts now, for the store's audit log.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor::now(&self.operator)
+    }
 }
 
 pub(crate) static ENGINES: Registry<EngineHandle> = Registry::new("quivox_engine");
@@ -197,20 +213,30 @@ pub unsafe extern "C" fn quivox_engine_open(
         // SAFETY: as above.
         let store_path = unsafe { opt_c_str(config.store_path, "config.store_path") }?;
         // SAFETY: as above.
-        unsafe { opt_c_str(config.store_key_file, "config.store_key_file") }?;
+        let key_file = unsafe { opt_c_str(config.store_key_file, "config.store_key_file") }?;
         // SAFETY: as above.
-        unsafe { opt_c_str(config.operator_name, "config.operator_name") }?;
-        let options = engine_options(config)?;
-        if store_path.is_some() {
-            return Err(FfiError::new(
-                quivox_status::Unsupported,
-                "config.store_path is set: this build has no store support yet; pass NULL",
-            ));
-        }
-        let models = VoiceModels::load(Path::new(models_path))?;
-        let engine = Engine::new(models, options)?;
+        let operator = unsafe { opt_c_str(config.operator_name, "config.operator_name") }?;
+        let mut options = ServiceOptions::default();
+        options.engine = engine_options(config)?;
+        let store = match store_path {
+            Some(path) => {
+                // Whatever stops the key from loading (missing file included) is a key problem.
+                let key = match key_file {
+                    Some(file) => StoreKey::from_file(Path::new(file)),
+                    None => StoreKey::from_env(),
+                }
+                .map_err(|e| FfiError::new(quivox_status::KeyError, e.to_string()))?;
+                SqliteStore::open_sqlite(Path::new(path), key).map_err(FfiError::from)?
+            }
+            // No store: an in-memory database under a throw-away key keeps the one code path.
+            None => {
+                SqliteStore::open_sqlite_in_memory(StoreKey::generate()).map_err(FfiError::from)?
+            }
+        };
+        let service = Service::open_model_file(Path::new(models_path), Box::new(store), options)?;
         let handle = ENGINES.insert(EngineHandle {
-            engine: Arc::new(engine),
+            service,
+            operator: operator.unwrap_or("libquivox").to_string(),
         });
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
         unsafe { out.write(handle) };
@@ -283,20 +309,13 @@ pub(crate) fn speaker_id(text: &str, name: &str) -> FfiResult<SpeakerId> {
     Ok(SpeakerId(text.to_string()))
 }
 
-/// The enrollment request read from C.
-struct EnrollInput {
-    speaker: SpeakerId,
-    numbers: Vec<PhoneNumber>,
-    recordings: Vec<Waveform>,
-}
-
 /// # Safety
 /// As `quivox_engine_enroll`.
 unsafe fn read_enrollment(
     enrollment: *const quivox_enrollment,
     recordings: *const quivox_recording,
     recordings_len: usize,
-) -> FfiResult<EnrollInput> {
+) -> FfiResult<EnrollRequest> {
     if enrollment.is_null() {
         return Err(FfiError::null("enrollment"));
     }
@@ -311,13 +330,14 @@ unsafe fn read_enrollment(
         "enrollment.speaker_id",
     )?;
     // SAFETY: as above.
-    unsafe { opt_c_str(e.display_name, "enrollment.display_name") }?;
+    let display_name = unsafe { opt_c_str(e.display_name, "enrollment.display_name") }?;
     // SAFETY: as above.
-    unsafe { opt_c_str(e.external_id, "enrollment.external_id") }?;
+    let external_id = unsafe { opt_c_str(e.external_id, "enrollment.external_id") }?;
     // SAFETY: as above.
-    unsafe { opt_c_str(e.consent_method, "enrollment.consent_method") }?;
+    let consent_method = unsafe { c_str(e.consent_method, "enrollment.consent_method") }?;
     // SAFETY: as above.
-    unsafe { opt_c_str(e.consent_reference, "enrollment.consent_reference") }?;
+    let consent_reference =
+        unsafe { opt_c_str(e.consent_reference, "enrollment.consent_reference") }?;
     // SAFETY: the caller guarantees `numbers_len` string pointers at `numbers`.
     let number_ptrs = unsafe { slice_or_empty(e.numbers, e.numbers_len, "enrollment.numbers") }?;
     let mut numbers = Vec::with_capacity(number_ptrs.len());
@@ -325,9 +345,10 @@ unsafe fn read_enrollment(
         let name = format!("enrollment.numbers[{i}]");
         // SAFETY: the caller guarantees each entry is NULL or a NUL-terminated string.
         let text = unsafe { c_str(ptr, &name) }?;
-        numbers.push(PhoneNumber::parse(text).map_err(|err| {
-            FfiError::new(quivox_status::InvalidNumber, format!("{name}: {err}"))
-        })?);
+        // Parsed here too, so that the message names the entry.
+        PhoneNumber::parse(text)
+            .map_err(|err| FfiError::new(quivox_status::InvalidNumber, format!("{name}: {err}")))?;
+        numbers.push(text.to_string());
     }
     // SAFETY: the caller guarantees `recordings_len` structs at `recordings`.
     let recs = unsafe { slice(recordings, recordings_len, "recordings") }?;
@@ -336,10 +357,19 @@ unsafe fn read_enrollment(
         // SAFETY: the caller guarantees each recording's data holds `len` samples.
         waves.push(unsafe { recording_waveform(rec, i) }?);
     }
-    Ok(EnrollInput {
+    Ok(EnrollRequest {
+        display_name: display_name.unwrap_or(&speaker.0).to_string(),
         speaker,
+        external_id: external_id.map(str::to_string),
         numbers,
+        consent: Consent {
+            given_at: e.consent_given_at,
+            method: consent_method.to_string(),
+            operator: String::new(),
+            reference: consent_reference.unwrap_or_default().to_string(),
+        },
         recordings: waves,
+        keep_audio: e.keep_audio,
     })
 }
 
@@ -369,26 +399,21 @@ pub unsafe extern "C" fn quivox_engine_enroll(
         let handle = ENGINES.get(engine)?;
         let report_out = Out::optional(report_out, "report_out")?;
         // SAFETY: forwarded contract of this function.
-        let input = unsafe { read_enrollment(enrollment, recordings, recordings_len) }?;
-        let engine = &handle.engine;
-        let before = engine.voiceprint(&input.speaker).map(|p| p.net_speech_ms);
-        match before {
-            None => engine.enroll(input.speaker.clone(), &input.recordings)?,
-            Some(_) => engine.add_audio(&input.speaker, &input.recordings)?,
+        let mut request = unsafe { read_enrollment(enrollment, recordings, recordings_len) }?;
+        let actor = handle.actor();
+        if request.consent.given_at == 0 {
+            request.consent.given_at = actor.now;
         }
-        for number in &input.numbers {
-            engine.link_number(number.as_str(), input.speaker.clone())?;
-        }
-        let total = engine
-            .voiceprint(&input.speaker)
-            .map_or(0, |p| p.net_speech_ms);
+        request.consent.operator = handle.operator.clone();
+        let report = handle.service.enroll(&actor, &request)?;
         if let Some(out) = report_out {
             // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
             unsafe {
                 out.write(quivox_enroll_report {
-                    new_speaker: before.is_none(),
-                    added_speech_ms: total - before.unwrap_or(0),
-                    total_speech_ms: total,
+                    new_speaker: report.new_speaker,
+                    added_speech_ms: report.added_speech_ms,
+                    total_speech_ms: report.total_speech_ms,
+                    model_revision: report.model_revision,
                 })
             };
         }
@@ -397,38 +422,70 @@ pub unsafe extern "C" fn quivox_engine_enroll(
 }
 
 /// Records that `speaker_id` is known on the calling number `number` (raises their prior on calls
-/// from it). The speaker must be enrolled.
+/// from it), in memory and in the store. The speaker must be enrolled. `*linked_out` (when not
+/// NULL) is set to false when the link existed already.
 ///
 /// Thread-safety: any thread, concurrently with calls on the same engine; calls already in
 /// progress keep the number directory they started with.
 ///
 /// # Safety
-/// `number` and `speaker_id` must be NULL or NUL-terminated strings.
+/// `number` and `speaker_id` must be NULL or NUL-terminated strings; `linked_out` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn quivox_engine_link_number(
     engine: *mut quivox_engine,
     number: *const c_char,
     speaker_id: *const c_char,
+    linked_out: *mut bool,
 ) -> quivox_status {
     entry("quivox_engine_link_number", || {
         let handle = ENGINES.get(engine)?;
+        let linked_out = Out::optional(linked_out, "linked_out")?;
         // SAFETY: the caller guarantees NULL or a NUL-terminated string.
-        let number = PhoneNumber::parse(unsafe { c_str(number, "number") }?)?;
+        let number = unsafe { c_str(number, "number") }?;
+        PhoneNumber::parse(number)?;
         // SAFETY: as above.
         let speaker = self::speaker_id(unsafe { c_str(speaker_id, "speaker_id") }?, "speaker_id")?;
-        if handle.engine.voiceprint(&speaker).is_none() {
-            return Err(FfiError::new(
-                quivox_status::UnknownSpeaker,
-                format!("speaker {speaker} is not enrolled: enroll before linking numbers"),
-            ));
+        let linked = handle
+            .service
+            .link_number(&handle.actor(), number, &speaker)?;
+        if let Some(out) = linked_out {
+            // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
+            unsafe { out.write(linked) };
         }
-        handle.engine.link_number(number.as_str(), speaker)?;
         Ok(())
     })
 }
 
-/// Forgets a speaker: voiceprint, number links and (with a store) every stored record, as an
-/// erasure request requires. `QUIVOX_STATUS_UNKNOWN_SPEAKER` if not enrolled.
+/// Removes the link between `number` and `speaker_id` (in memory and in the store).
+/// `QUIVOX_STATUS_INVALID_ARGUMENT` if they were not linked.
+///
+/// Thread-safety: any thread, concurrently with calls on the same engine.
+///
+/// # Safety
+/// `number` and `speaker_id` must be NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn quivox_engine_unlink_number(
+    engine: *mut quivox_engine,
+    number: *const c_char,
+    speaker_id: *const c_char,
+) -> quivox_status {
+    entry("quivox_engine_unlink_number", || {
+        let handle = ENGINES.get(engine)?;
+        // SAFETY: the caller guarantees NULL or a NUL-terminated string.
+        let number = unsafe { c_str(number, "number") }?;
+        PhoneNumber::parse(number)?;
+        // SAFETY: as above.
+        let speaker = self::speaker_id(unsafe { c_str(speaker_id, "speaker_id") }?, "speaker_id")?;
+        handle
+            .service
+            .unlink_number(&handle.actor(), number, &speaker)?;
+        Ok(())
+    })
+}
+
+/// Forgets a speaker: voiceprint, number links and every stored record (consent, kept audio), as
+/// an erasure request requires; the store's audit log records the erasure.
+/// `QUIVOX_STATUS_UNKNOWN_SPEAKER` if not enrolled.
 ///
 /// Thread-safety: any thread, concurrently with calls on the same engine; calls already in
 /// progress keep the population they started with.
@@ -444,12 +501,19 @@ pub unsafe extern "C" fn quivox_engine_forget(
         let handle = ENGINES.get(engine)?;
         // SAFETY: the caller guarantees NULL or a NUL-terminated string.
         let speaker = self::speaker_id(unsafe { c_str(speaker_id, "speaker_id") }?, "speaker_id")?;
-        if !handle.engine.remove(&speaker)? {
-            return Err(FfiError::new(
-                quivox_status::UnknownSpeaker,
-                format!("speaker {speaker} is not enrolled"),
-            ));
-        }
+        handle.service.forget(&handle.actor(), &speaker)?;
+        Ok(())
+    })
+}
+
+/// Re-reads the enrolled speakers and number links from the store: for gateways sharing a store,
+/// after another process enrolled or forgot someone.
+///
+/// Thread-safety: any thread, concurrently with calls on the same engine.
+#[no_mangle]
+pub extern "C" fn quivox_engine_reload(engine: *mut quivox_engine) -> quivox_status {
+    entry("quivox_engine_reload", || {
+        ENGINES.get(engine)?.service.reload()?;
         Ok(())
     })
 }
@@ -469,7 +533,7 @@ pub unsafe extern "C" fn quivox_engine_speaker_count(
         let handle = ENGINES.get(engine)?;
         let out = Out::new(count_out, "count_out")?;
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
-        unsafe { out.write(handle.engine.population().len()) };
+        unsafe { out.write(handle.service.engine().population().len()) };
         Ok(())
     })
 }

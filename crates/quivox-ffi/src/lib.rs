@@ -7,8 +7,9 @@
 //! Conventions of the API (see the header for each function):
 //! - opaque handles, [`quivox_engine`] and [`quivox_session`], handed out by `*_open` /
 //!   `*_start_call` and released by `*_free`;
-//! - every function returns a [`quivox_status`] (except the two that return static strings,
-//!   [`quivox_version`] and [`quivox_status_name`]); results come back through out-pointers;
+//! - every function returns a [`quivox_status`] (except [`quivox_version`] and
+//!   [`quivox_status_name`], which return static strings, and [`quivox_abi_version`]); results
+//!   come back through out-pointers;
 //! - after a failure, [`quivox_last_error`] copies a message saying what was expected and what
 //!   arrived; the message is per thread;
 //! - every pointer and length is checked; a panic never crosses the boundary (it becomes
@@ -36,8 +37,8 @@ pub use decision::{
 pub use engine::{
     quivox_audio_format, quivox_engine, quivox_engine_config, quivox_engine_config_init,
     quivox_engine_enroll, quivox_engine_forget, quivox_engine_free, quivox_engine_link_number,
-    quivox_engine_open, quivox_engine_speaker_count, quivox_enroll_report, quivox_enrollment,
-    quivox_recording,
+    quivox_engine_open, quivox_engine_reload, quivox_engine_speaker_count,
+    quivox_engine_unlink_number, quivox_enroll_report, quivox_enrollment, quivox_recording,
 };
 pub use session::{
     quivox_decision_callback, quivox_engine_start_call, quivox_session, quivox_session_finish,
@@ -49,7 +50,7 @@ pub use status::{quivox_last_error, quivox_status, quivox_status_name};
 use std::ffi::c_char;
 
 /// Version of the ABI described by this header: bumped when a type's layout or a function's
-/// signature changes. Compare with [`quivox_abi_version`] at start-up.
+/// signature changes. Compare with `quivox_abi_version()` at start-up.
 pub const QUIVOX_ABI_VERSION: u32 = 1;
 
 /// The library version, `"MAJOR.MINOR.PATCH"`, NUL-terminated and static (never free it).

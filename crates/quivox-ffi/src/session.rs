@@ -32,8 +32,9 @@ struct SessionState {
     callback: quivox_decision_callback,
     /// The callback's user data, as an address (a raw pointer is not `Send`).
     user_data: usize,
-    /// Keeps what the session needs at its end alive, even if the engine handle is freed first.
-    _engine: Arc<EngineHandle>,
+    /// The engine the call belongs to (finishing audits the call in its store), kept alive even
+    /// if the engine handle is freed first.
+    engine: Arc<EngineHandle>,
 }
 
 pub(crate) struct SessionHandle {
@@ -92,13 +93,13 @@ pub unsafe extern "C" fn quivox_engine_start_call(
             caller_number: number.filter(|n| !n.is_empty()).map(str::to_string),
             call_id: call_id.unwrap_or_default().to_string(),
         };
-        let session = engine.engine.start_call(info)?;
+        let session = engine.service.start_call(info)?;
         let handle = SESSIONS.insert(SessionHandle {
             state: Mutex::new(SessionState {
                 session: Some(session),
                 callback: None,
                 user_data: 0,
-                _engine: engine,
+                engine,
             }),
         });
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
@@ -285,7 +286,8 @@ pub unsafe extern "C" fn quivox_session_progress(
 }
 
 /// Ends the call: decides on all the audio and writes the final decision (`is_final` true) to
-/// `*decision_out`. An inconclusive last look does not retract an earlier confident voice
+/// `*decision_out`. The call is written to the store's audit log, and when the voice identified
+/// someone known on the calling number, the call is counted on that number (raising their prior). An inconclusive last look does not retract an earlier confident voice
 /// decision. Afterwards only `quivox_session_free` is allowed (other calls return
 /// `QUIVOX_STATUS_SESSION_FINISHED`). Decisions not yet polled are dropped.
 ///
@@ -301,8 +303,12 @@ pub unsafe extern "C" fn quivox_session_finish(
     entry("quivox_session_finish", || {
         let handle = SESSIONS.get(session)?;
         let decision_out = Out::new(decision_out, "decision_out")?;
-        let call = handle.lock()?.session.take().ok_or_else(finished)?;
-        let outcome = call.finish()?;
+        let (call, engine) = {
+            let mut state = handle.lock()?;
+            let call = state.session.take().ok_or_else(finished)?;
+            (call, Arc::clone(&state.engine))
+        };
+        let outcome = engine.service.finish_call(&engine.actor(), call)?;
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
         unsafe { decision_out.write(quivox_decision::from_event(&outcome.final_decision, true)) };
         Ok(())

@@ -4,9 +4,11 @@ use std::cell::RefCell;
 use std::ffi::c_char;
 
 use quivox_core::engine::{EngineError, NumberError};
+use quivox_core::service::ServiceError;
+use quivox_core::store::StoreError;
 
 /// What a call returned. `QUIVOX_STATUS_OK` is 0; every other value is a failure whose message
-/// [`quivox_last_error`] gives. The numbers are part of the ABI and never change meaning.
+/// `quivox_last_error` gives. The numbers are part of the ABI and never change meaning.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum quivox_status {
@@ -118,6 +120,39 @@ impl From<EngineError> for FfiError {
 impl From<NumberError> for FfiError {
     fn from(e: NumberError) -> Self {
         Self::new(quivox_status::InvalidNumber, e.to_string())
+    }
+}
+
+impl From<StoreError> for FfiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::WrongKey { .. } | StoreError::InvalidKey { .. } => quivox_status::KeyError,
+            StoreError::NotFound { what, .. } if *what == "speaker" => {
+                quivox_status::UnknownSpeaker
+            }
+            StoreError::NotFound { .. } | StoreError::InvalidInput { .. } => {
+                quivox_status::InvalidArgument
+            }
+            _ => quivox_status::StoreError,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<ServiceError> for FfiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Engine(e) => e.into(),
+            ServiceError::Store(e) => e.into(),
+            ServiceError::ModelFile { .. } => Self::new(quivox_status::ModelError, e.to_string()),
+            ServiceError::UnknownSpeaker(_) => {
+                Self::new(quivox_status::UnknownSpeaker, e.to_string())
+            }
+            ServiceError::InvalidRequest { .. } => {
+                Self::new(quivox_status::InvalidArgument, e.to_string())
+            }
+            other => Self::new(quivox_status::EngineError, other.to_string()),
+        }
     }
 }
 

@@ -155,13 +155,14 @@ static void enroll(quivox_engine *engine, const char *dir, const char *speaker, 
         .consent_method = "ivr-recorded",
         .consent_reference = "gateway test",
         .consent_given_at = 0,
+        .keep_audio = false,
     };
     quivox_enroll_report report;
     CHECK(quivox_engine_enroll(engine, &e, &recording, 1, &report));
     printf("enrolled %s (%s): %.1f s of audio, %llu ms of speech, new speaker: %s\n", speaker, name,
            (double)w.samples / 8000.0, (unsigned long long)report.total_speech_ms,
            report.new_speaker ? "yes" : "no");
-    EXPECT(report.new_speaker, "%s is new", speaker);
+    EXPECT(report.new_speaker && report.model_revision == 1, "%s is new", speaker);
     EXPECT(report.total_speech_ms >= 10000, "%s: %llu ms of speech", speaker,
            (unsigned long long)report.total_speech_ms);
     wav_free(&w);
@@ -214,6 +215,12 @@ int main(int argc, char **argv) {
     size_t count = 0;
     CHECK(quivox_engine_speaker_count(engine, &count));
     EXPECT(count == 2, "%zu speakers enrolled", count);
+    bool linked = false;
+    CHECK(quivox_engine_link_number(engine, "+33 1 23 45 67 89", "so1027", &linked));
+    EXPECT(linked, "first link is new");
+    CHECK(quivox_engine_link_number(engine, "+33 (1) 23.45.67.89", "so1027", &linked));
+    EXPECT(!linked, "the same number written differently is the same link");
+    CHECK(quivox_engine_unlink_number(engine, "+33123456789", "so1027"));
 
     if (store_dir) {
         /* What a gateway restart does: a second engine on the same store sees both speakers. */

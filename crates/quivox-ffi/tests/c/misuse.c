@@ -4,8 +4,10 @@
  * numbers, unknown enum values. Every call must return the documented error status (and a
  * message), never crash; run under AddressSanitizer and UndefinedBehaviorSanitizer.
  *
- * Usage: misuse MODELS_FILE
+ * Usage: misuse MODELS_FILE SCRATCH_DIR
+ *   SCRATCH_DIR: an empty writable folder (stores and key files are made there).
  */
+#define _POSIX_C_SOURCE 200112L /* setenv, unsetenv */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,11 +63,11 @@ static void on_decision(void *user_data, const quivox_decision *decision) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s MODELS_FILE\n", argv[0]);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODELS_FILE SCRATCH_DIR\n", argv[0]);
         return 2;
     }
-    const char *models = argv[1];
+    const char *models = argv[1], *scratch = argv[2];
     const char bad_utf8[] = {'+', '4', (char)0xff, (char)0xfe, '1', 0};
 
     /* --- opening --- */
@@ -89,6 +91,53 @@ int main(int argc, char **argv) {
     EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_INVALID_ARGUMENT);
     EXPECT(engine == NULL);
     config.min_speech_ms = 0;
+
+    /* --- the store key --- */
+    char store_path[4096], key_a[4096], key_b[4096], key_bad[4096];
+    snprintf(store_path, sizeof store_path, "%s/misuse.sqlite", scratch);
+    snprintf(key_a, sizeof key_a, "%s/a.key", scratch);
+    snprintf(key_b, sizeof key_b, "%s/b.key", scratch);
+    snprintf(key_bad, sizeof key_bad, "%s/bad.key", scratch);
+    const char *keys[3][2] = {
+        {key_a, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"},
+        {key_b, "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"},
+        {key_bad, "not a key\n"},
+    };
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(keys[i][0], "w");
+        if (!f || fputs(keys[i][1], f) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "cannot write %s\n", keys[i][0]);
+            return 1;
+        }
+    }
+    config.store_path = store_path;
+    config.store_key_file = key_bad;
+    EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_KEY_ERROR);
+    config.store_key_file = "/nonexistent/store.key";
+    EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_KEY_ERROR);
+    config.store_key_file = key_a;
+    EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_OK);
+    EXPECT_STATUS(quivox_engine_free(engine), QUIVOX_STATUS_OK);
+    /* The store was created under key A: key B is refused before anything is written. */
+    config.store_key_file = key_b;
+    EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_KEY_ERROR);
+    EXPECT(engine == NULL);
+    /* No key file: the key comes from QUIVOX_STORE_KEY. */
+    config.store_key_file = NULL;
+    unsetenv("QUIVOX_STORE_KEY");
+    EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_KEY_ERROR);
+    setenv("QUIVOX_STORE_KEY", keys[1][1], 1);
+    EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_KEY_ERROR);
+    setenv("QUIVOX_STORE_KEY", keys[0][1], 1);
+    EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_OK);
+    EXPECT_STATUS(quivox_engine_free(engine), QUIVOX_STATUS_OK);
+    unsetenv("QUIVOX_STORE_KEY");
+    config.store_path = "/nonexistent/dir/store.sqlite";
+    config.store_key_file = key_a;
+    EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_STORE_ERROR);
+    config.store_path = NULL;
+    config.store_key_file = NULL;
+
     EXPECT_STATUS(quivox_engine_open(&config, &engine), QUIVOX_STATUS_OK);
     EXPECT(engine != NULL);
 
@@ -117,10 +166,13 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof one_second; i++) one_second[i] = (uint8_t)(i * 37u);
     quivox_recording rec = {QUIVOX_AUDIO_FORMAT_ULAW, one_second, sizeof one_second};
     const char *numbers[2] = {"+44 20 7946 0001", "call me maybe"};
-    quivox_enrollment e = {.speaker_id = "cust-1", .consent_method = "written"};
+    quivox_enrollment e = {.speaker_id = "cust-1", .consent_method = NULL};
     quivox_enroll_report report;
     EXPECT_STATUS(quivox_engine_enroll(NULL, &e, &rec, 1, &report), QUIVOX_STATUS_INVALID_HANDLE);
     EXPECT_STATUS(quivox_engine_enroll(engine, NULL, &rec, 1, &report), QUIVOX_STATUS_NULL_ARGUMENT);
+    /* Consent is required. */
+    EXPECT_STATUS(quivox_engine_enroll(engine, &e, &rec, 1, &report), QUIVOX_STATUS_NULL_ARGUMENT);
+    e.consent_method = "written";
     EXPECT_STATUS(quivox_engine_enroll(engine, &e, NULL, 1, &report), QUIVOX_STATUS_NULL_ARGUMENT);
     EXPECT_STATUS(quivox_engine_enroll(engine, &e, &rec, 0, &report), QUIVOX_STATUS_INVALID_ARGUMENT);
     rec.len = 0;
@@ -166,12 +218,16 @@ int main(int argc, char **argv) {
     EXPECT(count == 0);
 
     /* --- numbers and erasure --- */
-    EXPECT_STATUS(quivox_engine_link_number(engine, "+1 555 0100", "nobody"), QUIVOX_STATUS_UNKNOWN_SPEAKER);
-    EXPECT_STATUS(quivox_engine_link_number(engine, bad_utf8, "nobody"), QUIVOX_STATUS_INVALID_UTF8);
-    EXPECT_STATUS(quivox_engine_link_number(engine, "(+1) 555-0100 ext", "nobody"), QUIVOX_STATUS_INVALID_NUMBER);
-    EXPECT_STATUS(quivox_engine_link_number(engine, NULL, "nobody"), QUIVOX_STATUS_NULL_ARGUMENT);
+    EXPECT_STATUS(quivox_engine_link_number(engine, "+1 555 0100", "nobody", NULL), QUIVOX_STATUS_UNKNOWN_SPEAKER);
+    EXPECT_STATUS(quivox_engine_link_number(engine, bad_utf8, "nobody", NULL), QUIVOX_STATUS_INVALID_UTF8);
+    EXPECT_STATUS(quivox_engine_link_number(engine, "(+1) 555-0100 ext", "nobody", NULL), QUIVOX_STATUS_INVALID_NUMBER);
+    EXPECT_STATUS(quivox_engine_link_number(engine, NULL, "nobody", NULL), QUIVOX_STATUS_NULL_ARGUMENT);
     EXPECT_STATUS(quivox_engine_forget(engine, "nobody"), QUIVOX_STATUS_UNKNOWN_SPEAKER);
     EXPECT_STATUS(quivox_engine_forget(engine, NULL), QUIVOX_STATUS_NULL_ARGUMENT);
+    EXPECT_STATUS(quivox_engine_unlink_number(engine, "+1 555 0100", "nobody"), QUIVOX_STATUS_INVALID_ARGUMENT);
+    EXPECT_STATUS(quivox_engine_unlink_number(engine, "+1 555 0100", NULL), QUIVOX_STATUS_NULL_ARGUMENT);
+    EXPECT_STATUS(quivox_engine_reload(NULL), QUIVOX_STATUS_INVALID_HANDLE);
+    EXPECT_STATUS(quivox_engine_reload(engine), QUIVOX_STATUS_OK);
 
     /* --- sessions --- */
     quivox_session *session = (quivox_session *)0x1;
