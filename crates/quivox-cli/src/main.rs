@@ -6,6 +6,7 @@ mod cmd_demo;
 mod cmd_eval;
 mod cmd_features;
 mod cmd_train;
+mod cmd_train_backend;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,8 @@ enum Command {
     Features(cmd_features::FeaturesArgs),
     /// Train the GMM-UBM system (UBM + held-out calibration) on a background folder.
     TrainUbm(cmd_train::TrainUbmArgs),
+    /// Train the i-vector / embedding PLDA back ends, their calibrations and the fusion.
+    TrainBackend(cmd_train_backend::TrainBackendArgs),
     /// Evaluate on development sets: EER, minDCF, Cllr, identification.
     Eval(cmd_eval::EvalArgs),
 }
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => cmd_demo::run(&args)?,
         Command::Features(args) => cmd_features::run(&args)?,
         Command::TrainUbm(args) => cmd_train::run(&args)?,
+        Command::TrainBackend(args) => cmd_train_backend::run(&args)?,
         Command::Eval(args) => cmd_eval::run(&args)?,
     }
     Ok(())
