@@ -72,6 +72,8 @@ pub struct HeldOutDesign {
     pub enrollment_speaker: Vec<usize>,
     /// Whether an enrollment is a gallery entry for other speakers' tests.
     pub primary: Vec<bool>,
+    /// Whether each enrollment comes from a word speaker.
+    pub enrollment_word: Vec<bool>,
     /// (own enrollment, item) of each test.
     pub tests: Vec<(usize, usize)>,
     /// Whether each test comes from a word speaker.
@@ -80,16 +82,20 @@ pub struct HeldOutDesign {
 
 impl HeldOutDesign {
     /// Label of every (test, enrollment) pair, test-major: `Some(true)` for the test's own
-    /// enrollment, `Some(false)` for another speaker's primary enrollment, `None` (not a trial)
-    /// otherwise.
+    /// enrollment, `Some(false)` for another speaker's primary enrollment of the same condition
+    /// (word or read: the development sets' non-target trials never mix the two), `None` (not a
+    /// trial) otherwise.
     pub fn labels(&self) -> Vec<Option<bool>> {
         let mut out = Vec::with_capacity(self.tests.len() * self.enrollments.len());
-        for &(own, _) in &self.tests {
+        for (t, &(own, _)) in self.tests.iter().enumerate() {
             let spk = self.enrollment_speaker[own];
             for e in 0..self.enrollments.len() {
                 out.push(if e == own {
                     Some(true)
-                } else if self.enrollment_speaker[e] != spk && self.primary[e] {
+                } else if self.enrollment_speaker[e] != spk
+                    && self.primary[e]
+                    && self.enrollment_word[e] == self.word_test[t]
+                {
                     Some(false)
                 } else {
                     None
@@ -163,6 +169,7 @@ fn read_speaker(
     d.enrollments.push(enroll);
     d.enrollment_speaker.push(spk);
     d.primary.push(true);
+    d.enrollment_word.push(false);
     let rest: Vec<&Waveform> = files[k..].iter().collect();
     let all = concat(&rest, usize::MAX);
     let mut start = 0;
@@ -195,6 +202,7 @@ fn word_speaker(
         d.enrollments.push(idx);
         d.enrollment_speaker.push(spk);
         d.primary.push(true);
+        d.enrollment_word.push(true);
         return;
     }
     let first_item = d.items.len();
@@ -211,6 +219,7 @@ fn word_speaker(
         d.enrollments.push(enroll);
         d.enrollment_speaker.push(spk);
         d.primary.push(first);
+        d.enrollment_word.push(true);
         first = false;
         let window: Vec<&Waveform> = files[start..start + w].iter().collect();
         d.tests.push((e, d.items.len()));
@@ -376,6 +385,19 @@ mod tests {
         // Speaker 0: 17 one-second clips -> windows at 0, 2, 4, 6, 8, 10 (6 rotations).
         let a: Vec<Waveform> = (0..17).map(|i| wave(1.0, i as f32)).collect();
         // Speaker 1: 10 clips, too few for a test (7 + 8): one gallery enrollment.
+        let b: Vec<Waveform> = (0..10).map(|_| wave(1.0, -1.0)).collect();
+        // Speaker 2: a read speaker (4-s files); never a non-target trial for word tests.
+        let c: Vec<Waveform> = (0..8).map(|_| wave(4.0, 5.0)).collect();
+        let d = held_out_design(&[a, b, c], &opts);
+        assert_eq!(d.enrollments.len(), 8);
+        assert_eq!(d.tests.len(), 6);
+        assert_eq!(
+            d.enrollment_word,
+            vec![true; 7].into_iter().chain([false]).collect::<Vec<_>>()
+        );
+        let labels = d.labels();
+        assert!((0..6).all(|t| labels[t * 8 + 7].is_none()));
+        let a: Vec<Waveform> = (0..17).map(|i| wave(1.0, i as f32)).collect();
         let b: Vec<Waveform> = (0..10).map(|_| wave(1.0, -1.0)).collect();
         let d = held_out_design(&[a, b], &opts);
         assert_eq!(d.enrollments.len(), 7);

@@ -41,6 +41,10 @@ pub struct TrainBackendArgs {
     /// Seed of the total-variability initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Weight (repetitions) of the held-out isolated-word speakers' trials in the calibrations
+    /// and the fusion.
+    #[arg(long, default_value_t = 4)]
+    pub word_trial_repeats: usize,
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -65,6 +69,7 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.ivector.tv.dim = args.ivector_dim;
     opts.ivector.tv.iterations = args.tv_iters;
     opts.ivector.tv.seed = args.seed;
+    opts.word_trial_repeats = args.word_trial_repeats;
     let done = AtomicUsize::new(0);
     let progress = |p: BackendProgress| match p {
         BackendProgress::Stage(s) => {
