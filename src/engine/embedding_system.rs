@@ -6,12 +6,15 @@
 //! embeddings and their count ([`EmbeddingSum`]). Sums of several files add, and the utterance
 //! embedding is the normalised sum, exactly as the embedder averages the partials of one call.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use super::ivector_system::{BackendError, VectorBackend, VectorEnrollment};
 use crate::embedding::arch::EMBEDDING_DIM;
 use crate::embedding::UtteranceEmbedding;
 use crate::engine::voice::DurationCalibration;
+use crate::model_io::{FrontEndCheck, FrontEndFingerprint, ModelFile, ModelIoError, ModelWriter};
 
 /// Sum of the partial-window embeddings of one or more utterances.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +181,80 @@ impl EmbeddingPldaSystem {
     }
 }
 
+/// Model-file kind of a saved [`EmbeddingPldaSystem`].
+pub const EMBEDDING_PLDA_SYSTEM_KIND: &str = "embedding-plda-system";
+/// Name under which the embedding front end (encoder weights and preprocessing) is fingerprinted.
+pub const EMBEDDER_FRONT_END_NAME: &str = "quivox-ge2e-embedder";
+
+/// The fingerprint an embedding back end carries: the SHA-256 (hex) of the encoder weights file
+/// the embeddings came from and whether the waveform was preprocessed (volume normalisation,
+/// trimming). A back end trained on other embeddings is refused at load time.
+pub fn embedder_fingerprint(
+    weights_sha256: &str,
+    preprocess: bool,
+) -> Result<FrontEndFingerprint, ModelIoError> {
+    FrontEndFingerprint::new(
+        EMBEDDER_FRONT_END_NAME,
+        &serde_json::json!({ "encoder_weights_sha256": weights_sha256, "preprocess": preprocess }),
+    )
+}
+
+/// SHA-256 (lower-case hex) of a file, e.g. the encoder weights.
+pub fn file_sha256(path: &Path) -> Result<String, ModelIoError> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).map_err(|source| ModelIoError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+impl EmbeddingPldaSystem {
+    /// Saves the back end (postcard sections) with the fingerprint of the embeddings it was
+    /// trained on (see [`embedder_fingerprint`]).
+    pub fn save(&self, path: &Path, embedder: &FrontEndFingerprint) -> Result<(), ModelIoError> {
+        let mut w = ModelWriter::new(EMBEDDING_PLDA_SYSTEM_KIND);
+        w.set_front_end(Some(embedder.clone()));
+        w.add_postcard("backend", &self.backend)?;
+        w.add_postcard("calibration", &self.calibration)?;
+        w.add_postcard("cosine_calibration", &self.cosine_calibration)?;
+        w.set_metadata(serde_json::json!({
+            "embedding_dim": self.backend.in_dim(),
+            "plda_dim": self.backend.plda_dim(),
+            "calibrated": self.calibration.is_some(),
+        }));
+        w.save(path)
+    }
+
+    /// Loads a back end saved by [`EmbeddingPldaSystem::save`], refusing it unless its
+    /// fingerprint equals `embedder` (same encoder weights and preprocessing).
+    pub fn load(path: &Path, embedder: &FrontEndFingerprint) -> Result<Self, ModelIoError> {
+        let file = ModelFile::load(
+            path,
+            EMBEDDING_PLDA_SYSTEM_KIND,
+            FrontEndCheck::Require(embedder),
+        )?;
+        let backend: VectorBackend = file.postcard("backend")?;
+        if backend.in_dim() != EMBEDDING_DIM {
+            return Err(ModelIoError::InvalidModel {
+                kind: EMBEDDING_PLDA_SYSTEM_KIND.to_owned(),
+                message: format!(
+                    "back end takes {}-dimensional vectors; expected {EMBEDDING_DIM}",
+                    backend.in_dim()
+                ),
+            });
+        }
+        Ok(Self {
+            backend,
+            calibration: file.postcard("calibration")?,
+            cosine_calibration: file.postcard("cosine_calibration")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +364,65 @@ mod tests {
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-9 * (1.0 + x.abs()));
         }
+    }
+
+    #[test]
+    fn model_file_round_trips_and_refuses_other_embeddings_or_kinds() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let n = Normal::new(0.0, 0.1).unwrap();
+        let (mut train, mut labels) = (Vec::new(), Vec::new());
+        for s in 0..12 {
+            let c: Vec<f64> = (0..EMBEDDING_DIM).map(|_| n.sample(&mut rng)).collect();
+            for _ in 0..6 {
+                train.push(sum(&c, 2, &mut rng).embedding());
+                labels.push(s);
+            }
+        }
+        let opts = BackendOptions {
+            pca_dim: Some(40),
+            lda_dim: Some(8),
+            ..Default::default()
+        };
+        let system = EmbeddingPldaSystem {
+            backend: VectorBackend::train(&train, &labels, &opts).unwrap(),
+            calibration: Some(DurationCalibration {
+                fusion: crate::calibration::Fusion {
+                    weights: vec![1.5, 0.1, -0.2],
+                    offset: 0.3,
+                },
+            }),
+            cosine_calibration: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("emb.qvx");
+        let fp = embedder_fingerprint("abc", true).unwrap();
+        system.save(&path, &fp).unwrap();
+        assert_eq!(EmbeddingPldaSystem::load(&path, &fp).unwrap(), system);
+        // Embeddings of other encoder weights or without preprocessing: refused.
+        for other in [
+            embedder_fingerprint("abd", true).unwrap(),
+            embedder_fingerprint("abc", false).unwrap(),
+        ] {
+            assert!(matches!(
+                EmbeddingPldaSystem::load(&path, &other),
+                Err(ModelIoError::FrontEndMismatch { .. })
+            ));
+        }
+        // Another kind of model file: refused by kind.
+        let mut w = ModelWriter::new("gmm-ubm-system");
+        w.set_front_end(Some(fp.clone()));
+        w.add_postcard("backend", &system.backend).unwrap();
+        w.save(&path).unwrap();
+        assert!(matches!(
+            EmbeddingPldaSystem::load(&path, &fp),
+            Err(ModelIoError::WrongKind { .. })
+        ));
+        // file_sha256 agrees with an independent digest of known bytes (FIPS 180-2 "abc").
+        let abc = dir.path().join("abc");
+        std::fs::write(&abc, b"abc").unwrap();
+        assert_eq!(
+            file_sha256(&abc).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

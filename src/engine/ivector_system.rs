@@ -10,9 +10,10 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::voice::DurationCalibration;
-use crate::features::FeatureMatrix;
+use crate::features::{FeatureMatrix, FrontEndOptions};
 use crate::gmm::{BaumWelchStats, BwPosteriors, DiagGmm, GmmError};
 use crate::ivector::{length_normalize, IvectorError, IvectorExtractor, Lda, MeanCentering, Wccn};
+use crate::model_io::{FrontEndCheck, ModelFile, ModelIoError};
 use crate::plda::{CohortStats, Plda, PldaEnrollment, PldaError, PldaOptions, PldaScorer};
 
 /// Errors of the vector back ends and the systems built on them.
@@ -241,6 +242,11 @@ impl VectorBackend {
         self.centering.mean.len()
     }
 
+    /// Dimension of the post-processed vectors the PLDA models.
+    pub fn plda_dim(&self) -> usize {
+        self.post_mean.mean.len()
+    }
+
     /// Centring, LDA, WCCN, centring and length normalisation of one vector.
     pub fn postprocess(&self, x: &[f64]) -> Result<Vec<f64>, BackendError> {
         let mut v = x.to_vec();
@@ -463,6 +469,106 @@ impl IvectorPldaSystem {
     }
 }
 
+/// Model-file kind of a saved [`IvectorPldaSystem`].
+pub const IVECTOR_PLDA_SYSTEM_KIND: &str = "ivector-plda-system";
+
+fn ubm_params_of(ubm: &DiagGmm) -> Result<crate::ivector::UbmParams, IvectorError> {
+    crate::ivector::UbmParams::new(
+        ubm.weights().iter().map(|&w| w as f64).collect(),
+        ubm.means().iter().map(|&m| m as f64).collect(),
+        ubm.variances().iter().map(|&v| v as f64).collect(),
+        ubm.dim(),
+    )
+}
+
+impl IvectorPldaSystem {
+    /// Saves the system in a quivox model container (kind [`IVECTOR_PLDA_SYSTEM_KIND`]) with the
+    /// fingerprint of the front end it was trained with: the UBM and the total-variability matrix
+    /// T (C·D × R, un-whitened) as raw f32 sections (T is rounded to f32, which keeps the file at
+    /// 4·C·D·R bytes), the options, back end and calibration as postcard sections.
+    pub fn save(
+        &self,
+        path: &std::path::Path,
+        front_end: &FrontEndOptions,
+    ) -> Result<(), ModelIoError> {
+        let mut w = self.ubm.to_model_writer(
+            IVECTOR_PLDA_SYSTEM_KIND,
+            Some(crate::engine::voice::front_end_fingerprint(front_end)?),
+        )?;
+        let t = self.extractor.total_variability();
+        // nalgebra is column-major; the section is row-major (one row per C·D supervector entry).
+        let rows: Vec<f32> = t.transpose().iter().map(|&x| x as f32).collect();
+        w.add_f32("total_variability", &[t.nrows(), t.ncols()], &rows)?;
+        w.add_postcard("options", &self.options)?;
+        w.add_postcard("backend", &self.backend)?;
+        w.add_postcard("calibration", &self.calibration)?;
+        w.set_metadata(serde_json::json!({
+            "components": self.ubm.num_components(),
+            "feature_dim": self.ubm.dim(),
+            "ivector_dim": self.extractor.ivector_dim(),
+            "lda_dim": self.backend.lda.as_ref().map(|_| self.backend.plda_dim()),
+            "calibrated": self.calibration.is_some(),
+        }));
+        w.save(path)
+    }
+
+    /// Loads a system saved by [`IvectorPldaSystem::save`] (checksum, version and kind verified);
+    /// returns it with the front-end options its features must be computed with.
+    pub fn load(path: &std::path::Path) -> Result<(Self, FrontEndOptions), ModelIoError> {
+        let file = ModelFile::load(path, IVECTOR_PLDA_SYSTEM_KIND, FrontEndCheck::Ignore)?;
+        Self::from_model_file(&file)
+    }
+
+    /// Loads a system and refuses it unless it was trained with exactly `front_end`.
+    pub fn load_for(
+        path: &std::path::Path,
+        front_end: &FrontEndOptions,
+    ) -> Result<Self, ModelIoError> {
+        let fp = crate::engine::voice::front_end_fingerprint(front_end)?;
+        let file = ModelFile::load(path, IVECTOR_PLDA_SYSTEM_KIND, FrontEndCheck::Require(&fp))?;
+        Ok(Self::from_model_file(&file)?.0)
+    }
+
+    fn from_model_file(file: &ModelFile) -> Result<(Self, FrontEndOptions), ModelIoError> {
+        let front_end = crate::engine::voice::front_end_of(file)?;
+        let invalid = |message: String| ModelIoError::InvalidModel {
+            kind: IVECTOR_PLDA_SYSTEM_KIND.to_owned(),
+            message,
+        };
+        let ubm = DiagGmm::from_model_file(file)?;
+        let (shape, t) = file.f32_section("total_variability")?;
+        let cd = ubm.num_components() * ubm.dim();
+        if shape.len() != 2 || shape[0] != cd || shape[1] == 0 {
+            return Err(invalid(format!(
+                "total_variability shape {shape:?}; expected [{cd}, R >= 1] for the UBM's {} x {}",
+                ubm.num_components(),
+                ubm.dim()
+            )));
+        }
+        let t =
+            nalgebra::DMatrix::from_row_iterator(shape[0], shape[1], t.iter().map(|&x| x as f64));
+        let params = ubm_params_of(&ubm).map_err(|e| invalid(e.to_string()))?;
+        let extractor = IvectorExtractor::from_total_variability(&params, &t)
+            .map_err(|e| invalid(e.to_string()))?;
+        let backend: VectorBackend = file.postcard("backend")?;
+        if backend.in_dim() != extractor.ivector_dim() {
+            return Err(invalid(format!(
+                "back end takes {}-dimensional vectors; the extractor gives {}",
+                backend.in_dim(),
+                extractor.ivector_dim()
+            )));
+        }
+        let system = Self {
+            ubm,
+            options: file.postcard("options")?,
+            extractor,
+            backend,
+            calibration: file.postcard("calibration")?,
+        };
+        Ok((system, front_end))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,5 +770,85 @@ mod tests {
                 + CohortStats::from_scores(&ts).unwrap().normalize(raw));
         let got = b.score(&v[3], &[e]).unwrap()[0];
         assert!((got - expect).abs() < 1e-9, "{got} vs {expect}");
+    }
+
+    #[test]
+    fn model_file_round_trips_and_refuses_other_front_ends_or_kinds() {
+        let (ubm, speakers) = world();
+        let params = ubm_params_of(&ubm).unwrap();
+        let (mut stats, mut labels) = (Vec::new(), Vec::new());
+        for (s, shift) in speakers.iter().enumerate().take(12) {
+            for u in 0..4 {
+                let f = utterance(&ubm, shift, 150, (s * 10 + u) as u64);
+                stats.push(ubm.baum_welch_stats(&f, BwPosteriors::Full).unwrap());
+                labels.push(s);
+            }
+        }
+        let topts = IvectorTrainOptions {
+            dim: 5,
+            iterations: 2,
+            ..Default::default()
+        };
+        let (extractor, _) = IvectorExtractor::train(&params, &stats, &topts).unwrap();
+        let ivecs: Vec<Vec<f64>> = stats
+            .iter()
+            .map(|s| extractor.extract(s).unwrap())
+            .collect();
+        let bopts = BackendOptions {
+            lda_dim: Some(4),
+            ..Default::default()
+        };
+        let system = IvectorPldaSystem {
+            ubm: ubm.clone(),
+            options: IvectorSystemOptions {
+                posteriors: BwPosteriors::Full,
+            },
+            extractor,
+            backend: VectorBackend::train(&ivecs, &labels, &bopts).unwrap(),
+            calibration: Some(DurationCalibration {
+                fusion: crate::calibration::Fusion {
+                    weights: vec![0.8, 0.05, 0.1],
+                    offset: -0.4,
+                },
+            }),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iv.qvx");
+        let mut fe = FrontEndOptions::default();
+        fe.mfcc.num_ceps = 13;
+        system.save(&path, &fe).unwrap();
+        let (loaded, fe_loaded) = IvectorPldaSystem::load(&path).unwrap();
+        assert_eq!(fe_loaded, fe);
+        assert_eq!(loaded.ubm, system.ubm);
+        assert_eq!(loaded.backend, system.backend);
+        assert_eq!(loaded.calibration, system.calibration);
+        // T is stored in f32: i-vectors agree to f32 precision.
+        let t0 = system.extractor.total_variability();
+        let t1 = loaded.extractor.total_variability();
+        for (a, b) in t0.iter().zip(t1.iter()) {
+            assert!((a - b).abs() <= 1e-6 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        let f = utterance(&ubm, &speakers[20], 300, 77);
+        let e = system.enroll_features(&f).unwrap();
+        let a = system.score(&f, std::slice::from_ref(&e)).unwrap()[0];
+        let b = loaded.score(&f, &[e]).unwrap()[0];
+        assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{a} vs {b}");
+        // The right front end loads; another is refused.
+        assert!(IvectorPldaSystem::load_for(&path, &fe).is_ok());
+        assert!(matches!(
+            IvectorPldaSystem::load_for(&path, &FrontEndOptions::default()),
+            Err(ModelIoError::FrontEndMismatch { .. })
+        ));
+        // A GMM-UBM system file is not an i-vector system.
+        let gmm = crate::engine::voice::GmmUbmSystem {
+            ubm,
+            options: Default::default(),
+            calibration: None,
+        };
+        gmm.save(&path, &fe).unwrap();
+        assert!(matches!(
+            IvectorPldaSystem::load(&path),
+            Err(ModelIoError::WrongKind { .. })
+        ));
     }
 }

@@ -612,6 +612,307 @@ pub fn score_embedding(
     Ok(to_matrix(rows, enrollments.len()))
 }
 
+/// Model-file kind of a saved [`FusedSystem`].
+pub const FUSION_KIND: &str = "fusion";
+
+/// A model file a fusion was trained on: its role and the SHA-256 of the file, so that a fusion is
+/// never applied to LLRs of other calibrations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FusionComponent {
+    /// System name (as in [`FusedSystem::systems`]).
+    pub system: String,
+    /// SHA-256 (hex) of the component's model file.
+    pub sha256: String,
+}
+
+impl FusedSystem {
+    /// Saves the fusion (postcard) with the MFCC front end of its GMM-UBM / i-vector inputs and
+    /// the checksums of the component model files.
+    pub fn save(
+        &self,
+        path: &std::path::Path,
+        front_end: &crate::features::FrontEndOptions,
+        components: &[FusionComponent],
+    ) -> Result<(), crate::model_io::ModelIoError> {
+        let mut w = crate::model_io::ModelWriter::new(FUSION_KIND);
+        w.set_front_end(Some(crate::engine::voice::front_end_fingerprint(
+            front_end,
+        )?));
+        w.add_postcard("fusion", self)?;
+        w.add_postcard("components", components)?;
+        w.set_metadata(serde_json::json!({
+            "systems": self.systems,
+            "weights": self.fusion.weights,
+            "offset": self.fusion.offset,
+        }));
+        w.save(path)
+    }
+
+    /// Loads a fusion saved by [`FusedSystem::save`], refusing it unless it was trained with
+    /// `front_end`; returns it with the component checksums it expects.
+    pub fn load(
+        path: &std::path::Path,
+        front_end: &crate::features::FrontEndOptions,
+    ) -> Result<(Self, Vec<FusionComponent>), crate::model_io::ModelIoError> {
+        let fp = crate::engine::voice::front_end_fingerprint(front_end)?;
+        let file = crate::model_io::ModelFile::load(
+            path,
+            FUSION_KIND,
+            crate::model_io::FrontEndCheck::Require(&fp),
+        )?;
+        let fused: FusedSystem = file.postcard("fusion")?;
+        let components: Vec<FusionComponent> = file.postcard("components")?;
+        if fused.systems.len() != fused.fusion.weights.len() {
+            return Err(crate::model_io::ModelIoError::InvalidModel {
+                kind: FUSION_KIND.to_owned(),
+                message: format!(
+                    "{} systems but {} weights",
+                    fused.systems.len(),
+                    fused.fusion.weights.len()
+                ),
+            });
+        }
+        Ok((fused, components))
+    }
+}
+
+/// Options of the whole back-end recipe ([`train_backend`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendRecipeOptions {
+    /// MFCC front end (must be the GMM-UBM system's).
+    pub front_end: crate::features::FrontEndOptions,
+    /// I-vector system options (T dimension, iterations, seed, LDA).
+    pub ivector: IvectorRecipeOptions,
+    /// Embedding back-end options.
+    pub embedding: EmbeddingRecipeOptions,
+    /// Hold out every n-th eligible speaker (must match the UBM's recipe so that the held-out
+    /// speakers are unseen by every model). Default 5.
+    pub holdout_every: usize,
+    /// Speakers need this many files to be eligible for hold-out. Default 15.
+    pub holdout_min_utterances: usize,
+    /// Held-out trial design.
+    pub held_out: super::trials::HeldOutDesignOptions,
+    /// Weight (repetitions) of isolated-word speakers' trials in calibration and fusion. Default 4.
+    pub word_trial_repeats: usize,
+}
+
+impl Default for BackendRecipeOptions {
+    fn default() -> Self {
+        let gmm = super::gmm::GmmRecipeOptions::default();
+        Self {
+            front_end: gmm.front_end,
+            ivector: IvectorRecipeOptions {
+                tv: IvectorTrainOptions {
+                    dim: 100,
+                    iterations: 6,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            embedding: EmbeddingRecipeOptions::default(),
+            holdout_every: gmm.holdout_every,
+            holdout_min_utterances: gmm.holdout_min_utterances,
+            held_out: gmm.held_out,
+            word_trial_repeats: gmm.word_trial_repeats,
+        }
+    }
+}
+
+/// Progress events of [`train_backend`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum BackendProgress {
+    /// A stage starts.
+    Stage(&'static str),
+    /// One more training file is done in the current stage (features or embeddings) of `total`.
+    File {
+        /// Files in the stage.
+        total: usize,
+    },
+    /// One total-variability EM iteration finished.
+    TvIteration {
+        /// Iteration index.
+        iter: usize,
+        /// EM objective (per frame).
+        objective: f64,
+    },
+}
+
+/// The trained back-end models.
+#[derive(Debug, Clone)]
+pub struct BackendModels {
+    /// Calibrated i-vector PLDA system.
+    pub ivector: IvectorPldaSystem,
+    /// Calibrated embedding PLDA system (PLDA and cosine calibrations).
+    pub embedding: EmbeddingPldaSystem,
+    /// Fusion of the calibrated GMM-UBM, i-vector and embedding LLRs.
+    pub fusion: FusedSystem,
+}
+
+/// What [`train_backend`] did, for logs and the models README.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackendReport {
+    /// Training files and speakers.
+    pub train_files: usize,
+    /// Distinct training speakers.
+    pub train_speakers: usize,
+    /// Held-out speakers.
+    pub held_out_speakers: usize,
+    /// Held-out (target, non-target) trials, and target trials of isolated-word speakers.
+    pub trials: (usize, usize, usize),
+    /// Total-variability EM objective per iteration.
+    pub tv_objectives: Vec<f64>,
+    /// Fusion weights (GMM-UBM, i-vector, embedding) and offset.
+    pub fusion: crate::calibration::Fusion,
+}
+
+/// The back-end recipe on a `background/` folder: the same speaker split as the GMM-UBM recipe;
+/// the i-vector extractor, LDA / PLDA on the training speakers' features (statistics against the
+/// given GMM-UBM system's UBM); the embedding back end on their GE2E embeddings; every system
+/// calibrated on dev-like trials of the held-out speakers ([`super::trials`]), and the three
+/// calibrated systems fused on the same trials. Deterministic for given options (seed in
+/// `options.ivector.tv.seed`).
+pub fn train_backend(
+    bg: &crate::eval::Background,
+    gmm: &GmmUbmSystem,
+    encoder: &Arc<SpeakerEncoder>,
+    options: &BackendRecipeOptions,
+    progress: &(dyn Fn(BackendProgress) + Sync),
+) -> Result<(BackendModels, BackendReport), RecipeError> {
+    use super::trials;
+    let split =
+        super::gmm::split_background(bg, options.holdout_every, options.holdout_min_utterances);
+    let paths: Vec<std::path::PathBuf> = split.train.iter().map(|(p, _)| p.clone()).collect();
+    let labels: Vec<String> = split.train.iter().map(|(_, s)| s.clone()).collect();
+    let total = paths.len();
+    progress(BackendProgress::Stage("features"));
+    let groups: Vec<Vec<std::path::PathBuf>> = paths.iter().map(|p| vec![p.clone()]).collect();
+    let feats = super::features_of_groups(&groups, &options.front_end, &|| {
+        progress(BackendProgress::File { total })
+    })?;
+    progress(BackendProgress::Stage("i-vector statistics"));
+    let stats = stats_of(&gmm.ubm, &feats, &options.ivector.system)?;
+    drop(feats);
+    progress(BackendProgress::Stage("total variability"));
+    let objectives = std::sync::Mutex::new(Vec::new());
+    let mut ivector =
+        train_ivector_from_stats(&gmm.ubm, &stats, &labels, &options.ivector, &|iter, obj| {
+            if let Ok(mut o) = objectives.lock() {
+                o.push(obj);
+            }
+            progress(BackendProgress::TvIteration {
+                iter,
+                objective: obj,
+            });
+        })?;
+    drop(stats);
+    progress(BackendProgress::Stage("embeddings"));
+    let sums = embed_files(&paths, encoder, &|| {
+        progress(BackendProgress::File { total })
+    })?;
+    let mut embedding = train_embedding_system(&sums, &labels, &options.embedding)?;
+    drop(sums);
+
+    progress(BackendProgress::Stage("held-out trials"));
+    let audio = trials::read_speakers(&split.calibration)?;
+    let design = trials::held_out_design(&audio, &options.held_out);
+    drop(audio);
+    let item_feats = trials::item_features(&design.items, &options.front_end)?;
+    let item_sums = trials::item_embeddings(&design.items, encoder)?;
+    let reps = options.word_trial_repeats;
+    // GMM-UBM: its own (shipped) calibration.
+    let (graw, gframes) = trials::gmm_design_scores(gmm, &design, &item_feats)?;
+    let gllr: Vec<f64> = graw
+        .iter()
+        .zip(&gframes)
+        .map(|(&s, &n)| gmm.calibrate(s, n))
+        .collect();
+    // I-vector PLDA.
+    let item_stats = stats_of(&gmm.ubm, &item_feats, &ivector.options)?;
+    let ienr: Vec<IvectorEnrollment> = design
+        .enrollments
+        .par_iter()
+        .map(|idx| ivector.enroll(&[summed_stats(&item_stats, idx)]))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("held-out i-vector trials", e))?;
+    let irows: Vec<Vec<f64>> = design
+        .tests
+        .par_iter()
+        .map(|&(_, i)| ivector.raw_scores(&item_stats[i], &ienr))
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("held-out i-vector trials", e))?;
+    let iraw = irows.concat();
+    // Embedding PLDA and cosine.
+    let eenr: Vec<EmbeddingEnrollment> = design
+        .enrollments
+        .iter()
+        .map(|idx| {
+            let mut s = EmbeddingSum::zeros();
+            for &i in idx {
+                s.add(&item_sums[i]);
+            }
+            embedding.enroll(&[s])
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage("held-out embedding trials", e))?;
+    let (mut eraw, mut craw, mut eframes) = (Vec::new(), Vec::new(), Vec::new());
+    for &(_, i) in &design.tests {
+        let t = &item_sums[i];
+        eraw.extend(
+            embedding
+                .raw_scores(t, &eenr)
+                .map_err(|e| RecipeError::stage("held-out embedding trials", e))?,
+        );
+        craw.extend(embedding.cosine_scores(t, &eenr));
+        eframes.extend(std::iter::repeat_n(t.frames, eenr.len()));
+    }
+    progress(BackendProgress::Stage("calibration and fusion"));
+    let cal = |raw: &[f64], frames: &[usize]| -> Result<DurationCalibration, RecipeError> {
+        let (s, f, l) = trials::select_trials(&design, raw, frames, reps);
+        DurationCalibration::train(&s, &f, &l, &CalibrationOptions::default())
+            .map_err(|e| RecipeError::stage("calibration", e))
+    };
+    let ical = cal(&iraw, &gframes)?;
+    let ecal = cal(&eraw, &eframes)?;
+    let ccal = cal(&craw, &eframes)?;
+    let illr: Vec<f64> = iraw
+        .iter()
+        .zip(&gframes)
+        .map(|(&s, &n)| ical.apply(s, n))
+        .collect();
+    let ellr: Vec<f64> = eraw
+        .iter()
+        .zip(&eframes)
+        .map(|(&s, &n)| ecal.apply(s, n))
+        .collect();
+    ivector.calibration = Some(ical);
+    embedding.calibration = Some(ecal);
+    embedding.cosine_calibration = Some(ccal);
+    let (g, _, l) = trials::select_trials(&design, &gllr, &gframes, reps);
+    let (i, _, _) = trials::select_trials(&design, &illr, &gframes, reps);
+    let (e, _, _) = trials::select_trials(&design, &ellr, &eframes, reps);
+    let fusion = train_fusion(&["gmm", "ivector", "embedding"], &[&g, &i, &e], &l)?;
+    let mut speakers: Vec<&String> = labels.iter().collect();
+    speakers.sort();
+    speakers.dedup();
+    let report = BackendReport {
+        train_files: total,
+        train_speakers: speakers.len(),
+        held_out_speakers: split.calibration.len(),
+        trials: design.counts(),
+        tv_objectives: objectives.into_inner().unwrap_or_default(),
+        fusion: fusion.fusion.clone(),
+    };
+    Ok((
+        BackendModels {
+            ivector,
+            embedding,
+            fusion,
+        },
+        report,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,5 +964,42 @@ mod tests {
         assert!(f.apply_matrices(&[&a]).is_err());
         let json = serde_json::to_string(&f).unwrap();
         assert_eq!(serde_json::from_str::<FusedSystem>(&json).unwrap(), f);
+    }
+
+    #[test]
+    fn fusion_file_round_trips_and_refuses_other_front_ends_or_kinds() {
+        let f = FusedSystem {
+            systems: vec!["gmm".into(), "ivector".into(), "embedding".into()],
+            fusion: Fusion {
+                weights: vec![0.6, 0.1, 0.7],
+                offset: -0.2,
+            },
+        };
+        let comps = vec![FusionComponent {
+            system: "gmm".into(),
+            sha256: "00ff".into(),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fusion.qvx");
+        let fe = crate::features::FrontEndOptions::default();
+        f.save(&path, &fe, &comps).unwrap();
+        let (g, c) = FusedSystem::load(&path, &fe).unwrap();
+        assert_eq!((g, c), (f.clone(), comps));
+        let mut other = fe.clone();
+        other.mfcc.num_ceps = 13;
+        assert!(matches!(
+            FusedSystem::load(&path, &other),
+            Err(crate::model_io::ModelIoError::FrontEndMismatch { .. })
+        ));
+        let mut w = crate::model_io::ModelWriter::new("calibration");
+        w.set_front_end(Some(
+            crate::engine::voice::front_end_fingerprint(&fe).unwrap(),
+        ));
+        w.add_postcard("fusion", &f).unwrap();
+        w.save(&path).unwrap();
+        assert!(matches!(
+            FusedSystem::load(&path, &fe),
+            Err(crate::model_io::ModelIoError::WrongKind { .. })
+        ));
     }
 }

@@ -267,10 +267,12 @@ pub struct GmmRecipeOptions {
     pub holdout_every: usize,
     /// Speakers need this many utterances to be eligible for hold-out.
     pub holdout_min_utterances: usize,
-    /// Voiced frames of each held-out enrollment.
-    pub calibration_enroll_frames: usize,
-    /// Voiced-frame lengths of held-out test segments (cycled).
-    pub calibration_segment_frames: Vec<usize>,
+    /// How the held-out calibration trials are made (dev-like enrollments and tests for read
+    /// and isolated-word speakers).
+    pub held_out: super::trials::HeldOutDesignOptions,
+    /// Each isolated-word speaker's trial counts this many times in the calibration (they are
+    /// few: 5 held-out word speakers against 20 read ones). Default 4.
+    pub word_trial_repeats: usize,
 }
 
 impl Default for GmmRecipeOptions {
@@ -284,8 +286,8 @@ impl Default for GmmRecipeOptions {
             system,
             holdout_every: 5,
             holdout_min_utterances: 15,
-            calibration_enroll_frames: 2000,
-            calibration_segment_frames: vec![100, 200, 300, 500],
+            held_out: super::trials::HeldOutDesignOptions::default(),
+            word_trial_repeats: 4,
         }
     }
 }
@@ -303,6 +305,8 @@ pub struct GmmRecipeReport {
     pub calibration_speakers: usize,
     /// Calibration target / non-target trials.
     pub calibration_trials: (usize, usize),
+    /// Target trials from isolated-word speakers (counted once, weighted by `word_trial_repeats`).
+    pub calibration_word_targets: usize,
 }
 
 /// Progress events of the recipe.
@@ -351,20 +355,16 @@ pub fn train_gmm_ubm_system(
         options: opts.system.clone(),
         calibration: None,
     };
-    let per_speaker: Vec<Vec<FeatureMatrix>> = split
-        .calibration
-        .iter()
-        .map(|(_, files)| {
-            let g: Vec<Vec<PathBuf>> = files.iter().map(|p| vec![p.clone()]).collect();
-            super::features_of_groups(&g, &opts.front_end, &|| {})
-        })
-        .collect::<Result<_, _>>()?;
-    let cset = calibration_set(
-        &per_speaker,
-        opts.calibration_enroll_frames,
-        &opts.calibration_segment_frames,
-    );
-    let (cal, targets, nontargets) = train_gmm_calibration(&system, &cset)?;
+    let audio = super::trials::read_speakers(&split.calibration)?;
+    let design = super::trials::held_out_design(&audio, &opts.held_out);
+    drop(audio);
+    let feats = super::trials::item_features(&design.items, &opts.front_end)?;
+    let (raw, frames) = super::trials::gmm_design_scores(&system, &design, &feats)?;
+    let (scores, frames, labels) =
+        super::trials::select_trials(&design, &raw, &frames, opts.word_trial_repeats);
+    let cal = DurationCalibration::train(&scores, &frames, &labels, &CalibrationOptions::default())
+        .map_err(|e| RecipeError::stage("calibration", e))?;
+    let (targets, nontargets, word_targets) = design.counts();
     system.calibration = Some(cal);
     let report = GmmRecipeReport {
         ubm_files: total,
@@ -372,6 +372,7 @@ pub fn train_gmm_ubm_system(
         ubm_frames_used: used,
         calibration_speakers: split.calibration.len(),
         calibration_trials: (targets, nontargets),
+        calibration_word_targets: word_targets,
     };
     Ok((system, report))
 }

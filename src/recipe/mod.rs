@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 pub mod backend;
 pub mod eval;
 pub mod gmm;
+pub mod trials;
 
 use rayon::prelude::*;
 

@@ -1,13 +1,35 @@
-//! `quivox eval`: EER, minDCF, Cllr, identification on `../shared/corpus`-style sets.
+//! `quivox eval`: EER, minDCF, actDCF, Cllr, identification on `../shared/corpus`-style sets, for
+//! the GMM-UBM, i-vector PLDA, embedding PLDA systems and their fusion (shipped model files; no
+//! training here).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::Context;
-use clap::Args;
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use quivox::embedding::SpeakerEncoder;
+use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256, EmbeddingPldaSystem};
+use quivox::engine::ivector_system::IvectorPldaSystem;
 use quivox::engine::voice::GmmUbmSystem;
-use quivox::eval::{markdown_table, report, DevSet, OpenSetRule, SystemReport};
+use quivox::eval::{markdown_table, report, DevSet, OpenSetRule, ScoreMatrix, SystemReport};
 use quivox::metrics::{det_curve, DetPlot};
+use quivox::recipe::backend::{score_embedding, score_ivector, set_embeddings, FusedSystem};
 use quivox::recipe::eval::{score_gmm, set_features};
+
+/// Which system(s) `eval` scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SystemChoice {
+    /// GMM-UBM (models/gmm-ubm.qvx).
+    Gmm,
+    /// I-vector PLDA (models/ivector-plda.qvx).
+    Ivector,
+    /// GE2E embeddings with PLDA (models/embedding-plda.qvx), and cosine scoring.
+    Embedding,
+    /// Fusion of the three (models/fusion.qvx; needs all three systems).
+    Fusion,
+    /// Every system.
+    All,
+}
 
 /// Arguments of `quivox eval`.
 #[derive(Debug, Args)]
@@ -18,9 +40,24 @@ pub struct EvalArgs {
     /// Comma-separated set names under the corpus root.
     #[arg(long, default_value = "dev,dev-read", value_delimiter = ',')]
     pub sets: Vec<String>,
+    /// System(s) to evaluate.
+    #[arg(long, value_enum, default_value = "gmm")]
+    pub system: SystemChoice,
     /// GMM-UBM system file.
     #[arg(long, default_value = "models/gmm-ubm.qvx")]
     pub gmm: PathBuf,
+    /// I-vector PLDA system file.
+    #[arg(long, default_value = "models/ivector-plda.qvx")]
+    pub ivector: PathBuf,
+    /// Embedding PLDA back-end file.
+    #[arg(long, default_value = "models/embedding-plda.qvx")]
+    pub embedding: PathBuf,
+    /// GE2E encoder weights.
+    #[arg(long, default_value = "models/speaker-encoder-ge2e.safetensors")]
+    pub encoder: PathBuf,
+    /// Fusion file.
+    #[arg(long, default_value = "models/fusion.qvx")]
+    pub fusion: PathBuf,
     /// Write a DET curve (SVG) per set to this folder.
     #[arg(long)]
     pub det_dir: Option<PathBuf>,
@@ -29,44 +66,161 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// Runs `eval`.
-pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+struct Loaded {
+    gmm: GmmUbmSystem,
+    front_end: quivox::features::FrontEndOptions,
+    ivector: Option<IvectorPldaSystem>,
+    embedding: Option<(EmbeddingPldaSystem, Arc<SpeakerEncoder>)>,
+    fusion: Option<FusedSystem>,
+}
+
+fn load(args: &EvalArgs) -> anyhow::Result<Loaded> {
+    use SystemChoice::*;
     let (gmm, front_end) =
         GmmUbmSystem::load(&args.gmm).with_context(|| format!("loading {}", args.gmm.display()))?;
+    let want = |s: SystemChoice| args.system == s || matches!(args.system, All | Fusion);
+    let ivector = if want(Ivector) {
+        Some(
+            IvectorPldaSystem::load_for(&args.ivector, &front_end)
+                .with_context(|| format!("loading {}", args.ivector.display()))?,
+        )
+    } else {
+        None
+    };
+    let embedding = if want(Embedding) {
+        let fp = embedder_fingerprint(&file_sha256(&args.encoder)?, true)?;
+        let system = EmbeddingPldaSystem::load(&args.embedding, &fp)
+            .with_context(|| format!("loading {}", args.embedding.display()))?;
+        let encoder = SpeakerEncoder::from_file(&args.encoder)
+            .with_context(|| format!("loading {}", args.encoder.display()))?;
+        Some((system, Arc::new(encoder)))
+    } else {
+        None
+    };
+    let fusion = if matches!(args.system, All | Fusion) {
+        let (fused, components) = FusedSystem::load(&args.fusion, &front_end)
+            .with_context(|| format!("loading {}", args.fusion.display()))?;
+        for c in &components {
+            let path = match c.system.as_str() {
+                "gmm" => &args.gmm,
+                "ivector" => &args.ivector,
+                "embedding" => &args.embedding,
+                other => bail!("{}: unknown fused system {other:?}", args.fusion.display()),
+            };
+            let sha = file_sha256(path)?;
+            if sha != c.sha256 {
+                bail!(
+                    "{} was trained on {} with SHA-256 {}, but {} has {sha}: retrain the fusion (quivox train-backend)",
+                    args.fusion.display(),
+                    c.system,
+                    c.sha256,
+                    path.display()
+                );
+            }
+        }
+        if fused.systems != ["gmm", "ivector", "embedding"] {
+            bail!(
+                "{}: fuses {:?}; this eval fuses gmm, ivector, embedding",
+                args.fusion.display(),
+                fused.systems
+            );
+        }
+        Some(fused)
+    } else {
+        None
+    };
+    Ok(Loaded {
+        gmm,
+        front_end,
+        ivector,
+        embedding,
+        fusion,
+    })
+}
+
+/// Runs `eval`.
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let m = load(args)?;
+    let want_gmm = matches!(
+        args.system,
+        SystemChoice::Gmm | SystemChoice::All | SystemChoice::Fusion
+    );
+    let show = |s: SystemChoice| args.system == s || args.system == SystemChoice::All;
+    let rule = OpenSetRule::default();
     let mut reports: Vec<SystemReport> = Vec::new();
     for name in &args.sets {
         let root = args.corpus.join(name);
         let set = DevSet::load(&root).with_context(|| format!("reading set {}", root.display()))?;
-        let feats = set_features(&set, &front_end)?;
-        let (scores, ms) = score_gmm(&gmm, &feats)?;
-        let system = format!(
-            "GMM-UBM {} top-{}",
-            gmm.ubm.num_components(),
-            gmm.options.top_c
-        );
-        let mut r = report(
-            &system,
-            name,
-            &set,
-            &scores,
-            gmm.calibration.is_some(),
-            &OpenSetRule::default(),
-        )?;
-        r.identify_ms_per_call = Some(ms);
-        if let Some(dir) = &args.det_dir {
-            std::fs::create_dir_all(dir)?;
-            let (s, l): (Vec<f64>, Vec<bool>) = set
-                .trials
-                .iter()
-                .map(|t| (scores.get(t.enrollment, t.test), t.target))
-                .unzip();
-            let mut plot = DetPlot::new(&format!("DET: {name}"));
-            plot.add_system(&system, det_curve(&s, &l)?);
-            let path = dir.join(format!("det-{name}.svg"));
-            std::fs::write(&path, plot.to_svg())
-                .with_context(|| format!("writing {}", path.display()))?;
+        let feats = if want_gmm || m.ivector.is_some() {
+            Some(set_features(&set, &m.front_end)?)
+        } else {
+            None
+        };
+        let mut systems: Vec<(String, ScoreMatrix, Option<f64>)> = Vec::new();
+        let gmm_scores = match (&feats, want_gmm) {
+            (Some(f), true) => Some(score_gmm(&m.gmm, f)?),
+            _ => None,
+        };
+        let ivector_scores = match (&feats, &m.ivector) {
+            (Some(f), Some(iv)) => Some(score_ivector(iv, f)?),
+            _ => None,
+        };
+        let (emb_scores, cos_scores) = match &m.embedding {
+            Some((system, encoder)) => {
+                let emb = set_embeddings(&set, encoder)?;
+                (
+                    Some(score_embedding(system, &emb, false)?),
+                    Some(score_embedding(system, &emb, true)?),
+                )
+            }
+            None => (None, None),
+        };
+        if let (Some(g), true) = (&gmm_scores, show(SystemChoice::Gmm)) {
+            let label = format!(
+                "GMM-UBM {} top-{}",
+                m.gmm.ubm.num_components(),
+                m.gmm.options.top_c
+            );
+            systems.push((label, g.0.clone(), Some(g.1)));
         }
-        reports.push(r);
+        if let (Some(i), true) = (&ivector_scores, show(SystemChoice::Ivector)) {
+            let iv = m.ivector.as_ref().map_or(0, |s| s.extractor.ivector_dim());
+            systems.push((format!("i-vector {iv} PLDA"), i.0.clone(), Some(i.1)));
+        }
+        if show(SystemChoice::Embedding) {
+            if let (Some(e), Some(c)) = (&emb_scores, &cos_scores) {
+                systems.push(("GE2E embedding PLDA".into(), e.0.clone(), Some(e.1)));
+                systems.push(("GE2E embedding cosine".into(), c.0.clone(), Some(c.1)));
+            }
+        }
+        if let (Some(f), Some(g), Some(i), Some(e)) =
+            (&m.fusion, &gmm_scores, &ivector_scores, &emb_scores)
+        {
+            let fused = f.apply_matrices(&[&g.0, &i.0, &e.0])?;
+            systems.push(("fusion (GMM + i-vector + embedding)".into(), fused, None));
+        }
+        for (label, scores, ms) in systems {
+            let mut r = report(&label, name, &set, &scores, true, &rule)?;
+            r.identify_ms_per_call = ms;
+            if let Some(dir) = &args.det_dir {
+                std::fs::create_dir_all(dir)?;
+                let (s, l): (Vec<f64>, Vec<bool>) = set
+                    .trials
+                    .iter()
+                    .map(|t| (scores.get(t.enrollment, t.test), t.target))
+                    .unzip();
+                let mut plot = DetPlot::new(&format!("DET: {name}, {label}"));
+                plot.add_system(&label, det_curve(&s, &l)?);
+                let slug: String = label
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
+                let path = dir.join(format!("det-{name}-{slug}.svg"));
+                std::fs::write(&path, plot.to_svg())
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            reports.push(r);
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);

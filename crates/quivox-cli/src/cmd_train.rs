@@ -30,6 +30,9 @@ pub struct TrainUbmArgs {
     /// UBM components scored per frame.
     #[arg(long, default_value_t = 5)]
     pub top_c: usize,
+    /// Weight (repetitions) of the held-out isolated-word speakers' trials in the calibration.
+    #[arg(long, default_value_t = 4)]
+    pub word_trial_repeats: usize,
     /// Output model file.
     #[arg(long, default_value = "models/gmm-ubm.qvx")]
     pub out: PathBuf,
@@ -59,6 +62,7 @@ pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
     opts.ubm.seed = args.seed;
     opts.system.map.mean_tau = args.relevance;
     opts.system.top_c = args.top_c;
+    opts.word_trial_repeats = args.word_trial_repeats;
     let features = bar(bg.utterances.len() as u64, "features");
     let em = bar(args.iters as u64, "EM");
     let done = AtomicUsize::new(0);

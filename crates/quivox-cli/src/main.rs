@@ -19,6 +19,7 @@ mod cmd_eval;
 mod cmd_features;
 mod cmd_store;
 mod cmd_train;
+mod cmd_train_backend;
 mod cmd_voice;
 mod config;
 mod mic;
@@ -84,6 +85,8 @@ enum Command {
     Features(cmd_features::FeaturesArgs),
     /// Train the GMM-UBM system (UBM + held-out calibration) on a background folder.
     TrainUbm(cmd_train::TrainUbmArgs),
+    /// Train the i-vector / embedding PLDA back ends, their calibrations and the fusion.
+    TrainBackend(cmd_train_backend::TrainBackendArgs),
     /// Evaluate on development sets: EER, minDCF, Cllr, identification.
     Eval(cmd_eval::EvalArgs),
     /// Render a dev set's tests through phone channels (codec, noise, handset, packet loss).
@@ -117,6 +120,7 @@ fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Demo(args) => cmd_demo::run(&args)?,
         Command::Features(args) => cmd_features::run(&args)?,
         Command::TrainUbm(args) => cmd_train::run(&args)?,
+        Command::TrainBackend(args) => cmd_train_backend::run(&args)?,
         Command::Eval(args) => cmd_eval::run(&args)?,
         Command::AugmentSet(args) => cmd_augment::run(&args)?,
     }

@@ -129,3 +129,64 @@ fn bad_arguments_are_usage_errors() {
         .code(2);
     quivox().arg("no-such-command").assert().failure().code(2);
 }
+
+#[test]
+fn back_end_model_files_of_the_wrong_kind_are_refused() {
+    quivox()
+        .args([
+            "eval",
+            "--system",
+            "ivector",
+            "--ivector",
+            "models/embedding-plda.qvx",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("\"embedding-plda-system\""));
+    quivox()
+        .args([
+            "eval",
+            "--system",
+            "embedding",
+            "--embedding",
+            "models/fusion.qvx",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("\"fusion\""));
+    quivox()
+        .args([
+            "eval",
+            "--system",
+            "fusion",
+            "--fusion",
+            "models/gmm-ubm.qvx",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("\"gmm-ubm-system\""));
+    // Embeddings of other encoder weights: the embedding back end's fingerprint does not match.
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.safetensors");
+    let mut bytes =
+        std::fs::read(repo_root().join("models/speaker-encoder-ge2e.safetensors")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    quivox()
+        .args(["eval", "--system", "embedding", "--encoder"])
+        .arg(&weights)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("trained with front end"));
+    quivox()
+        .args(["train-backend", "--data", "no/such/background"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no/such/background"));
+    quivox()
+        .args(["eval", "--system", "bogus"])
+        .assert()
+        .failure()
+        .code(2);
+}

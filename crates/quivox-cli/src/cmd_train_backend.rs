@@ -1,0 +1,144 @@
+//! `quivox train-backend`: i-vector PLDA, embedding PLDA, their calibrations and the fusion with
+//! the GMM-UBM system, trained on a background folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use quivox::embedding::SpeakerEncoder;
+use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256};
+use quivox::engine::voice::GmmUbmSystem;
+use quivox::eval::Background;
+use quivox::recipe::backend::{
+    train_backend, BackendProgress, BackendRecipeOptions, FusionComponent,
+};
+
+/// Arguments of `quivox train-backend`.
+#[derive(Debug, Args)]
+pub struct TrainBackendArgs {
+    /// Background folder with `utt2spk` (e.g. ../shared/corpus/background).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The trained GMM-UBM system (its UBM collects the i-vector statistics, its calibrated LLRs
+    /// enter the fusion).
+    #[arg(long, default_value = "models/gmm-ubm.qvx")]
+    pub ubm: PathBuf,
+    /// GE2E encoder weights (safetensors).
+    #[arg(long, default_value = "models/speaker-encoder-ge2e.safetensors")]
+    pub encoder: PathBuf,
+    /// Output folder: ivector-plda.qvx, embedding-plda.qvx, fusion.qvx.
+    #[arg(long, default_value = "models")]
+    pub out_dir: PathBuf,
+    /// I-vector dimension (size of T: components x feature dim x this, f32 in the file).
+    #[arg(long, default_value_t = 100)]
+    pub ivector_dim: usize,
+    /// Total-variability EM iterations.
+    #[arg(long, default_value_t = 6)]
+    pub tv_iters: usize,
+    /// Seed of the total-variability initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Weight (repetitions) of the held-out isolated-word speakers' trials in the calibrations
+    /// and the fusion.
+    #[arg(long, default_value_t = 4)]
+    pub word_trial_repeats: usize,
+    /// Print the training report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `train-backend`.
+pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let bg =
+        Background::load(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
+    let (gmm, front_end) =
+        GmmUbmSystem::load(&args.ubm).with_context(|| format!("loading {}", args.ubm.display()))?;
+    let encoder = Arc::new(
+        SpeakerEncoder::from_file(&args.encoder)
+            .with_context(|| format!("loading {}", args.encoder.display()))?,
+    );
+    let encoder_sha = file_sha256(&args.encoder)?;
+    let mut opts = BackendRecipeOptions {
+        front_end: front_end.clone(),
+        ..Default::default()
+    };
+    opts.ivector.tv.dim = args.ivector_dim;
+    opts.ivector.tv.iterations = args.tv_iters;
+    opts.ivector.tv.seed = args.seed;
+    opts.word_trial_repeats = args.word_trial_repeats;
+    let done = AtomicUsize::new(0);
+    let progress = |p: BackendProgress| match p {
+        BackendProgress::Stage(s) => {
+            done.store(0, Ordering::Relaxed);
+            eprintln!("[{:>6.1} s] {s}", t0.elapsed().as_secs_f64());
+        }
+        BackendProgress::File { total } => {
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 500 == 0 || n == total {
+                eprintln!(
+                    "[{:>6.1} s]   {n}/{total} files",
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+        }
+        BackendProgress::TvIteration { iter, objective } => eprintln!(
+            "[{:>6.1} s]   T iteration {} objective {objective:.4}",
+            t0.elapsed().as_secs_f64(),
+            iter + 1
+        ),
+        _ => {}
+    };
+    let (models, report) = train_backend(&bg, &gmm, &encoder, &opts, &progress)?;
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let ivector_path = args.out_dir.join("ivector-plda.qvx");
+    let embedding_path = args.out_dir.join("embedding-plda.qvx");
+    let fusion_path = args.out_dir.join("fusion.qvx");
+    models
+        .ivector
+        .save(&ivector_path, &front_end)
+        .with_context(|| format!("saving {}", ivector_path.display()))?;
+    models
+        .embedding
+        .save(&embedding_path, &embedder_fingerprint(&encoder_sha, true)?)
+        .with_context(|| format!("saving {}", embedding_path.display()))?;
+    let component = |system: &str, path: &Path| -> anyhow::Result<FusionComponent> {
+        Ok(FusionComponent {
+            system: system.to_owned(),
+            sha256: file_sha256(path)?,
+        })
+    };
+    let components = vec![
+        component("gmm", &args.ubm)?,
+        component("ivector", &ivector_path)?,
+        component("embedding", &embedding_path)?,
+    ];
+    models
+        .fusion
+        .save(&fusion_path, &front_end, &components)
+        .with_context(|| format!("saving {}", fusion_path.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "wrote {}, {}, {} in {:.0} s: {} training files of {} speakers; {} held-out speakers, {} target / {} non-target trials ({} word targets); fusion weights {:?} offset {:.3}",
+            ivector_path.display(),
+            embedding_path.display(),
+            fusion_path.display(),
+            t0.elapsed().as_secs_f64(),
+            report.train_files,
+            report.train_speakers,
+            report.held_out_speakers,
+            report.trials.0,
+            report.trials.1,
+            report.trials.2,
+            report.fusion.weights,
+            report.fusion.offset
+        );
+    }
+    Ok(())
+}
