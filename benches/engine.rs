@@ -19,8 +19,8 @@ use rand_distr::{Distribution, Normal};
 
 use quivox::audio::ChannelPolicy;
 use quivox::engine::{
-    caller_posterior, CallInfo, Engine, EngineOptions, NumberDirectory, PriorOptions, SpeakerId,
-    VoiceModels, Voiceprint,
+    caller_posterior, CallInfo, Engine, EngineOptions, NumberDirectory, PriorOptions,
+    ScoringOptions, SpeakerId, VoiceModels, Voiceprint,
 };
 use quivox::features::FeatureMatrix;
 use quivox::gmm::{AccumDiagGmm, DiagGmm, SpeakerBank};
@@ -66,21 +66,40 @@ fn bench_engine(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(chunks));
+    let run_call = |engine: &Engine| {
+        let mut session = engine
+            .start_call(CallInfo {
+                caller_number: None,
+                call_id: String::new(),
+            })
+            .unwrap();
+        for chunk in pcm.chunks(160) {
+            session.push_pcm(chunk).unwrap();
+            while session.poll().is_some() {}
+        }
+        session.finish().unwrap()
+    };
     group.bench_function("7s_call_20ms_chunks_1000_speakers", |b| {
-        b.iter(|| {
-            let mut session = engine
-                .start_call(CallInfo {
-                    caller_number: None,
-                    call_id: String::new(),
-                })
-                .unwrap();
-            for chunk in pcm.chunks(160) {
-                session.push_pcm(chunk).unwrap();
-                while session.poll().is_some() {}
-            }
-            session.finish().unwrap()
-        })
+        b.iter(|| run_call(&engine))
     });
+    // The reference path: batch Gaussian selection and exact scoring of everybody at every
+    // decision point.
+    let mut exact_options = EngineOptions::default();
+    exact_options.scoring = ScoringOptions::exact();
+    let exact = Engine::new(models.clone(), exact_options).unwrap();
+    exact
+        .insert_voiceprints(
+            engine
+                .population()
+                .ids()
+                .iter()
+                .map(|id| (id.clone(), engine.voiceprint(id).unwrap())),
+        )
+        .unwrap();
+    group.bench_function("7s_call_20ms_chunks_1000_speakers_exact", |b| {
+        b.iter(|| run_call(&exact))
+    });
+    drop(exact);
     // The front end alone (no speaker enrolled: decision points only run the VAD bookkeeping).
     let empty = Engine::new(models.clone(), EngineOptions::default()).unwrap();
     group.bench_function("7s_call_20ms_chunks_front_end_only", |b| {
@@ -119,7 +138,7 @@ fn bench_engine(c: &mut Criterion) {
             .map(|i| SpeakerId(format!("spk{i:05}")))
             .collect();
         let prior = NumberDirectory::new().prior(None, &ids, &PriorOptions::default());
-        group.bench_function(format!("{speakers}_speakers"), |b| {
+        group.bench_function(format!("{speakers}_speakers_exact"), |b| {
             b.iter(|| {
                 let mut normalised = FeatureMatrix::new(frames.dim());
                 quivox::features::apply_sliding_cmn_into(
@@ -129,6 +148,35 @@ fn bench_engine(c: &mut Criterion) {
                 )
                 .unwrap();
                 let llrs = models.llrs(&normalised, &bank).unwrap();
+                caller_posterior(&prior, &llrs).best()
+            })
+        });
+        // The session's default path: linear pass over everybody, exact rescoring of a
+        // 32-speaker shortlist.
+        let scoring = ScoringOptions::default();
+        let on_line = vec![false; speakers];
+        group.bench_function(format!("{speakers}_speakers_shortlist"), |b| {
+            b.iter(|| {
+                let mut normalised = FeatureMatrix::new(frames.dim());
+                quivox::features::apply_sliding_cmn_into(
+                    &frames,
+                    &models.front_end.sliding_cmn,
+                    &mut normalised,
+                )
+                .unwrap();
+                let sel = ubm
+                    .gaussian_selection(&normalised, models.gmm.options.top_c)
+                    .unwrap();
+                let (llrs, _) = models
+                    .shortlisted_llrs(
+                        &normalised,
+                        &sel,
+                        &bank,
+                        scoring.shortlist,
+                        scoring.min_occupancy,
+                        &on_line,
+                    )
+                    .unwrap();
                 caller_posterior(&prior, &llrs).best()
             })
         });
