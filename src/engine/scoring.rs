@@ -34,15 +34,21 @@ pub struct ScoringOptions {
     pub shortlist: usize,
     /// Components whose top-C occupancy in the call is below this many frames are left out of
     /// the linear pass (fewer bank columns to read; the shortlisted speakers are rescored on
-    /// every component anyway), ≥ 0. Default 0.05.
+    /// every component anyway), ≥ 0. Default 0.5.
     pub min_occupancy: f64,
+    /// Between full linear passes, decision points rescore only the last shortlist (and the
+    /// calling line) exactly and keep everybody else's approximate score; a new pass is made
+    /// once the scored speech has grown by this factor (and at the forced decision), ≥ 1
+    /// (1 = a pass at every decision point). Default 1.5.
+    pub linear_pass_growth: f64,
 }
 
 impl Default for ScoringOptions {
     fn default() -> Self {
         Self {
             shortlist: 32,
-            min_occupancy: 0.05,
+            min_occupancy: 0.5,
+            linear_pass_growth: 1.5,
         }
     }
 }
@@ -73,8 +79,112 @@ impl ScoringOptions {
                 "a finite number of frames ≥ 0",
             );
         }
+        if !(self.linear_pass_growth >= 1.0 && self.linear_pass_growth.is_finite()) {
+            return bad(
+                "scoring.linear_pass_growth",
+                self.linear_pass_growth.to_string(),
+                "a finite factor ≥ 1",
+            );
+        }
         Ok(())
     }
+}
+
+/// The last full linear pass of a call: the frames it saw, every speaker's approximate raw score
+/// (linear score raised by the shortlist's gap) and the shortlist.
+#[derive(Debug, Clone)]
+struct LinearPass {
+    frames: usize,
+    approx: Vec<f64>,
+    shortlist: Vec<usize>,
+}
+
+/// Per-call state of shortlist scoring: between full linear passes (made when the scored speech
+/// has grown by `linear_pass_growth`, and at forced decisions), decision points rescore the last
+/// shortlist exactly and keep the others' approximate scores from the last pass.
+#[derive(Debug)]
+pub(crate) struct ShortlistState {
+    options: ScoringOptions,
+    last: Option<LinearPass>,
+}
+
+impl ShortlistState {
+    pub(crate) fn new(options: ScoringOptions) -> Self {
+        Self {
+            options,
+            last: None,
+        }
+    }
+
+    /// Calibrated LLRs of the call so far; `full` forces a new linear pass.
+    pub(crate) fn llrs(
+        &mut self,
+        models: &VoiceModels,
+        feats: &FeatureMatrix,
+        sel: &GaussianSelection,
+        bank: &SpeakerBank,
+        always_exact: &[bool],
+        full: bool,
+    ) -> Result<Vec<f64>, EngineError> {
+        let options = &self.options;
+        let n = feats.num_frames();
+        let s_count = bank.num_speakers();
+        let reusable = self.last.as_ref().filter(|last| {
+            !full
+                && last.approx.len() == s_count
+                && (n as f64) < last.frames as f64 * options.linear_pass_growth
+        });
+        let Some(last) = reusable else {
+            let scored = models.shortlist_scores(
+                feats,
+                sel,
+                bank,
+                options.shortlist,
+                options.min_occupancy,
+                always_exact,
+            )?;
+            let llrs = scored
+                .raw
+                .iter()
+                .map(|&s| models.gmm.calibrate(s, n))
+                .collect();
+            self.last = scored.approx.map(|approx| LinearPass {
+                frames: n,
+                approx,
+                shortlist: scored.shortlist,
+            });
+            return Ok(llrs);
+        };
+        let mut exact = vec![false; s_count];
+        for &s in &last.shortlist {
+            exact[s] = true;
+        }
+        for (e, &f) in exact.iter_mut().zip(always_exact) {
+            *e |= f;
+        }
+        let chosen: Vec<usize> = (0..s_count).filter(|&s| exact[s]).collect();
+        let scores = bank.score_subset(feats, sel, &chosen)?;
+        let mut raw = last.approx.clone();
+        for (&s, &e) in chosen.iter().zip(&scores) {
+            raw[s] = e;
+        }
+        Ok(raw
+            .into_iter()
+            .map(|s| models.gmm.calibrate(s, n))
+            .collect())
+    }
+}
+
+/// Raw scores of a shortlisted scoring.
+struct ShortlistScores {
+    /// Exact for the shortlisted, approximate for the others (nats per frame).
+    raw: Vec<f64>,
+    /// Whether each raw score is exact.
+    exact: Vec<bool>,
+    /// Every speaker's approximate score (None when everybody was scored exactly).
+    approx: Option<Vec<f64>>,
+    /// The best by linear score (without the forced ones).
+    shortlist: Vec<usize>,
 }
 
 impl VoiceModels {
@@ -93,24 +203,53 @@ impl VoiceModels {
         min_occupancy: f64,
         always_exact: &[bool],
     ) -> Result<(Vec<f64>, Vec<bool>), EngineError> {
+        let n = feats.num_frames();
+        let scored =
+            self.shortlist_scores(feats, sel, bank, shortlist, min_occupancy, always_exact)?;
+        let llrs = scored
+            .raw
+            .into_iter()
+            .map(|s| self.gmm.calibrate(s, n))
+            .collect();
+        Ok((llrs, scored.exact))
+    }
+
+    fn shortlist_scores(
+        &self,
+        feats: &FeatureMatrix,
+        sel: &GaussianSelection,
+        bank: &SpeakerBank,
+        shortlist: usize,
+        min_occupancy: f64,
+        always_exact: &[bool],
+    ) -> Result<ShortlistScores, EngineError> {
         let s_count = bank.num_speakers();
         if s_count == 0 || feats.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(ShortlistScores {
+                raw: Vec::new(),
+                exact: Vec::new(),
+                approx: None,
+                shortlist: Vec::new(),
+            });
         }
-        let n = feats.num_frames();
         let forced = always_exact.iter().filter(|&&f| f).count();
         if shortlist == 0 || shortlist + forced >= s_count {
-            let raw = bank.score(feats, sel)?;
-            let llrs = raw.into_iter().map(|s| self.gmm.calibrate(s, n)).collect();
-            return Ok((llrs, vec![true; s_count]));
+            return Ok(ShortlistScores {
+                raw: bank.score(feats, sel)?,
+                exact: vec![true; s_count],
+                approx: None,
+                shortlist: Vec::new(),
+            });
         }
         let lin = bank.linear_scores(feats, sel, min_occupancy)?;
         let mut order: Vec<usize> = (0..s_count).collect();
         order.select_nth_unstable_by(shortlist - 1, |&a, &b| {
             lin[b].total_cmp(&lin[a]).then(a.cmp(&b))
         });
+        let mut best: Vec<usize> = order[..shortlist].to_vec();
+        best.sort_unstable();
         let mut exact = vec![false; s_count];
-        for &s in &order[..shortlist] {
+        for &s in &best {
             exact[s] = true;
         }
         for (e, &f) in exact.iter_mut().zip(always_exact) {
@@ -123,11 +262,16 @@ impl VoiceModels {
             .zip(&scores)
             .map(|(&s, &e)| e - lin[s])
             .fold(0.0_f64, f64::max);
-        let mut raw: Vec<f64> = lin.iter().map(|l| l + gap).collect();
+        let approx: Vec<f64> = lin.iter().map(|l| l + gap).collect();
+        let mut raw = approx.clone();
         for (&s, &e) in chosen.iter().zip(&scores) {
             raw[s] = e;
         }
-        let llrs = raw.into_iter().map(|s| self.gmm.calibrate(s, n)).collect();
-        Ok((llrs, exact))
+        Ok(ShortlistScores {
+            raw,
+            exact,
+            approx: Some(approx),
+            shortlist: best,
+        })
     }
 }

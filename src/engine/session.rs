@@ -16,6 +16,7 @@ use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
 use super::engine::{snr_estimate_db, CallEnrollment, DB_PER_NEPER_ENERGY};
 use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
 use super::number::{CallerPrior, SpeakerId};
+use super::scoring::ShortlistState;
 use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
 use crate::features::{
     apply_sliding_cmn_into, FeatureMatrix, MfccExtractor, StreamingDeltas, StreamingVad,
@@ -81,6 +82,8 @@ pub struct Session {
     interval_frames: u64,
     revision_frames: u64,
     max_scored_frames: usize,
+    /// The last linear pass over the population (see [`super::scoring`]).
+    shortlist: ShortlistState,
     /// Speech kept for enrollment, when the call is captured.
     capture: Option<Capture>,
     /// Voiced frame count, decision and top speaker of the last scoring (reused by `finish`).
@@ -110,6 +113,7 @@ impl Session {
         let max_scored_frames = to_frames(options.max_scored_speech_ms) as usize;
         Ok(Self {
             capture: None,
+            shortlist: ShortlistState::new(options.scoring.clone()),
             mfcc: MfccExtractor::new(fe.mfcc.clone())?,
             deltas: StreamingDeltas::new(ceps, &fe.deltas)?,
             vad: StreamingVad::new(&fe.vad)?,
@@ -423,7 +427,7 @@ impl Session {
             &self.models.front_end.sliding_cmn,
             &mut self.normalised,
         )?;
-        let llrs = self.score_population()?;
+        let llrs = self.score_population(force)?;
         let post = caller_posterior(&self.prior, &llrs);
         let top = top_speaker(&post).map(|(i, p)| (self.population.ids()[i].clone(), p));
         let confidence = self.options.confidence;
@@ -472,7 +476,7 @@ impl Session {
     }
 
     /// Calibrated LLRs of the normalised speech against the population (see [`super::scoring`]).
-    fn score_population(&mut self) -> Result<Vec<f64>, EngineError> {
+    fn score_population(&mut self, force: bool) -> Result<Vec<f64>, EngineError> {
         let bank = self.population.bank();
         if bank.num_speakers() == 0 {
             return Ok(Vec::new());
@@ -482,16 +486,14 @@ impl Session {
             .gmm
             .ubm
             .gaussian_selection(&self.normalised, self.models.gmm.options.top_c)?;
-        let scoring = &self.options.scoring;
-        let (llrs, _) = self.models.shortlisted_llrs(
+        self.shortlist.llrs(
+            &self.models,
             &self.normalised,
             &sel,
             bank,
-            scoring.shortlist,
-            scoring.min_occupancy,
             &self.prior.on_line,
-        )?;
-        Ok(llrs)
+            force,
+        )
     }
 
     fn decision_point(&mut self) -> Result<(), EngineError> {
