@@ -294,9 +294,10 @@ pub struct SpeakerBank {
     /// D (mean-only adaptation) or 2D (variances adapted too).
     width: usize,
     ubm_means: Vec<f32>,
-    /// Per component, per block of up to `SPEAKER_BLOCK` speakers, a contiguous (width + 1) × sb
-    /// row-major panel (what the GEMM packs, read sequentially); the last row holds the
-    /// constants k, multiplied by a column of ones.
+    /// Per component, per speaker, the contiguous (width + 1) coefficients `[p'δ, (−½(p' − p)), k]`
+    /// (C × S × (width + 1)): a component's block is the GEMM's right operand (transposed view),
+    /// one speaker's column is one short contiguous read (shortlist rescoring), and the constant
+    /// k multiplies a column of ones.
     coefs: Vec<f32>,
 }
 
@@ -313,25 +314,21 @@ impl SpeakerBank {
         let mut coefs = vec![0.0_f32; c_count * s_count * rows];
         for (s, spk) in speakers.iter().enumerate() {
             for c in 0..c_count {
-                // Within component c, speaker block b (speakers s0..s0 + sb) is a contiguous
-                // rows × sb row-major panel starting at c·rows·S + s0·rows.
-                let s0 = s - s % SPEAKER_BLOCK;
-                let sb = SPEAKER_BLOCK.min(s_count - s0);
-                let j_s = s - s0;
-                let block = &mut coefs
-                    [c * rows * s_count + s0 * rows..c * rows * s_count + (s0 + sb) * rows];
+                let column = &mut coefs[(c * s_count + s) * rows..(c * s_count + s + 1) * rows];
                 let mut k = (spk.weights()[c] as f64 / ubm.weights()[c] as f64).ln();
                 for j in 0..d {
                     let (mu, p) = (ubm.mean(c)[j] as f64, ubm.inv_var(c)[j] as f64);
                     let (mu_s, p_s) = (spk.mean(c)[j] as f64, spk.inv_var(c)[j] as f64);
                     let delta = mu_s - mu;
-                    block[j * sb + j_s] = (p_s * delta) as f32;
+                    column[j] = (p_s * delta) as f32;
                     if quadratic {
-                        block[(d + j) * sb + j_s] = (-0.5 * (p_s - p)) as f32;
+                        column[d + j] = (-0.5 * (p_s - p)) as f32;
                     }
-                    k += 0.5 * (p_s / p).ln() - 0.5 * p_s * delta * delta;
+                    // ln(p'/p) is exactly 0 for mean-only adaptation: skip the logarithm.
+                    let log_ratio = if p_s == p { 0.0 } else { (p_s / p).ln() };
+                    k += 0.5 * log_ratio - 0.5 * p_s * delta * delta;
                 }
-                block[width * sb + j_s] = k as f32;
+                column[width] = k as f32;
             }
         }
         Ok(SpeakerBank {
@@ -375,7 +372,7 @@ impl SpeakerBank {
         for s0 in (0..s_count).step_by(block) {
             let sb = block.min(s_count - s0);
             for c in 0..self.num_components {
-                let panel = c * wk * s_count + s0 * wk;
+                let panel = (c * s_count + s0) * wk;
                 rows.component_pass(c, &self.coefs[panel..panel + wk * sb], sb, &mut bufs);
             }
             rows.reduce_block(sb, &mut bufs, &mut llr[s0..s0 + sb]);
@@ -416,11 +413,9 @@ impl SpeakerBank {
                 if rows.starts[c] == rows.starts[c + 1] {
                     continue;
                 }
-                for (k, &s) in chunk.iter().enumerate() {
-                    let (offset, stride) = self.column(c, s);
-                    for j in 0..wk {
-                        panel[j * sb + k] = self.coefs[offset + j * stride];
-                    }
+                for (column, &s) in panel.chunks_exact_mut(wk).zip(chunk) {
+                    let at = (c * self.num_speakers + s) * wk;
+                    column.copy_from_slice(&self.coefs[at..at + wk]);
                 }
                 rows.component_pass(c, &panel[..wk * sb], sb, &mut bufs);
             }
@@ -476,31 +471,13 @@ impl SpeakerBank {
             for (vj, &a) in v.iter_mut().zip(acc) {
                 *vj = a as f32;
             }
-            for s0 in (0..s_count).step_by(SPEAKER_BLOCK) {
-                let sb = SPEAKER_BLOCK.min(s_count - s0);
-                let panel = c * wk * s_count + s0 * wk;
-                let out = &mut lin[s0..s0 + sb];
-                for (j, row) in self.coefs[panel..panel + wk * sb]
-                    .chunks_exact(sb)
-                    .enumerate()
-                {
-                    let vj = v[j];
-                    for (o, &coef) in out.iter_mut().zip(row) {
-                        *o += vj * coef;
-                    }
-                }
+            let block = &self.coefs[c * s_count * wk..(c + 1) * s_count * wk];
+            for (l, column) in lin.iter_mut().zip(block.chunks_exact(wk)) {
+                *l += dot_f32(&v, column);
             }
         }
         let n = feats.num_frames() as f64;
         Ok(lin.into_iter().map(|l| f64::from(l) / n).collect())
-    }
-
-    /// Offset and row stride of speaker `s`'s coefficient column for component `c`.
-    fn column(&self, c: usize, s: usize) -> (usize, usize) {
-        let wk = self.width + 1;
-        let s0 = s - s % SPEAKER_BLOCK;
-        let sb = SPEAKER_BLOCK.min(self.num_speakers - s0);
-        (c * wk * self.num_speakers + s0 * wk + (s - s0), sb)
     }
 
     fn check_call(&self, feats: &FeatureMatrix, sel: &GaussianSelection) -> Result<(), GmmError> {
@@ -600,6 +577,25 @@ impl SpeakerBank {
     }
 }
 
+/// Dot product with 8 independent lanes (vectorises).
+#[inline]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((l, &p), &q) in lanes.iter_mut().zip(x).zip(y) {
+            *l += p * q;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// The rows of [`SpeakerBank::grouped_rows`].
 struct GroupedRows {
     num_frames: usize,
@@ -642,8 +638,8 @@ impl BlockBuffers {
 }
 
 impl GroupedRows {
-    /// One component's GEMM against a (width × sb) row-major coefficient panel, scattered into
-    /// `bufs.vals` in frame order.
+    /// One component's GEMM against sb speakers' coefficient columns (sb × width, row-major),
+    /// scattered into `bufs.vals` in frame order.
     fn component_pass(&self, c: usize, coefs: &[f32], sb: usize, bufs: &mut BlockBuffers) {
         let (r0, r1) = (self.starts[c], self.starts[c + 1]);
         if r0 == r1 {
@@ -652,13 +648,7 @@ impl GroupedRows {
         let wk = self.width;
         gemm(
             &MatRef::row_major(&self.ys[r0 * wk..r1 * wk], r1 - r0, wk),
-            &MatRef {
-                data: coefs,
-                rows: wk,
-                cols: sb,
-                row_stride: sb,
-                col_stride: 1,
-            },
+            &MatRef::transposed(coefs, wk, sb),
             0.0,
             &mut bufs.group_out[..(r1 - r0) * sb],
         );
