@@ -646,6 +646,16 @@ impl Engine {
             return Err(EngineError::AlreadyEnrolled(speaker));
         }
         let (acc, speech_ms) = self.enrollment_stats(&speaker, recordings)?;
+        self.enroll_stats(speaker, acc, speech_ms)
+    }
+
+    /// Enrolls a new speaker from quality-checked statistics, if there is enough speech.
+    fn enroll_stats(
+        &self,
+        speaker: SpeakerId,
+        acc: AccumDiagGmm,
+        speech_ms: u64,
+    ) -> Result<(), EngineError> {
         if speech_ms < self.options.min_enroll_speech_ms {
             return Err(EngineError::EnrollmentRefused {
                 speaker,
@@ -750,17 +760,7 @@ impl Engine {
             return Err(EngineError::AlreadyEnrolled(speaker));
         }
         let (acc, speech_ms) = self.call_stats(&speaker, calls)?;
-        if speech_ms < self.options.min_enroll_speech_ms {
-            return Err(EngineError::EnrollmentRefused {
-                speaker,
-                problem: QualityProblem::TooLittleSpeech {
-                    got_ms: speech_ms,
-                    min_ms: self.options.min_enroll_speech_ms,
-                },
-            });
-        }
-        let print = Voiceprint::from_stats(&self.models.gmm, acc, speech_ms)?;
-        self.insert_voiceprint(speaker, print)
+        self.enroll_stats(speaker, acc, speech_ms)
     }
 
     /// Adds a captured call's speech to an enrolled speaker (statistics summed, model

@@ -155,24 +155,42 @@ impl ShortlistState {
             });
             return Ok(llrs);
         };
-        let mut exact = vec![false; s_count];
-        for &s in &last.shortlist {
-            exact[s] = true;
-        }
-        for (e, &f) in exact.iter_mut().zip(always_exact) {
-            *e |= f;
-        }
-        let chosen: Vec<usize> = (0..s_count).filter(|&s| exact[s]).collect();
-        let scores = bank.score_subset(feats, sel, &chosen)?;
-        let mut raw = last.approx.clone();
-        for (&s, &e) in chosen.iter().zip(&scores) {
-            raw[s] = e;
-        }
+        let (raw, _) = rescore(feats, sel, bank, &last.shortlist, always_exact, |_| {
+            Ok(last.approx.clone())
+        })?;
         Ok(raw
             .into_iter()
             .map(|s| models.gmm.calibrate(s, n))
             .collect())
     }
+}
+
+/// Scores `shortlist` and the speakers flagged in `always_exact` exactly; the others get the
+/// approximate scores `approximate` makes from the exact ones ((speaker, score) pairs). Returns
+/// the raw scores and which are exact.
+fn rescore(
+    feats: &FeatureMatrix,
+    sel: &GaussianSelection,
+    bank: &SpeakerBank,
+    shortlist: &[usize],
+    always_exact: &[bool],
+    approximate: impl FnOnce(&[(usize, f64)]) -> Result<Vec<f64>, EngineError>,
+) -> Result<(Vec<f64>, Vec<bool>), EngineError> {
+    let mut exact = vec![false; bank.num_speakers()];
+    for &s in shortlist {
+        exact[s] = true;
+    }
+    for (e, &f) in exact.iter_mut().zip(always_exact) {
+        *e |= f;
+    }
+    let chosen: Vec<usize> = (0..exact.len()).filter(|&s| exact[s]).collect();
+    let scores = bank.score_subset(feats, sel, &chosen)?;
+    let pairs: Vec<(usize, f64)> = chosen.into_iter().zip(scores).collect();
+    let mut raw = approximate(&pairs)?;
+    for &(s, e) in &pairs {
+        raw[s] = e;
+    }
+    Ok((raw, exact))
 }
 
 /// Raw scores of a shortlisted scoring.
@@ -248,25 +266,15 @@ impl VoiceModels {
         });
         let mut best: Vec<usize> = order[..shortlist].to_vec();
         best.sort_unstable();
-        let mut exact = vec![false; s_count];
-        for &s in &best {
-            exact[s] = true;
-        }
-        for (e, &f) in exact.iter_mut().zip(always_exact) {
-            *e |= f;
-        }
-        let chosen: Vec<usize> = (0..s_count).filter(|&s| exact[s]).collect();
-        let scores = bank.score_subset(feats, sel, &chosen)?;
-        let gap = chosen
-            .iter()
-            .zip(&scores)
-            .map(|(&s, &e)| e - lin[s])
-            .fold(0.0_f64, f64::max);
-        let approx: Vec<f64> = lin.iter().map(|l| l + gap).collect();
-        let mut raw = approx.clone();
-        for (&s, &e) in chosen.iter().zip(&scores) {
-            raw[s] = e;
-        }
+        let mut approx = Vec::new();
+        let (raw, exact) = rescore(feats, sel, bank, &best, always_exact, |exact_scores| {
+            let gap = exact_scores
+                .iter()
+                .map(|&(s, e)| e - lin[s])
+                .fold(0.0_f64, f64::max);
+            approx = lin.iter().map(|l| l + gap).collect();
+            Ok(approx.clone())
+        })?;
         Ok(ShortlistScores {
             raw,
             exact,
