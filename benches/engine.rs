@@ -1,13 +1,12 @@
 //! Engine benches: a whole 7-s call pushed in 20-ms chunks (front end + every decision point)
-//! against 1 000 enrolled speakers, and one decision on 7 s of speech (700 voiced frames) against
-//! 1 000 and 10 000 speakers, with the shipped 512-component UBM and synthetic MAP models.
+//! against 1 000 and 10 000 enrolled speakers, and one decision on 7 s of speech (700 voiced
+//! frames) against 1 000 and 10 000 speakers, with the shipped 512-component UBM and synthetic
+//! MAP models; default scoring (linear pass + exact shortlist of 32) and the exact reference
+//! (everybody scored frame by frame at every decision point) in the same run.
 //!
 //! `cargo bench --bench engine`
 //!
-//! Measured (2-core shared machine, one thread): front end alone 0.63 ms per 7-s call (≈ 1.8 µs
-//! per 20-ms chunk); the whole call against 1 000 speakers ≈ 60 ms (≈ 170 µs per chunk amortised:
-//! the decision points dominate; one decision on 700 frames ≈ 22 ms at 1 000 speakers, ≈ 220 ms
-//! at 10 000, linear in the population through the GMM-UBM speaker bank).
+//! Measured figures are in the README's speed table (they depend heavily on the machine's load).
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,8 +18,8 @@ use rand_distr::{Distribution, Normal};
 
 use quivox::audio::ChannelPolicy;
 use quivox::engine::{
-    caller_posterior, CallInfo, Engine, EngineOptions, NumberDirectory, PriorOptions, SpeakerId,
-    VoiceModels, Voiceprint,
+    caller_posterior, CallInfo, Engine, EngineOptions, NumberDirectory, PriorOptions,
+    ScoringOptions, SpeakerId, VoiceModels, Voiceprint,
 };
 use quivox::features::FeatureMatrix;
 use quivox::gmm::{AccumDiagGmm, DiagGmm, SpeakerBank};
@@ -66,21 +65,40 @@ fn bench_engine(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(chunks));
+    let run_call = |engine: &Engine| {
+        let mut session = engine
+            .start_call(CallInfo {
+                caller_number: None,
+                call_id: String::new(),
+            })
+            .unwrap();
+        for chunk in pcm.chunks(160) {
+            session.push_pcm(chunk).unwrap();
+            while session.poll().is_some() {}
+        }
+        session.finish().unwrap()
+    };
     group.bench_function("7s_call_20ms_chunks_1000_speakers", |b| {
-        b.iter(|| {
-            let mut session = engine
-                .start_call(CallInfo {
-                    caller_number: None,
-                    call_id: String::new(),
-                })
-                .unwrap();
-            for chunk in pcm.chunks(160) {
-                session.push_pcm(chunk).unwrap();
-                while session.poll().is_some() {}
-            }
-            session.finish().unwrap()
-        })
+        b.iter(|| run_call(&engine))
     });
+    // The reference path: batch Gaussian selection and exact scoring of everybody at every
+    // decision point.
+    let mut exact_options = EngineOptions::default();
+    exact_options.scoring = ScoringOptions::exact();
+    let exact = Engine::new(models.clone(), exact_options).unwrap();
+    exact
+        .insert_voiceprints(
+            engine
+                .population()
+                .ids()
+                .iter()
+                .map(|id| (id.clone(), engine.voiceprint(id).unwrap())),
+        )
+        .unwrap();
+    group.bench_function("7s_call_20ms_chunks_1000_speakers_exact", |b| {
+        b.iter(|| run_call(&exact))
+    });
+    drop(exact);
     // The front end alone (no speaker enrolled: decision points only run the VAD bookkeeping).
     let empty = Engine::new(models.clone(), EngineOptions::default()).unwrap();
     group.bench_function("7s_call_20ms_chunks_front_end_only", |b| {
@@ -92,8 +110,26 @@ fn bench_engine(c: &mut Criterion) {
             session.finish().unwrap()
         })
     });
-    group.finish();
     drop(engine);
+    // The same call against 10 000 speakers (default scoring only: the exact path takes seconds
+    // per call). Voiceprints carry empty statistics here (only the models are scored) to keep the
+    // population at ≈ 6 GB.
+    let large = Engine::new(models.clone(), EngineOptions::default()).unwrap();
+    large
+        .insert_voiceprints((0..10_000).map(|i| {
+            let print = Voiceprint {
+                stats: AccumDiagGmm::new(0, 0),
+                model: synthetic_speaker(&ubm, &mut rng),
+                net_speech_ms: 30_000,
+            };
+            (SpeakerId(format!("spk{i:05}")), print)
+        }))
+        .unwrap();
+    group.bench_function("7s_call_20ms_chunks_10000_speakers", |b| {
+        b.iter(|| run_call(&large))
+    });
+    drop(large);
+    group.finish();
 
     // One decision on 700 voiced frames: CMN, Gaussian selection, bank scoring, calibration, Bayes.
     let normal = Normal::new(0.0_f32, 1.0).unwrap();
@@ -119,7 +155,7 @@ fn bench_engine(c: &mut Criterion) {
             .map(|i| SpeakerId(format!("spk{i:05}")))
             .collect();
         let prior = NumberDirectory::new().prior(None, &ids, &PriorOptions::default());
-        group.bench_function(format!("{speakers}_speakers"), |b| {
+        group.bench_function(format!("{speakers}_speakers_exact"), |b| {
             b.iter(|| {
                 let mut normalised = FeatureMatrix::new(frames.dim());
                 quivox::features::apply_sliding_cmn_into(
@@ -129,6 +165,35 @@ fn bench_engine(c: &mut Criterion) {
                 )
                 .unwrap();
                 let llrs = models.llrs(&normalised, &bank).unwrap();
+                caller_posterior(&prior, &llrs).best()
+            })
+        });
+        // The session's default path: linear pass over everybody, exact rescoring of a
+        // 32-speaker shortlist.
+        let scoring = ScoringOptions::default();
+        let on_line = vec![false; speakers];
+        group.bench_function(format!("{speakers}_speakers_shortlist"), |b| {
+            b.iter(|| {
+                let mut normalised = FeatureMatrix::new(frames.dim());
+                quivox::features::apply_sliding_cmn_into(
+                    &frames,
+                    &models.front_end.sliding_cmn,
+                    &mut normalised,
+                )
+                .unwrap();
+                let sel = ubm
+                    .gaussian_selection(&normalised, models.gmm.options.top_c)
+                    .unwrap();
+                let (llrs, _) = models
+                    .shortlisted_llrs(
+                        &normalised,
+                        &sel,
+                        &bank,
+                        scoring.shortlist,
+                        scoring.min_occupancy,
+                        &on_line,
+                    )
+                    .unwrap();
                 caller_posterior(&prior, &llrs).best()
             })
         });

@@ -1,8 +1,11 @@
 //! Simulated-call evaluation of the caller-identification engine on a dev set.
 //!
 //! ```text
-//! cargo run --release --example engine_eval -- [/work/shared/corpus/dev-read] [models/gmm-ubm.qvx]
+//! cargo run --release --example engine_eval -- [/work/shared/corpus/dev-read] [models/gmm-ubm.qvx] [--exact | --shortlist N]
 //! ```
+//!
+//! `--exact` scores everybody exactly at every decision point (the reference path); `--shortlist N`
+//! rescores only the best N by linear score (plus the calling line's members) exactly (default 32).
 //!
 //! Enrolls the open-set gallery (`ident_open_models.txt`, from `enroll.lst`), groups it into
 //! households of 1–3 people sharing a number (seeded), then plays every `ident_open.txt` test
@@ -23,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use quivox::audio::{ChannelPolicy, Waveform};
 use quivox::engine::{
-    CallInfo, CallOutcome, Decision, Engine, EngineOptions, SpeakerId, VoiceModels,
+    CallInfo, CallOutcome, Decision, Engine, EngineOptions, ScoringOptions, SpeakerId, VoiceModels,
 };
 use quivox::recipe::read_telephone_wav;
 use rand::seq::SliceRandom;
@@ -70,9 +73,29 @@ fn median(mut v: Vec<u64>) -> f64 {
 }
 
 fn main() -> Result<()> {
+    let mut scoring = ScoringOptions::default();
+    let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
-    let set = PathBuf::from(args.next().unwrap_or("/work/shared/corpus/dev-read".into()));
-    let model = PathBuf::from(args.next().unwrap_or("models/gmm-ubm.qvx".into()));
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--exact" => scoring = ScoringOptions::exact(),
+            "--shortlist" => {
+                scoring.shortlist = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--shortlist expects a number of speakers")?;
+            }
+            _ => positional.push(arg),
+        }
+    }
+    let mut positional = positional.into_iter();
+    let set = PathBuf::from(
+        positional
+            .next()
+            .unwrap_or("/work/shared/corpus/dev-read".into()),
+    );
+    let model = PathBuf::from(positional.next().unwrap_or("models/gmm-ubm.qvx".into()));
+    println!("scoring: {scoring:?}");
     let models = VoiceModels::load(&model)?;
     let base = Engine::new(models.clone(), EngineOptions::default())?;
 
@@ -198,6 +221,7 @@ fn main() -> Result<()> {
     for confidence in [0.95, 0.99, 0.995, 0.999] {
         let mut opts = EngineOptions::default();
         opts.confidence = confidence;
+        opts.scoring = scoring.clone();
         let engine = Engine::new(models.clone(), opts)?;
         engine.insert_voiceprints(prints.iter().cloned())?;
         engine.set_directory(base.directory());

@@ -456,3 +456,335 @@ fn session_features_equal_the_batch_front_end_with_the_running_vad() {
         "{oracle} vs {llr}"
     );
 }
+
+/// Brute-force GMM-UBM scoring, independent of the speaker bank: every UBM component of every
+/// frame in f64, the top-C by value, then each speaker's frame log-likelihood ratio on them.
+/// Returns (exact average frame LLR, linear (first-order) average frame LLR) per speaker.
+fn brute_force_scores(
+    ubm: &quivox::gmm::DiagGmm,
+    speakers: &[quivox::gmm::DiagGmm],
+    feats: &quivox::features::FeatureMatrix,
+    top_c: usize,
+) -> Vec<(f64, f64)> {
+    let lse = |v: &[f64]| {
+        let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+    };
+    let mut out = vec![(0.0, 0.0); speakers.len()];
+    let mut all = vec![0.0; ubm.num_components()];
+    for x in feats.rows() {
+        ubm.component_log_likelihoods(x, &mut all).unwrap();
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by(|&a, &b| all[b].total_cmp(&all[a]));
+        let top = &order[..top_c];
+        let ubm_ll: Vec<f64> = top.iter().map(|&c| all[c]).collect();
+        let frame_ll = lse(&ubm_ll);
+        for (s, spk) in speakers.iter().enumerate() {
+            let spk_ll: Vec<f64> = top
+                .iter()
+                .map(|&c| spk.component_log_likelihood(c, x).unwrap())
+                .collect();
+            out[s].0 += lse(&spk_ll) - frame_ll;
+            out[s].1 += ubm_ll
+                .iter()
+                .zip(&spk_ll)
+                .map(|(u, v)| (u - frame_ll).exp() * (v - u))
+                .sum::<f64>();
+        }
+    }
+    let n = feats.num_frames() as f64;
+    out.iter().map(|&(e, l)| (e / n, l / n)).collect()
+}
+
+/// The four enrolled demo speakers plus `extra` synthetic ones: UBM means shifted by N(0, 0.15²)
+/// (seeded), same weights and variances (a mean-only MAP-like model).
+fn population_with_synthetic(extra: usize) -> Vec<(SpeakerId, Voiceprint)> {
+    let base = engine();
+    let ubm = base.models().gmm.ubm.clone();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let normal = Normal::new(0.0f32, 0.15).unwrap();
+    let mut prints: Vec<(SpeakerId, Voiceprint)> = ENROLLED
+        .iter()
+        .map(|&s| (SpeakerId::from(s), base.voiceprint(&s.into()).unwrap()))
+        .collect();
+    for i in 0..extra {
+        let means: Vec<f32> = ubm
+            .means()
+            .iter()
+            .map(|m| m + normal.sample(&mut rng))
+            .collect();
+        let model =
+            quivox::gmm::DiagGmm::new(ubm.dim(), ubm.weights().to_vec(), means, ubm.variances())
+                .unwrap();
+        let print = Voiceprint {
+            stats: quivox::gmm::AccumDiagGmm::for_model(&ubm),
+            model,
+            net_speech_ms: 30_000,
+        };
+        prints.push((SpeakerId(format!("synthetic{i:03}")), print));
+    }
+    prints
+}
+
+#[test]
+fn shortlist_scores_equal_brute_force_frame_scoring() {
+    use quivox::features::{FrontEnd, VadMode};
+    use quivox::gmm::SpeakerBank;
+    let base = engine();
+    let models = base.models();
+    let prints = population_with_synthetic(36);
+    let speakers: Vec<quivox::gmm::DiagGmm> = prints.iter().map(|p| p.1.model.clone()).collect();
+    let refs: Vec<&quivox::gmm::DiagGmm> = speakers.iter().collect();
+    let ubm = &models.gmm.ubm;
+    let bank = SpeakerBank::new(ubm, &refs).unwrap();
+    let mut fe = models.front_end.clone();
+    fe.vad_mode = VadMode::Running;
+    let feats = FrontEnd::new(fe)
+        .unwrap()
+        .compute(&demo("so2061-call.wav").samples)
+        .unwrap()
+        .features;
+    let top_c = models.gmm.options.top_c;
+    let oracle = brute_force_scores(ubm, &speakers, &feats, top_c);
+    let sel = ubm.gaussian_selection(&feats, top_c).unwrap();
+
+    // Linear scores: the first-order formula, and a lower bound of the exact score (Jensen).
+    let lin = bank.linear_scores(&feats, &sel, 0.0).unwrap();
+    for (s, (&l, &(exact, linear))) in lin.iter().zip(&oracle).enumerate() {
+        assert!(
+            (l - linear).abs() < 1e-4,
+            "speaker {s}: linear {l} vs {linear}"
+        );
+        assert!(
+            l <= exact + 1e-4,
+            "speaker {s}: linear {l} above exact {exact}"
+        );
+    }
+    // Exact subset scores equal the brute force (f32 bank arithmetic).
+    let subset = [39usize, 2, 7, 2];
+    let scores = bank.score_subset(&feats, &sel, &subset).unwrap();
+    for (&s, &e) in subset.iter().zip(&scores) {
+        assert!(
+            (e - oracle[s].0).abs() < 2e-4,
+            "speaker {s}: {e} vs {}",
+            oracle[s].0
+        );
+    }
+    assert!(bank.score_subset(&feats, &sel, &[40]).is_err());
+
+    // Shortlist of 8 plus one speaker forced in (as if on the calling line).
+    let mut forced = vec![false; speakers.len()];
+    forced[39] = true;
+    let (llrs, exact) = models
+        .shortlisted_llrs(&feats, &sel, &bank, 8, 0.05, &forced)
+        .unwrap();
+    assert_eq!(exact.iter().filter(|&&e| e).count(), 9);
+    assert!(exact[39]);
+    let n = feats.num_frames();
+    let calibrated: Vec<f64> = oracle
+        .iter()
+        .map(|o| models.gmm.calibrate(o.0, n))
+        .collect();
+    for s in (0..speakers.len()).filter(|&s| exact[s]) {
+        assert!(
+            (llrs[s] - calibrated[s]).abs() < 1e-3 * (1.0 + calibrated[s].abs()),
+            "speaker {s}: {} vs {}",
+            llrs[s],
+            calibrated[s]
+        );
+    }
+    // The caller (so2061, index 2) is shortlisted and has the best LLR by either path.
+    let best = |v: &[f64]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+    assert!(exact[2]);
+    assert_eq!(best(&llrs), 2);
+    assert_eq!(best(&calibrated), 2);
+    // Everybody left out scores below every shortlisted speaker by the exact score too.
+    let worst_in = (0..speakers.len())
+        .filter(|&s| exact[s] && !forced[s])
+        .map(|s| oracle[s].0)
+        .fold(f64::INFINITY, f64::min);
+    for s in (0..speakers.len()).filter(|&s| !exact[s]) {
+        assert!(oracle[s].0 < worst_in + 0.05, "speaker {s} left out");
+    }
+    // Shortlist 0 = everybody exact, equal to the batch path.
+    let (all, flags) = models
+        .shortlisted_llrs(&feats, &sel, &bank, 0, 0.05, &forced)
+        .unwrap();
+    assert!(flags.iter().all(|&f| f));
+    assert_eq!(all, models.llrs(&feats, &bank).unwrap());
+}
+
+#[test]
+fn shortlisted_sessions_decide_like_exact_scoring() {
+    use quivox::engine::ScoringOptions;
+    let prints = population_with_synthetic(36);
+    let build = |scoring: ScoringOptions| {
+        let mut options = EngineOptions::default();
+        options.scoring = scoring;
+        let engine = Engine::new(models(), options).unwrap();
+        engine.insert_voiceprints(prints.iter().cloned()).unwrap();
+        engine.set_directory(self::engine().directory());
+        engine
+    };
+    let mut short = ScoringOptions::default();
+    short.shortlist = 4;
+    let (fast, exact) = (build(short), build(ScoringOptions::exact()));
+    for file in [
+        "so1027-call.wav",
+        "so2061-call.wav",
+        "so0457-call.wav",
+        "so9614-call.wav",
+    ] {
+        let samples = demo(file).samples;
+        for number in [None, Some(HOUSEHOLD)] {
+            let a = call_with(&fast, number, &samples, 160);
+            let b = call_with(&exact, number, &samples, 160);
+            // A voice verdict of the shortlisted path is the exact path's, never earlier (the
+            // approximated rest of the population can only lower the best posterior).
+            let is_voice = |d: &Decision| {
+                matches!(
+                    d,
+                    Decision::Identified { .. }
+                        | Decision::Unknown { .. }
+                        | Decision::Mismatch { .. }
+                )
+            };
+            if is_voice(&a.final_decision.decision) {
+                assert!(
+                    a.final_decision
+                        .decision
+                        .same_verdict(&b.final_decision.decision),
+                    "{file} {number:?}: {:?} vs {:?}",
+                    a.final_decision,
+                    b.final_decision
+                );
+            }
+            let first_voice = |o: &CallOutcome| {
+                o.timeline
+                    .iter()
+                    .find(|e| is_voice(&e.decision))
+                    .map(|e| e.net_speech_ms)
+            };
+            if let (Some(ta), Some(tb)) = (first_voice(&a), first_voice(&b)) {
+                assert!(ta >= tb, "{file} {number:?}: {ta} ms before {tb} ms");
+            }
+            if let (
+                Decision::Identified {
+                    llr: l1,
+                    posterior: p1,
+                    ..
+                },
+                Decision::Identified {
+                    llr: l2,
+                    posterior: p2,
+                    ..
+                },
+            ) = (&a.final_decision.decision, &b.final_decision.decision)
+            {
+                // Same exact score; the shortlist's GEMM may round differently (f32).
+                assert!((l1 - l2).abs() < 1e-6 * (1.0 + l2.abs()), "{l1} vs {l2}");
+                // The approximated rest of the population can only lower the posterior.
+                assert!(*p1 <= p2 + 1e-9 && *p1 > p2 - 1e-2, "{p1} vs {p2}");
+            }
+        }
+    }
+}
+
+#[test]
+fn enrollment_from_a_live_call() {
+    use quivox::features::{FrontEnd, VadMode};
+    let engine = Engine::new(models(), EngineOptions::default()).unwrap();
+    for spk in ["so0457", "so2061"] {
+        engine
+            .enroll(spk.into(), &[demo(&format!("{spk}-enroll.wav"))])
+            .unwrap();
+    }
+    let wave = demo("so1027-enroll.wav");
+    let mut session = engine.start_enrollment_call(CallInfo::default()).unwrap();
+    assert!(session.is_captured_for_enrollment());
+    for c in wave.samples.chunks(160) {
+        session.push_samples(c).unwrap();
+    }
+    let outcome = session.finish().unwrap();
+    let captured = outcome.enrollment.as_ref().expect("captured");
+    // Oracle: the batch front end with the session's running-mean VAD, then the UBM statistics.
+    let mut fe = engine.models().front_end.clone();
+    fe.vad_mode = VadMode::Running;
+    let feats = FrontEnd::new(fe)
+        .unwrap()
+        .compute(&wave.samples)
+        .unwrap()
+        .features;
+    let ubm = &engine.models().gmm.ubm;
+    let mut oracle = quivox::gmm::AccumDiagGmm::for_model(ubm);
+    ubm.accumulate_stats(&feats, &mut oracle).unwrap();
+    assert_eq!(captured.net_speech_ms, feats.num_frames() as u64 * 10);
+    assert_eq!(captured.net_speech_ms, outcome.net_speech_ms);
+    assert_eq!(captured.stats.num_frames(), feats.num_frames() as f64);
+    for (a, b) in captured
+        .stats
+        .mean_acc()
+        .iter()
+        .zip(oracle.mean_acc())
+        .chain(captured.stats.occupancy().iter().zip(oracle.occupancy()))
+    {
+        assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    engine.enroll_from_call("so1027".into(), &outcome).unwrap();
+    assert!(matches!(
+        engine.enroll_from_call("so1027".into(), &outcome),
+        Err(EngineError::AlreadyEnrolled(_))
+    ));
+    // The live-enrolled voice is recognised on another call.
+    let call = call_with(&engine, None, &demo("so1027-call.wav").samples, 160);
+    match &call.final_decision.decision {
+        Decision::Identified { speaker, .. } => assert_eq!(speaker.0, "so1027"),
+        other => panic!("{other:?}"),
+    }
+    assert!(call.enrollment.is_none());
+    assert!(matches!(
+        engine.enroll_from_call("x".into(), &call),
+        Err(EngineError::CallNotCaptured)
+    ));
+    // A 7-s call is too little speech to enroll from, but can be added to an enrolled speaker.
+    let mut short = engine.start_enrollment_call(CallInfo::default()).unwrap();
+    short
+        .push_samples(&demo("so1027-call.wav").samples)
+        .unwrap();
+    let short = short.finish().unwrap();
+    let short_speech = short.enrollment.as_ref().unwrap().net_speech_ms;
+    assert!(matches!(
+        engine.enroll_from_call("y".into(), &short),
+        Err(EngineError::EnrollmentRefused {
+            problem: QualityProblem::TooLittleSpeech { min_ms: 10_000, .. },
+            ..
+        })
+    ));
+    let before = engine.voiceprint(&"so1027".into()).unwrap();
+    engine.add_call_audio(&"so1027".into(), &short).unwrap();
+    let after = engine.voiceprint(&"so1027".into()).unwrap();
+    assert_eq!(after.net_speech_ms, before.net_speech_ms + short_speech);
+    let expected = before.stats.total_count() + short.enrollment.unwrap().stats.total_count();
+    assert!((after.stats.total_count() - expected).abs() < 1e-6);
+    assert_ne!(after.model, before.model);
+    // Capture must start before the audio; a line-noise call is refused for its SNR.
+    let mut late = engine.start_call(CallInfo::default()).unwrap();
+    late.push_samples(&[0.0; 160]).unwrap();
+    assert!(matches!(
+        late.capture_for_enrollment(),
+        Err(EngineError::CaptureTooLate { samples: 160 })
+    ));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let normal = Normal::new(0.0f32, 2000.0).unwrap();
+    let noise: Vec<f32> = (0..8000 * 20).map(|_| normal.sample(&mut rng)).collect();
+    let mut noisy = engine.start_enrollment_call(CallInfo::default()).unwrap();
+    noisy.push_samples(&noise).unwrap();
+    let noisy = noisy.finish().unwrap();
+    assert!(matches!(
+        engine.enroll_from_call("z".into(), &noisy),
+        Err(EngineError::EnrollmentRefused {
+            problem: QualityProblem::LowSnr { .. } | QualityProblem::TooLittleSpeech { .. },
+            ..
+        })
+    ));
+}

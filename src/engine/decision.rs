@@ -114,4 +114,7 @@ pub struct CallOutcome {
     pub call_audio_ms: u64,
     /// Total net speech, ms.
     pub net_speech_ms: u64,
+    /// The call's speech statistics for enrollment, when the session captured it
+    /// ([`super::Session::capture_for_enrollment`]); `None` otherwise.
+    pub enrollment: Option<super::engine::CallEnrollment>,
 }

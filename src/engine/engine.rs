@@ -6,7 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::decision::CallOutcome;
 use super::number::{NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};
+use super::scoring::ScoringOptions;
 use super::session::{CallInfo, Session};
 use super::voice::GmmUbmSystem;
 use crate::audio::Waveform;
@@ -71,6 +73,18 @@ pub enum EngineError {
     /// A voiceprint does not fit the loaded models, or its bytes are corrupt.
     #[error("voiceprint: {0}")]
     Voiceprint(String),
+    /// Enrollment from a call whose speech was not captured.
+    #[error(
+        "the call's speech was not captured: call Session::capture_for_enrollment before pushing \
+         audio (or start it with Engine::start_enrollment_call)"
+    )]
+    CallNotCaptured,
+    /// Capture requested after audio was already received.
+    #[error("capture requested after {samples} samples; expected it before any audio")]
+    CaptureTooLate {
+        /// Samples already received.
+        samples: u64,
+    },
 }
 
 /// A quality check that enrollment audio failed.
@@ -138,6 +152,11 @@ pub struct EngineOptions {
     /// Minimum SNR estimate (90th − 10th percentile of frame log energies), dB, for enrollment
     /// and for a call's voice to count.
     pub min_snr_db: f64,
+    /// How decision points score the population (linear pass, exact shortlist).
+    pub scoring: ScoringOptions,
+    /// Net speech a session captured for enrollment keeps at most, ms (240 bytes per 10 ms of
+    /// speech): later speech is not enrolled. Default 120 000.
+    pub max_capture_speech_ms: u64,
 }
 
 impl Default for EngineOptions {
@@ -153,6 +172,8 @@ impl Default for EngineOptions {
             min_enroll_speech_ms: 10_000,
             max_clipped_fraction: 0.01,
             min_snr_db: 12.0,
+            scoring: ScoringOptions::default(),
+            max_capture_speech_ms: 120_000,
         }
     }
 }
@@ -223,6 +244,7 @@ impl EngineOptions {
                 "a finite dB value",
             );
         }
+        self.scoring.validate()?;
         self.prior
             .validate()
             .map_err(|e| EngineError::InvalidOption {
@@ -302,6 +324,23 @@ pub struct AudioAnalysis {
     pub snr_db: f64,
     /// Natural-log energy of every frame (voiced or not).
     pub frame_log_energy: Vec<f32>,
+}
+
+/// What a session captured for enrollment ([`super::Session::capture_for_enrollment`]): the
+/// sufficient statistics of its voiced speech against the UBM and the quality measures the
+/// enrollment checks need. No audio or features are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEnrollment {
+    /// Statistics (occupancy, first and second order) of the call's voiced frames, normalised
+    /// with the front end's CMN over the captured speech, against the UBM: what
+    /// [`Engine::enroll`] computes from a recording, with the session's running-mean VAD.
+    pub stats: AccumDiagGmm,
+    /// Net speech behind `stats`, ms.
+    pub net_speech_ms: u64,
+    /// Fraction of the call's samples at |x| ≥ 32000.
+    pub clipped_fraction: f64,
+    /// SNR estimate of the whole call (90th − 10th percentile of frame log energies), dB.
+    pub snr_db: f64,
 }
 
 /// Full-scale threshold for clipping (16-bit scale; μ-law's largest value is 32124).
@@ -656,6 +695,16 @@ impl Engine {
             return Err(EngineError::AlreadyEnrolled(speaker));
         }
         let (acc, speech_ms) = self.enrollment_stats(&speaker, recordings)?;
+        self.enroll_stats(speaker, acc, speech_ms)
+    }
+
+    /// Enrolls a new speaker from quality-checked statistics, if there is enough speech.
+    fn enroll_stats(
+        &self,
+        speaker: SpeakerId,
+        acc: AccumDiagGmm,
+        speech_ms: u64,
+    ) -> Result<(), EngineError> {
         if speech_ms < self.options.min_enroll_speech_ms {
             return Err(EngineError::EnrollmentRefused {
                 speaker,
@@ -677,6 +726,109 @@ impl Engine {
         recordings: &[Waveform],
     ) -> Result<(), EngineError> {
         let (acc, speech_ms) = self.enrollment_stats(speaker, recordings)?;
+        self.add_stats(speaker, &acc, speech_ms)
+    }
+
+    /// Starts a call whose speech is captured for enrollment ([`Engine::enroll_from_call`]):
+    /// [`Engine::start_call`] then [`Session::capture_for_enrollment`].
+    pub fn start_enrollment_call(&self, info: CallInfo) -> Result<Session, EngineError> {
+        let mut session = self.start_call(info)?;
+        session.capture_for_enrollment()?;
+        Ok(session)
+    }
+
+    /// Quality checks of captured calls (clipping and SNR per call); their summed statistics
+    /// and net speech.
+    fn call_stats(
+        &self,
+        speaker: &SpeakerId,
+        calls: &[&CallOutcome],
+    ) -> Result<(AccumDiagGmm, u64), EngineError> {
+        let refuse = |problem| EngineError::EnrollmentRefused {
+            speaker: speaker.clone(),
+            problem,
+        };
+        if calls.is_empty() {
+            return Err(refuse(QualityProblem::NoAudio));
+        }
+        let mut acc = AccumDiagGmm::for_model(&self.models.gmm.ubm);
+        let mut speech_ms = 0;
+        for outcome in calls {
+            let captured = outcome
+                .enrollment
+                .as_ref()
+                .ok_or(EngineError::CallNotCaptured)?;
+            if captured.clipped_fraction > self.options.max_clipped_fraction {
+                return Err(refuse(QualityProblem::Clipping {
+                    percent: 100.0 * captured.clipped_fraction,
+                    max_percent: 100.0 * self.options.max_clipped_fraction,
+                }));
+            }
+            if captured.snr_db < self.options.min_snr_db {
+                return Err(refuse(QualityProblem::LowSnr {
+                    snr_db: captured.snr_db,
+                    min_db: self.options.min_snr_db,
+                }));
+            }
+            if captured.stats.num_components() != acc.num_components()
+                || captured.stats.dim() != acc.dim()
+            {
+                return Err(EngineError::Voiceprint(format!(
+                    "call statistics {}×{}; expected the UBM's {}×{} (components × dim)",
+                    captured.stats.num_components(),
+                    captured.stats.dim(),
+                    acc.num_components(),
+                    acc.dim()
+                )));
+            }
+            acc.add(&captured.stats)?;
+            speech_ms += captured.net_speech_ms;
+        }
+        Ok((acc, speech_ms))
+    }
+
+    /// Enrolls a new speaker from a finished call captured for enrollment
+    /// ([`Engine::start_enrollment_call`]), after the same quality checks as [`Engine::enroll`]:
+    /// net speech ≥ `min_enroll_speech_ms`, clipping, SNR.
+    pub fn enroll_from_call(
+        &self,
+        speaker: SpeakerId,
+        outcome: &CallOutcome,
+    ) -> Result<(), EngineError> {
+        self.enroll_from_calls(speaker, &[outcome])
+    }
+
+    /// Enrolls a new speaker from several captured calls (their speech pooled; each call passes
+    /// the clipping and SNR checks, the total the net-speech minimum).
+    pub fn enroll_from_calls(
+        &self,
+        speaker: SpeakerId,
+        calls: &[&CallOutcome],
+    ) -> Result<(), EngineError> {
+        if self.population().index.contains_key(&speaker) {
+            return Err(EngineError::AlreadyEnrolled(speaker));
+        }
+        let (acc, speech_ms) = self.call_stats(&speaker, calls)?;
+        self.enroll_stats(speaker, acc, speech_ms)
+    }
+
+    /// Adds a captured call's speech to an enrolled speaker (statistics summed, model
+    /// re-adapted), after the clipping and SNR checks.
+    pub fn add_call_audio(
+        &self,
+        speaker: &SpeakerId,
+        outcome: &CallOutcome,
+    ) -> Result<(), EngineError> {
+        let (acc, speech_ms) = self.call_stats(speaker, &[outcome])?;
+        self.add_stats(speaker, &acc, speech_ms)
+    }
+
+    fn add_stats(
+        &self,
+        speaker: &SpeakerId,
+        acc: &AccumDiagGmm,
+        speech_ms: u64,
+    ) -> Result<(), EngineError> {
         let system = &self.models.gmm;
         self.write_population(|entries| {
             let entry = entries
@@ -684,7 +836,7 @@ impl Engine {
                 .find(|(id, _)| id == speaker)
                 .ok_or_else(|| EngineError::UnknownSpeaker(speaker.clone()))?;
             let mut stats = entry.1.stats.clone();
-            stats.add(&acc)?;
+            stats.add(acc)?;
             entry.1 = Voiceprint::from_stats(system, stats, entry.1.net_speech_ms + speech_ms)?;
             Ok(())
         })

@@ -42,14 +42,16 @@ pub mod embedding_system;
 pub mod engine;
 pub mod ivector_system;
 pub mod number;
+pub mod scoring;
 pub mod session;
 pub mod voice;
 
 pub use bayes::{caller_posterior, log_sum_exp, Best, CallerPosterior};
 pub use decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
 pub use engine::{
-    analyze, AudioAnalysis, Engine, EngineError, EngineOptions, Population, QualityProblem,
-    VoiceModels, Voiceprint, VOICEPRINT_VERSION,
+    analyze, AudioAnalysis, CallEnrollment, Engine, EngineError, EngineOptions, Population,
+    QualityProblem, VoiceModels, Voiceprint, VOICEPRINT_VERSION,
 };
 pub use number::{CallerPrior, NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};
+pub use scoring::ScoringOptions;
 pub use session::{CallInfo, Session};

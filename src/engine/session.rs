@@ -13,13 +13,15 @@ use std::sync::Arc;
 
 use super::bayes::{caller_posterior, Best, CallerPosterior};
 use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
-use super::engine::DB_PER_NEPER_ENERGY;
+use super::engine::{snr_estimate_db, CallEnrollment, DB_PER_NEPER_ENERGY};
 use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
 use super::number::{CallerPrior, SpeakerId};
+use super::scoring::ShortlistState;
 use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
 use crate::features::{
     apply_sliding_cmn_into, FeatureMatrix, MfccExtractor, StreamingDeltas, StreamingVad,
 };
+use crate::gmm::AccumDiagGmm;
 
 /// What the network says about a call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +40,15 @@ const ENERGY_BIN_NATS: f32 = 0.05;
 
 /// The most probable enrolled speaker and its posterior, when anything was scored.
 type TopSpeaker = Option<(SpeakerId, f64)>;
+
+/// What a session captures for enrollment: every voiced frame (before CMN, up to a cap) and the
+/// log energy of every frame.
+#[derive(Debug)]
+struct Capture {
+    voiced: FeatureMatrix,
+    max_frames: usize,
+    log_energy: Vec<f32>,
+}
 
 /// A call in progress. Not shared between threads (it is `Send`: move it to the call's thread).
 #[derive(Debug)]
@@ -71,6 +82,10 @@ pub struct Session {
     interval_frames: u64,
     revision_frames: u64,
     max_scored_frames: usize,
+    /// The last linear pass over the population (see [`super::scoring`]).
+    shortlist: ShortlistState,
+    /// Speech kept for enrollment, when the call is captured.
+    capture: Option<Capture>,
     /// Voiced frame count, decision and top speaker of the last scoring (reused by `finish`).
     last_evaluation: Option<(u64, Decision, TopSpeaker)>,
     pending: VecDeque<DecisionEvent>,
@@ -97,6 +112,8 @@ impl Session {
         let revision_frames = to_frames(options.revision_interval_ms);
         let max_scored_frames = to_frames(options.max_scored_speech_ms) as usize;
         Ok(Self {
+            capture: None,
+            shortlist: ShortlistState::new(options.scoring.clone()),
             mfcc: MfccExtractor::new(fe.mfcc.clone())?,
             deltas: StreamingDeltas::new(ceps, &fe.deltas)?,
             vad: StreamingVad::new(&fe.vad)?,
@@ -192,6 +209,57 @@ impl Session {
         Ok(())
     }
 
+    /// Keeps this call's speech statistics for enrollment: [`CallOutcome::enrollment`] is then
+    /// filled by [`Session::finish`], for [`super::Engine::enroll_from_call`] and
+    /// [`super::Engine::add_call_audio`]. Must be called before any audio is pushed; holds the
+    /// voiced frames (up to `max_capture_speech_ms`) until the call ends.
+    pub fn capture_for_enrollment(&mut self) -> Result<(), EngineError> {
+        if self.samples_in > 0 {
+            return Err(EngineError::CaptureTooLate {
+                samples: self.samples_in,
+            });
+        }
+        if self.capture.is_none() {
+            let max_frames = (self.options.max_capture_speech_ms as f64 / self.frame_ms).ceil();
+            self.capture = Some(Capture {
+                voiced: FeatureMatrix::new(self.models.front_end.dim()),
+                max_frames: max_frames as usize,
+                log_energy: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the call is captured for enrollment.
+    pub fn is_captured_for_enrollment(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Enrollment statistics of the captured speech (CMN as the batch front end, then the
+    /// UBM's full-posterior statistics, as [`super::Engine::enroll`] computes them).
+    fn enrollment_stats(&self) -> Result<Option<CallEnrollment>, EngineError> {
+        let Some(capture) = &self.capture else {
+            return Ok(None);
+        };
+        let ubm = &self.models.gmm.ubm;
+        let mut stats = AccumDiagGmm::for_model(ubm);
+        if !capture.voiced.is_empty() {
+            let mut normalised = FeatureMatrix::new(capture.voiced.dim());
+            apply_sliding_cmn_into(
+                &capture.voiced,
+                &self.models.front_end.sliding_cmn,
+                &mut normalised,
+            )?;
+            ubm.accumulate_stats(&normalised, &mut stats)?;
+        }
+        Ok(Some(CallEnrollment {
+            stats,
+            net_speech_ms: self.frames_to_ms(capture.voiced.num_frames() as u64),
+            clipped_fraction: self.clipped_fraction(),
+            snr_db: snr_estimate_db(&capture.log_energy),
+        }))
+    }
+
     /// The next decision event, if one is waiting.
     pub fn poll(&mut self) -> Option<DecisionEvent> {
         self.pending.pop_front()
@@ -225,6 +293,9 @@ impl Session {
             let bin = (e.max(0.0) / ENERGY_BIN_NATS) as usize;
             self.energy_hist[bin.min(ENERGY_BINS - 1)] += 1;
         }
+        if let Some(capture) = &mut self.capture {
+            capture.log_energy.extend_from_slice(&self.energy_buf);
+        }
         if !self.mfcc_buf.is_empty() {
             self.deltas.accept_frames(&self.mfcc_buf)?;
             self.vad.accept_log_energy(&self.energy_buf);
@@ -244,6 +315,11 @@ impl Session {
                 continue;
             }
             self.voiced_frames += 1;
+            if let Some(capture) = &mut self.capture {
+                if capture.voiced.num_frames() < capture.max_frames {
+                    capture.voiced.push_row(self.delta_pending.row(t));
+                }
+            }
             if self.voiced.num_frames() < self.max_scored_frames {
                 self.voiced.push_row(self.delta_pending.row(t));
             }
@@ -351,7 +427,7 @@ impl Session {
             &self.models.front_end.sliding_cmn,
             &mut self.normalised,
         )?;
-        let llrs = self.models.llrs(&self.normalised, self.population.bank())?;
+        let llrs = self.score_population(force)?;
         let post = caller_posterior(&self.prior, &llrs);
         let top = top_speaker(&post).map(|(i, p)| (self.population.ids()[i].clone(), p));
         let confidence = self.options.confidence;
@@ -397,6 +473,27 @@ impl Session {
             }
         };
         Ok((decision, top))
+    }
+
+    /// Calibrated LLRs of the normalised speech against the population (see [`super::scoring`]).
+    fn score_population(&mut self, force: bool) -> Result<Vec<f64>, EngineError> {
+        let bank = self.population.bank();
+        if bank.num_speakers() == 0 {
+            return Ok(Vec::new());
+        }
+        let sel = self
+            .models
+            .gmm
+            .ubm
+            .gaussian_selection(&self.normalised, self.models.gmm.options.top_c)?;
+        self.shortlist.llrs(
+            &self.models,
+            &self.normalised,
+            &sel,
+            bank,
+            &self.prior.on_line,
+            force,
+        )
     }
 
     fn decision_point(&mut self) -> Result<(), EngineError> {
@@ -470,7 +567,9 @@ impl Session {
         {
             self.timeline.push(final_decision.clone());
         }
+        let enrollment = self.enrollment_stats()?;
         Ok(CallOutcome {
+            enrollment,
             call_audio_ms: self.call_audio_ms(),
             net_speech_ms: self.net_speech_ms(),
             final_decision,

@@ -136,23 +136,7 @@ impl DiagGmm {
         for frames in feats.as_slice().chunks(DEFAULT_CHUNK_FRAMES * self.dim()) {
             component_logliks_block(self, frames, &mut scratch);
             for row in scratch.loglik.chunks_exact(c_count) {
-                best_v.fill(f32::NEG_INFINITY);
-                best_i.fill(0);
-                let mut worst = f32::NEG_INFINITY;
-                for (c, &v) in row.iter().enumerate() {
-                    if v > worst || (c < top_c && v == worst) {
-                        // Insertion into the sorted (descending) short list.
-                        let mut pos = top_c - 1;
-                        while pos > 0 && best_v[pos - 1] < v {
-                            best_v[pos] = best_v[pos - 1];
-                            best_i[pos] = best_i[pos - 1];
-                            pos -= 1;
-                        }
-                        best_v[pos] = v;
-                        best_i[pos] = c as u32;
-                        worst = best_v[top_c - 1];
-                    }
-                }
+                top_k_into(row, &mut best_v, &mut best_i);
                 let x = feats.row(frame);
                 let mut lse = LogSumExp::new();
                 for &c in &best_i {
@@ -223,6 +207,28 @@ impl DiagGmm {
     }
 }
 
+/// Keeps the `k` largest values of `row` (best first) in `best_v`/`best_i` (length `k`).
+fn top_k_into(row: &[f32], best_v: &mut [f32], best_i: &mut [u32]) {
+    let k = best_v.len();
+    best_v.fill(f32::NEG_INFINITY);
+    best_i.fill(0);
+    let mut worst = f32::NEG_INFINITY;
+    for (c, &v) in row.iter().enumerate() {
+        if v > worst || (c < k && v == worst) {
+            // Insertion into the sorted (descending) short list.
+            let mut pos = k - 1;
+            while pos > 0 && best_v[pos - 1] < v {
+                best_v[pos] = best_v[pos - 1];
+                best_i[pos] = best_i[pos - 1];
+                pos -= 1;
+            }
+            best_v[pos] = v;
+            best_i[pos] = c as u32;
+            worst = best_v[k - 1];
+        }
+    }
+}
+
 fn check_speaker(ubm: &DiagGmm, speaker: &DiagGmm) -> Result<(), GmmError> {
     ubm.check_dim(speaker.dim())?;
     if speaker.num_components() != ubm.num_components() {
@@ -288,9 +294,10 @@ pub struct SpeakerBank {
     /// D (mean-only adaptation) or 2D (variances adapted too).
     width: usize,
     ubm_means: Vec<f32>,
-    /// Per component, per block of up to `SPEAKER_BLOCK` speakers, a contiguous (width + 1) × sb
-    /// row-major panel (what the GEMM packs, read sequentially); the last row holds the
-    /// constants k, multiplied by a column of ones.
+    /// Per component, per speaker, the contiguous (width + 1) coefficients `[p'δ, (−½(p' − p)), k]`
+    /// (C × S × (width + 1)): a component's block is the GEMM's right operand (transposed view),
+    /// one speaker's column is one short contiguous read (shortlist rescoring), and the constant
+    /// k multiplies a column of ones.
     coefs: Vec<f32>,
 }
 
@@ -307,25 +314,21 @@ impl SpeakerBank {
         let mut coefs = vec![0.0_f32; c_count * s_count * rows];
         for (s, spk) in speakers.iter().enumerate() {
             for c in 0..c_count {
-                // Within component c, speaker block b (speakers s0..s0 + sb) is a contiguous
-                // rows × sb row-major panel starting at c·rows·S + s0·rows.
-                let s0 = s - s % SPEAKER_BLOCK;
-                let sb = SPEAKER_BLOCK.min(s_count - s0);
-                let j_s = s - s0;
-                let block = &mut coefs
-                    [c * rows * s_count + s0 * rows..c * rows * s_count + (s0 + sb) * rows];
+                let column = &mut coefs[(c * s_count + s) * rows..(c * s_count + s + 1) * rows];
                 let mut k = (spk.weights()[c] as f64 / ubm.weights()[c] as f64).ln();
                 for j in 0..d {
                     let (mu, p) = (ubm.mean(c)[j] as f64, ubm.inv_var(c)[j] as f64);
                     let (mu_s, p_s) = (spk.mean(c)[j] as f64, spk.inv_var(c)[j] as f64);
                     let delta = mu_s - mu;
-                    block[j * sb + j_s] = (p_s * delta) as f32;
+                    column[j] = (p_s * delta) as f32;
                     if quadratic {
-                        block[(d + j) * sb + j_s] = (-0.5 * (p_s - p)) as f32;
+                        column[d + j] = (-0.5 * (p_s - p)) as f32;
                     }
-                    k += 0.5 * (p_s / p).ln() - 0.5 * p_s * delta * delta;
+                    // ln(p'/p) is exactly 0 for mean-only adaptation: skip the logarithm.
+                    let log_ratio = if p_s == p { 0.0 } else { (p_s / p).ln() };
+                    k += 0.5 * log_ratio - 0.5 * p_s * delta * delta;
                 }
-                block[width * sb + j_s] = k as f32;
+                column[width] = k as f32;
             }
         }
         Ok(SpeakerBank {
@@ -356,6 +359,128 @@ impl SpeakerBank {
         feats: &FeatureMatrix,
         sel: &GaussianSelection,
     ) -> Result<Vec<f64>, GmmError> {
+        self.check_call(feats, sel)?;
+        let s_count = self.num_speakers;
+        if s_count == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = self.grouped_rows(feats, sel);
+        let mut llr = vec![0.0_f64; s_count];
+        let block = SPEAKER_BLOCK.min(s_count);
+        let mut bufs = BlockBuffers::new(&rows, block);
+        let wk = self.width + 1;
+        for s0 in (0..s_count).step_by(block) {
+            let sb = block.min(s_count - s0);
+            for c in 0..self.num_components {
+                let panel = (c * s_count + s0) * wk;
+                rows.component_pass(c, &self.coefs[panel..panel + wk * sb], sb, &mut bufs);
+            }
+            rows.reduce_block(sb, &mut bufs, &mut llr[s0..s0 + sb]);
+        }
+        let n = feats.num_frames() as f64;
+        llr.iter_mut().for_each(|l| *l /= n);
+        Ok(llr)
+    }
+
+    /// [`SpeakerBank::score`] restricted to the speakers at `speakers` (indices into the bank, any
+    /// order, repeats allowed): the same f32 arithmetic per speaker, in the order given.
+    pub fn score_subset(
+        &self,
+        feats: &FeatureMatrix,
+        sel: &GaussianSelection,
+        speakers: &[usize],
+    ) -> Result<Vec<f64>, GmmError> {
+        self.check_call(feats, sel)?;
+        if let Some(&bad) = speakers.iter().find(|&&s| s >= self.num_speakers) {
+            return Err(GmmError::InvalidOption {
+                option: "speakers",
+                value: bad.to_string(),
+                expected: "indices below the number of speakers in the bank",
+            });
+        }
+        if speakers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.grouped_rows(feats, sel);
+        let wk = self.width + 1;
+        let mut llr = vec![0.0_f64; speakers.len()];
+        let block = SPEAKER_BLOCK.min(speakers.len());
+        let mut bufs = BlockBuffers::new(&rows, block);
+        let mut panel = vec![0.0_f32; wk * block];
+        for (b, chunk) in speakers.chunks(block).enumerate() {
+            let sb = chunk.len();
+            for c in 0..self.num_components {
+                if rows.starts[c] == rows.starts[c + 1] {
+                    continue;
+                }
+                for (column, &s) in panel.chunks_exact_mut(wk).zip(chunk) {
+                    let at = (c * self.num_speakers + s) * wk;
+                    column.copy_from_slice(&self.coefs[at..at + wk]);
+                }
+                rows.component_pass(c, &panel[..wk * sb], sb, &mut bufs);
+            }
+            rows.reduce_block(sb, &mut bufs, &mut llr[b * block..b * block + sb]);
+        }
+        let n = feats.num_frames() as f64;
+        llr.iter_mut().for_each(|l| *l /= n);
+        Ok(llr)
+    }
+
+    /// Linear (first-order) approximation of [`SpeakerBank::score`] for every speaker, from the
+    /// call's top-C Baum–Welch statistics (Glembek et al. 2009): with γ the UBM posteriors over the
+    /// selected components, `Σ_t ln Σ_c γ_tc e^{ℓ_sc(x_t)} ≥ Σ_c Σ_t γ_tc ℓ_sc(x_t)` (Jensen), and
+    /// the right side is one dot product per speaker and component with the statistics
+    /// `Σ_t γ_tc [x_t − μ_c, (x_t − μ_c)², 1]`. Nats per frame, a lower bound of the exact score up
+    /// to f32 rounding; costs one pass over the bank's components the call occupies, whatever its
+    /// length. Components whose occupancy is below `min_occupancy` frames are skipped.
+    pub fn linear_scores(
+        &self,
+        feats: &FeatureMatrix,
+        sel: &GaussianSelection,
+        min_occupancy: f64,
+    ) -> Result<Vec<f64>, GmmError> {
+        self.check_call(feats, sel)?;
+        let (d, w, wk) = (self.dim, self.width, self.width + 1);
+        let (c_count, s_count) = (self.num_components, self.num_speakers);
+        let mut stats = vec![0.0_f64; c_count * wk];
+        for t in 0..feats.num_frames() {
+            let x = feats.row(t);
+            let frame_ll = sel.frame_logliks[t];
+            for (&c, &ll) in sel.indices(t).iter().zip(sel.component_log_likelihoods(t)) {
+                let c = c as usize;
+                let gamma = (ll - frame_ll).exp();
+                let mu = &self.ubm_means[c * d..(c + 1) * d];
+                let acc = &mut stats[c * wk..(c + 1) * wk];
+                for j in 0..d {
+                    let y = f64::from(x[j] - mu[j]);
+                    acc[j] += gamma * y;
+                    if w > d {
+                        acc[d + j] += gamma * y * y;
+                    }
+                }
+                acc[w] += gamma;
+            }
+        }
+        let mut lin = vec![0.0_f32; s_count];
+        let mut v = vec![0.0_f32; wk];
+        for c in 0..c_count {
+            let acc = &stats[c * wk..(c + 1) * wk];
+            if acc[w] < min_occupancy || acc[w] == 0.0 {
+                continue;
+            }
+            for (vj, &a) in v.iter_mut().zip(acc) {
+                *vj = a as f32;
+            }
+            let block = &self.coefs[c * s_count * wk..(c + 1) * s_count * wk];
+            for (l, column) in lin.iter_mut().zip(block.chunks_exact(wk)) {
+                *l += dot_f32(&v, column);
+            }
+        }
+        let n = feats.num_frames() as f64;
+        Ok(lin.into_iter().map(|l| f64::from(l) / n).collect())
+    }
+
+    fn check_call(&self, feats: &FeatureMatrix, sel: &GaussianSelection) -> Result<(), GmmError> {
         if sel.num_components != self.num_components
             || sel.dim != self.dim
             || feats.dim() != self.dim
@@ -385,13 +510,14 @@ impl SpeakerBank {
                 detail: "0 frames to score; expected at least 1".into(),
             });
         }
+        Ok(())
+    }
+
+    /// Each (frame, slot) pair of the selection as a row [y, (y²), 1] with y = x − μ_c, rows
+    /// grouped by component, each group padded to `MIN_GEMM_ROWS` rows.
+    fn grouped_rows(&self, feats: &FeatureMatrix, sel: &GaussianSelection) -> GroupedRows {
         let (n, tc, d, w) = (feats.num_frames(), sel.top_c, self.dim, self.width);
-        let (c_count, s_count) = (self.num_components, self.num_speakers);
-        if s_count == 0 {
-            return Ok(Vec::new());
-        }
-        // Each (frame, slot) pair becomes a row [y, (y²), 1]; rows grouped by component, each
-        // group padded to MIN_GEMM_ROWS rows.
+        let c_count = self.num_components;
         let wk = w + 1;
         let mut counts = vec![0usize; c_count];
         for &c in &sel.indices {
@@ -439,76 +565,127 @@ impl SpeakerBank {
         for (id, &r) in position.iter().enumerate() {
             row_id[r] = id;
         }
+        GroupedRows {
+            num_frames: n,
+            top_c: tc,
+            width: wk,
+            starts,
+            row_id,
+            base,
+            ys,
+        }
+    }
+}
+
+/// Dot product with 8 independent lanes (vectorises).
+#[inline]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((l, &p), &q) in lanes.iter_mut().zip(x).zip(y) {
+            *l += p * q;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The rows of [`SpeakerBank::grouped_rows`].
+struct GroupedRows {
+    num_frames: usize,
+    top_c: usize,
+    /// Row width: D (or 2D) + 1.
+    width: usize,
+    /// First row of each component's group (C + 1 entries).
+    starts: Vec<usize>,
+    /// (frame, slot) id of each grouped row; `usize::MAX` for padding.
+    row_id: Vec<usize>,
+    /// Per (frame, slot): ln w_c N_c(x) − ln p(x) under the UBM.
+    base: Vec<f32>,
+    ys: Vec<f32>,
+}
+
+/// Working buffers of one block of speakers.
+struct BlockBuffers {
+    /// GEMM output of one component.
+    group_out: Vec<f32>,
+    /// Per (frame, slot), the block's values (frame order, so the reduction reads sequentially).
+    vals: Vec<f32>,
+    max_buf: Vec<f32>,
+    sum_buf: Vec<f32>,
+}
+
+impl BlockBuffers {
+    fn new(rows: &GroupedRows, block: usize) -> Self {
+        let c_count = rows.starts.len() - 1;
         let max_group = (0..c_count)
-            .map(|c| starts[c + 1] - starts[c])
+            .map(|c| rows.starts[c + 1] - rows.starts[c])
             .max()
             .unwrap_or(0);
-        let mut llr = vec![0.0_f64; s_count];
-        let block = SPEAKER_BLOCK.min(s_count);
-        // GEMM output of one component, then scattered into frame order (vals[id]) so that the
-        // per-frame pass below reads memory sequentially.
-        let mut group_out = vec![0.0_f32; max_group * block];
-        let mut vals = vec![0.0_f32; n * tc * block];
-        let mut max_buf = vec![0.0_f32; block];
-        let mut sum_buf = vec![0.0_f32; block];
-        for s0 in (0..s_count).step_by(block) {
-            let sb = block.min(s_count - s0);
-            for c in 0..c_count {
-                let (r0, r1) = (starts[c], starts[c + 1]);
-                if r0 == r1 {
-                    continue;
-                }
-                let panel = c * wk * s_count + s0 * wk;
-                let coefs = &self.coefs[panel..panel + wk * sb];
-                gemm(
-                    &MatRef::row_major(&ys[r0 * wk..r1 * wk], r1 - r0, wk),
-                    &MatRef {
-                        data: coefs,
-                        rows: wk,
-                        cols: sb,
-                        row_stride: sb,
-                        col_stride: 1,
-                    },
-                    0.0,
-                    &mut group_out[..(r1 - r0) * sb],
-                );
-                for (r, out) in (r0..r1).zip(group_out.chunks_exact(sb)) {
-                    let id = row_id[r];
-                    if id == usize::MAX {
-                        continue; // padding row
-                    }
-                    let b = base[id];
-                    for (v, &g) in vals[id * sb..(id + 1) * sb].iter_mut().zip(out) {
-                        *v = g + b;
-                    }
-                }
+        Self {
+            group_out: vec![0.0; max_group * block],
+            vals: vec![0.0; rows.num_frames * rows.top_c * block],
+            max_buf: vec![0.0; block],
+            sum_buf: vec![0.0; block],
+        }
+    }
+}
+
+impl GroupedRows {
+    /// One component's GEMM against sb speakers' coefficient columns (sb × width, row-major),
+    /// scattered into `bufs.vals` in frame order.
+    fn component_pass(&self, c: usize, coefs: &[f32], sb: usize, bufs: &mut BlockBuffers) {
+        let (r0, r1) = (self.starts[c], self.starts[c + 1]);
+        if r0 == r1 {
+            return;
+        }
+        let wk = self.width;
+        gemm(
+            &MatRef::row_major(&self.ys[r0 * wk..r1 * wk], r1 - r0, wk),
+            &MatRef::transposed(coefs, wk, sb),
+            0.0,
+            &mut bufs.group_out[..(r1 - r0) * sb],
+        );
+        for (r, out) in (r0..r1).zip(bufs.group_out.chunks_exact(sb)) {
+            let id = self.row_id[r];
+            if id == usize::MAX {
+                continue; // padding row
             }
-            for frame_vals in vals[..n * tc * sb].chunks_exact(tc * sb) {
-                let maxes = &mut max_buf[..sb];
-                maxes.copy_from_slice(&frame_vals[..sb]);
-                for row in frame_vals.chunks_exact(sb).skip(1) {
-                    for (m, &v) in maxes.iter_mut().zip(row) {
-                        *m = if v > *m { v } else { *m };
-                    }
-                }
-                let sums = &mut sum_buf[..sb];
-                sums.fill(0.0);
-                for row in frame_vals.chunks_exact(sb) {
-                    for ((s, &v), &m) in sums.iter_mut().zip(row).zip(maxes.iter()) {
-                        *s += exp_f32(v - m);
-                    }
-                }
-                for ((l, &m), &s) in llr[s0..s0 + sb]
-                    .iter_mut()
-                    .zip(maxes.iter())
-                    .zip(sums.iter())
-                {
-                    *l += (m + ln_f32(s)) as f64;
-                }
+            let b = self.base[id];
+            for (v, &g) in bufs.vals[id * sb..(id + 1) * sb].iter_mut().zip(out) {
+                *v = g + b;
             }
         }
-        llr.iter_mut().for_each(|l| *l /= n as f64);
-        Ok(llr)
+    }
+
+    /// Adds each frame's log-sum-exp over its slots to `llr` (one entry per speaker of the block).
+    fn reduce_block(&self, sb: usize, bufs: &mut BlockBuffers, llr: &mut [f64]) {
+        let tc = self.top_c;
+        for frame_vals in bufs.vals[..self.num_frames * tc * sb].chunks_exact(tc * sb) {
+            let maxes = &mut bufs.max_buf[..sb];
+            maxes.copy_from_slice(&frame_vals[..sb]);
+            for row in frame_vals.chunks_exact(sb).skip(1) {
+                for (m, &v) in maxes.iter_mut().zip(row) {
+                    *m = if v > *m { v } else { *m };
+                }
+            }
+            let sums = &mut bufs.sum_buf[..sb];
+            sums.fill(0.0);
+            for row in frame_vals.chunks_exact(sb) {
+                for ((s, &v), &m) in sums.iter_mut().zip(row).zip(maxes.iter()) {
+                    *s += exp_f32(v - m);
+                }
+            }
+            for ((l, &m), &s) in llr.iter_mut().zip(maxes.iter()).zip(sums.iter()) {
+                *l += (m + ln_f32(s)) as f64;
+            }
+        }
     }
 }
 
