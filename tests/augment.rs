@@ -354,7 +354,8 @@ fn render_reports_lost_packets_and_uses_the_codec_hook() {
 }
 
 /// Not a unit test: the measurement behind the VAD choice (README). Scores dev sets with the
-/// shipped GMM-UBM system, once per VAD mode (enrollment and tests alike). Sets are folders
+/// shipped GMM-UBM system (or `QUIVOX_VAD_MODEL`), once per VAD mode (enrollment and tests
+/// alike). Sets are folders
 /// in `QUIVOX_VAD_SETS` (comma-separated), e.g.
 /// `QUIVOX_VAD_SETS=/work/shared/corpus/dev-read,/work/degraded/dev-read-noise \
 ///  cargo test --release --test augment -- --ignored --nocapture vad_modes`.
@@ -367,7 +368,10 @@ fn vad_modes_on_dev_sets() {
     use quivox::recipe::eval::{score_gmm, set_features};
 
     let sets = std::env::var("QUIVOX_VAD_SETS").unwrap_or_default();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gmm-ubm.qvx");
+    let model = std::env::var("QUIVOX_VAD_MODEL").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gmm-ubm.qvx"),
+        PathBuf::from,
+    );
     let (gmm, front_end) = GmmUbmSystem::load(&model).unwrap();
     let mut reports = Vec::new();
     for root in sets.split(',').filter(|s| !s.is_empty()) {
