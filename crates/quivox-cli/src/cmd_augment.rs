@@ -153,15 +153,21 @@ fn copy_list(from: &Path, to: &Path, column: usize, prefix: &str) -> anyhow::Res
     Ok(out)
 }
 
-fn link_enrollment(set: &Path, out_set: &Path) -> anyhow::Result<()> {
-    let link = out_set.join("enroll");
-    if link.exists() || link.is_symlink() {
-        fs::remove_file(&link).ok();
+/// Makes `link` (creating its folder, replacing an old link) point at `target`'s real path.
+fn link_to(target: &Path, link: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = link.parent() {
+        fs::create_dir_all(parent)?;
     }
-    let target = fs::canonicalize(set.join("enroll"))
-        .with_context(|| format!("resolving {}", set.join("enroll").display()))?;
-    std::os::unix::fs::symlink(&target, &link)
-        .with_context(|| format!("linking {}", link.display()))?;
+    if link.is_symlink() || link.is_file() {
+        fs::remove_file(link)?;
+    }
+    let target =
+        fs::canonicalize(target).with_context(|| format!("resolving {}", target.display()))?;
+    std::os::unix::fs::symlink(&target, link).with_context(|| format!("linking {}", link.display()))
+}
+
+fn link_enrollment(set: &Path, out_set: &Path) -> anyhow::Result<()> {
+    link_to(&set.join("enroll"), &out_set.join("enroll"))?;
     fs::copy(set.join("enroll.lst"), out_set.join("enroll.lst"))?;
     Ok(())
 }
@@ -197,14 +203,7 @@ fn augment_background(
                 .with_context(|| format!("{} is outside {}", path.display(), bg.root.display()))?
                 .to_string_lossy()
                 .into_owned();
-            let link = out_dir.join(&rel);
-            if let Some(parent) = link.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            if link.exists() || link.is_symlink() {
-                fs::remove_file(&link)?;
-            }
-            std::os::unix::fs::symlink(fs::canonicalize(path)?, &link)?;
+            link_to(path, &out_dir.join(&rel))?;
             let kind = kinds[i % kinds.len()];
             let wave = read_wav(path, &ReadOptions::default())
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -356,14 +355,7 @@ pub fn run(args: &AugmentSetArgs) -> anyhow::Result<()> {
                 }
                 write_wav_pcm16(&path, &out_wave)?;
                 // The union holds the same audio: a link to the per-kind file.
-                let link = all_dir.join(format!("test/{}/{test}", kind.name()));
-                if let Some(parent) = link.parent() {
-                    fs::create_dir_all(parent)?;
-                }
-                if link.exists() || link.is_symlink() {
-                    fs::remove_file(&link)?;
-                }
-                std::os::unix::fs::symlink(fs::canonicalize(&path)?, &link)?;
+                link_to(&path, &all_dir.join(format!("test/{}/{test}", kind.name())))?;
                 Ok((test.clone(), out.description))
             })
             .collect::<anyhow::Result<_>>()?;
