@@ -257,6 +257,36 @@ mod tests {
     }
 
     #[test]
+    fn front_end_mode_uses_the_noise_floor_detector() {
+        use crate::features::{compute_vad_with_mode, FrontEnd, FrontEndOptions, VadMode};
+        let clean = demo("so0457-call.wav");
+        let mut rng = channel_rng(3, 0);
+        let noise = coloured_noise(NoiseColour::White, clean.len(), &mut rng).unwrap();
+        let mix = mix_at_snr(&clean, &noise, 5.0).unwrap();
+        let vad = VadOptions::default();
+        let e = log_energy(&mix);
+        let expected = compute_vad_noise_floor(&e, &vad, &NoiseFloorVadOptions::default()).unwrap();
+        assert_eq!(
+            compute_vad_with_mode(&e, &vad, VadMode::NoiseFloor).unwrap(),
+            expected
+        );
+        assert_eq!(
+            compute_vad_with_mode(&e, &vad, VadMode::Utterance).unwrap(),
+            compute_vad(&e, &vad).unwrap()
+        );
+        let opts = FrontEndOptions {
+            vad_mode: VadMode::NoiseFloor,
+            ..FrontEndOptions::default()
+        };
+        let out = FrontEnd::new(opts).unwrap().compute(&mix).unwrap();
+        assert_eq!(out.voiced, expected);
+        assert_eq!(
+            out.features.num_frames(),
+            expected.iter().filter(|&&v| v).count()
+        );
+    }
+
+    #[test]
     fn rejects_bad_options_and_nan() {
         let vad = VadOptions::default();
         let bad = NoiseFloorVadOptions {
