@@ -22,7 +22,8 @@ pub struct NoiseFloorVadOptions {
     pub floor_percentile: f32,
     /// A frame is a speech candidate when its energy exceeds the noise floor by this many dB.
     pub snr_threshold_db: f32,
-    /// Frames a speech decision is held after speech stops (weak word endings).
+    /// Frames a speech decision is held after speech stops (weak word endings); 0 by default:
+    /// 3 frames cost minDCF on dev and EER on the degraded noise set (README).
     pub hangover_frames: usize,
 }
 
@@ -32,7 +33,7 @@ impl Default for NoiseFloorVadOptions {
             floor_window_frames: 200,
             floor_percentile: 20.0,
             snr_threshold_db: 4.0,
-            hangover_frames: 3,
+            hangover_frames: 0,
         }
     }
 }
@@ -250,9 +251,11 @@ mod tests {
             let tracked = compute_vad_noise_floor(&e, &vad, &nf).unwrap();
             let (recall, specificity) = score(&reference, &tracked);
             eprintln!("{call} clean: recall {recall:.3}, specificity {specificity:.3}");
-            // On clean speech the energy rule dominates: the same frames, give or take the
-            // quietest speech frames (≤ 10 % of them) and a few low-level noises.
-            assert!(recall >= 0.9 && specificity >= 0.85, "{call}");
+            // Without hangover a frame must pass Kaldi's rule too, so the detected frames are a
+            // subset of the energy rule's; on clean speech only the quietest speech frames
+            // (< 15 % of them, near the pauses' level) are dropped.
+            assert_eq!(nf.hangover_frames, 0);
+            assert!(specificity == 1.0 && recall >= 0.85, "{call}");
         }
     }
 
