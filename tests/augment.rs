@@ -352,3 +352,50 @@ fn render_reports_lost_packets_and_uses_the_codec_hook() {
         Some(5)
     );
 }
+
+/// Not a unit test: the measurement behind the VAD choice (README). Scores dev sets with the
+/// shipped GMM-UBM system (or `QUIVOX_VAD_MODEL`), once per VAD mode (enrollment and tests
+/// alike). Sets are folders
+/// in `QUIVOX_VAD_SETS` (comma-separated), e.g.
+/// `QUIVOX_VAD_SETS=/work/shared/corpus/dev-read,/work/degraded/dev-read-noise \
+///  cargo test --release --test augment -- --ignored --nocapture vad_modes`.
+#[test]
+#[ignore]
+fn vad_modes_on_dev_sets() {
+    use quivox::engine::voice::GmmUbmSystem;
+    use quivox::eval::{markdown_table, report, DevSet, OpenSetRule};
+    use quivox::features::{FrontEndOptions, VadMode};
+    use quivox::recipe::eval::{score_gmm, set_features};
+
+    let sets = std::env::var("QUIVOX_VAD_SETS").unwrap_or_default();
+    let model = std::env::var("QUIVOX_VAD_MODEL").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gmm-ubm.qvx"),
+        PathBuf::from,
+    );
+    let (gmm, front_end) = GmmUbmSystem::load(&model).unwrap();
+    let mut reports = Vec::new();
+    for root in sets.split(',').filter(|s| !s.is_empty()) {
+        let set = DevSet::load(Path::new(root)).unwrap();
+        let name = Path::new(root).file_name().unwrap().to_string_lossy();
+        for mode in [VadMode::Utterance, VadMode::NoiseFloor] {
+            let opts = FrontEndOptions {
+                vad_mode: mode,
+                ..front_end.clone()
+            };
+            let feats = set_features(&set, &opts).unwrap();
+            let (scores, _) = score_gmm(&gmm, &feats).unwrap();
+            reports.push(
+                report(
+                    &format!("GMM-UBM, VAD {mode:?}"),
+                    &name,
+                    &set,
+                    &scores,
+                    gmm.calibration.is_some(),
+                    &OpenSetRule::default(),
+                )
+                .unwrap(),
+            );
+        }
+    }
+    print!("{}", markdown_table(&reports));
+}

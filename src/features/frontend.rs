@@ -7,6 +7,7 @@ use super::deltas::{compute_deltas_into, DeltaOptions, StreamingDeltas};
 use super::mfcc::{check_dim, MfccExtractor, MfccOptions};
 use super::queue::move_rows;
 use super::vad::{compute_vad, compute_vad_running, StreamingVad, VadOptions};
+use super::vad_noise::{compute_vad_noise_floor, NoiseFloorVadOptions};
 use super::{FeatureError, FeatureMatrix};
 
 /// Which mean log energy the VAD threshold uses.
@@ -20,6 +21,25 @@ pub enum VadMode {
     /// Running mean over the frames seen so far ([`compute_vad_running`]); what
     /// [`StreamingFrontEnd`] always uses.
     Running,
+    /// Noise-floor tracking ([`super::compute_vad_noise_floor`] with default
+    /// [`super::NoiseFloorVadOptions`]): speech must also exceed the local noise floor, so the
+    /// detector still works at 5–10 dB SNR; batch only.
+    NoiseFloor,
+}
+
+/// VAD decisions (true = voiced) of natural-log frame energies with the threshold rule of `mode`.
+pub fn compute_vad_with_mode(
+    log_energy: &[f32],
+    vad: &VadOptions,
+    mode: VadMode,
+) -> Result<Vec<bool>, FeatureError> {
+    match mode {
+        VadMode::Utterance => compute_vad(log_energy, vad),
+        VadMode::Running => compute_vad_running(log_energy, vad),
+        VadMode::NoiseFloor => {
+            compute_vad_noise_floor(log_energy, vad, &NoiseFloorVadOptions::default())
+        }
+    }
 }
 
 /// Which frames the sliding CMN window averages over.
@@ -152,10 +172,8 @@ impl FrontEnd {
         self.mfcc
             .compute_into(samples, &mut self.mfcc_buf, &mut self.log_energy)?;
         compute_deltas_into(&self.mfcc_buf, &self.opts.deltas, &mut self.delta_buf)?;
-        output.voiced = match self.opts.vad_mode {
-            VadMode::Running => compute_vad_running(&self.log_energy, &self.opts.vad)?,
-            _ => compute_vad(&self.log_energy, &self.opts.vad)?,
-        };
+        output.voiced =
+            compute_vad_with_mode(&self.log_energy, &self.opts.vad, self.opts.vad_mode)?;
         output.features.clear();
         match self.opts.cmn_scope {
             CmnScope::AllFrames => {

@@ -46,6 +46,7 @@ mod mel;
 mod mfcc;
 mod queue;
 mod vad;
+mod vad_noise;
 
 #[cfg(test)]
 mod tests;
@@ -55,11 +56,13 @@ pub use cmvn::{
 };
 pub use deltas::{compute_deltas, compute_deltas_into, DeltaOptions, StreamingDeltas};
 pub use frontend::{
-    CmnScope, FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd, VadMode,
+    compute_vad_with_mode, CmnScope, FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd,
+    VadMode,
 };
 pub use matrix::FeatureMatrix;
 pub use mfcc::{MfccExtractor, MfccOptions, WindowType};
 pub use vad::{compute_vad, compute_vad_running, StreamingVad, VadOptions};
+pub use vad_noise::{compute_vad_noise_floor, NoiseFloorVadOptions};
 
 /// Errors of the feature front end.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

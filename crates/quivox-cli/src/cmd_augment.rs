@@ -20,7 +20,8 @@ use rayon::prelude::*;
 /// Arguments of `quivox augment-set`.
 #[derive(Debug, Args)]
 pub struct AugmentSetArgs {
-    /// The clean set (enroll.lst, trials.txt, ident lists, test/).
+    /// The clean set (enroll.lst, trials.txt, ident lists, test/); or a background folder
+    /// (with utt2spk), rendered to `<out>/<name>-aug` with one channel copy per utterance.
     #[arg(long, default_value = "../shared/corpus/dev-read")]
     pub set: PathBuf,
     /// Output folder; sets `<name>-<kind>` and `<name>-all` are created in it.
@@ -105,7 +106,7 @@ fn test_paths(set: &Path) -> anyhow::Result<Vec<String>> {
         ("ident_open.txt", 0),
     ] {
         let path = set.join(list);
-        if !path.exists() {
+        if !path.exists() && list != "trials.txt" {
             continue;
         }
         for line in fs::read_to_string(&path)
@@ -152,15 +153,21 @@ fn copy_list(from: &Path, to: &Path, column: usize, prefix: &str) -> anyhow::Res
     Ok(out)
 }
 
-fn link_enrollment(set: &Path, out_set: &Path) -> anyhow::Result<()> {
-    let link = out_set.join("enroll");
-    if link.exists() || link.is_symlink() {
-        fs::remove_file(&link).ok();
+/// Makes `link` (creating its folder, replacing an old link) point at `target`'s real path.
+fn link_to(target: &Path, link: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = link.parent() {
+        fs::create_dir_all(parent)?;
     }
-    let target = fs::canonicalize(set.join("enroll"))
-        .with_context(|| format!("resolving {}", set.join("enroll").display()))?;
-    std::os::unix::fs::symlink(&target, &link)
-        .with_context(|| format!("linking {}", link.display()))?;
+    if link.is_symlink() || link.is_file() {
+        fs::remove_file(link)?;
+    }
+    let target =
+        fs::canonicalize(target).with_context(|| format!("resolving {}", target.display()))?;
+    std::os::unix::fs::symlink(&target, link).with_context(|| format!("linking {}", link.display()))
+}
+
+fn link_enrollment(set: &Path, out_set: &Path) -> anyhow::Result<()> {
+    link_to(&set.join("enroll"), &out_set.join("enroll"))?;
     fs::copy(set.join("enroll.lst"), out_set.join("enroll.lst"))?;
     Ok(())
 }
@@ -172,6 +179,91 @@ const LISTS: [(&str, usize); 3] = [
     ("ident_open.txt", 0),
 ];
 const MODEL_LISTS: [&str; 2] = ["ident_closed_models.txt", "ident_open_models.txt"];
+
+/// Background mode: `<out>/<name>-aug/` holds every clean utterance (a link) and one copy
+/// rendered through a channel (kinds in turn by utterance index, so each speaker meets every
+/// kind), listed under the same speaker in `utt2spk`: same voice, different channels.
+fn augment_background(
+    args: &AugmentSetArgs,
+    name: &str,
+    kinds: &[ChannelKind],
+    pool: &[Vec<f32>],
+) -> anyhow::Result<()> {
+    let bg =
+        Background::load(&args.set).with_context(|| format!("reading {}", args.set.display()))?;
+    let out_dir = args.out.join(format!("{name}-aug"));
+    fs::create_dir_all(&out_dir)?;
+    let lines: Vec<String> = bg
+        .utterances
+        .par_iter()
+        .enumerate()
+        .map(|(i, (path, speaker))| -> anyhow::Result<String> {
+            let rel = path
+                .strip_prefix(&bg.root)
+                .with_context(|| format!("{} is outside {}", path.display(), bg.root.display()))?
+                .to_string_lossy()
+                .into_owned();
+            link_to(path, &out_dir.join(&rel))?;
+            let kind = kinds[i % kinds.len()];
+            let wave = read_wav(path, &ReadOptions::default())
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut rng = channel_rng(args.seed, (1 << 40) | i as u64);
+            let channel = kind.draw(&mut rng);
+            let out = render(
+                &wave.samples,
+                wave.sample_rate_hz,
+                &channel,
+                pool,
+                &mut rng,
+                &mut |codec, x| sox_codec(&args.sox, codec, x),
+            )
+            .with_context(|| format!("rendering {rel}"))?;
+            let aug_rel = format!("aug/{rel}");
+            let aug_path = out_dir.join(&aug_rel);
+            if let Some(parent) = aug_path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            write_wav_pcm16(
+                &aug_path,
+                &Waveform {
+                    sample_rate_hz: wave.sample_rate_hz,
+                    samples: out.samples,
+                },
+            )?;
+            Ok(format!(
+                "{rel} {speaker}\n{aug_rel} {speaker}\t# {}\n",
+                out.description
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut utt2spk = String::new();
+    let mut channels = String::new();
+    for block in &lines {
+        for line in block.lines() {
+            match line.split_once('\t') {
+                Some((entry, description)) => {
+                    writeln!(utt2spk, "{entry}")?;
+                    writeln!(
+                        channels,
+                        "{}\t{}",
+                        entry,
+                        description.trim_start_matches("# ")
+                    )?;
+                }
+                None => writeln!(utt2spk, "{line}")?,
+            }
+        }
+    }
+    fs::write(out_dir.join("utt2spk"), utt2spk)?;
+    fs::write(out_dir.join("channels.tsv"), channels)?;
+    eprintln!(
+        "{}: {} clean + {} augmented utterances",
+        out_dir.display(),
+        lines.len(),
+        lines.len()
+    );
+    Ok(())
+}
 
 /// Runs `augment-set`.
 pub fn run(args: &AugmentSetArgs) -> anyhow::Result<()> {
@@ -186,8 +278,7 @@ pub fn run(args: &AugmentSetArgs) -> anyhow::Result<()> {
         .and_then(|n| n.to_str())
         .context("set folder has no name")?
         .to_string();
-    let tests = test_paths(&args.set)?;
-
+    let background_mode = args.set.join("utt2spk").exists();
     let bg = Background::load(&args.babble)
         .with_context(|| format!("reading {}", args.babble.display()))?;
     let read: Vec<&PathBuf> = bg
@@ -207,6 +298,10 @@ pub fn run(args: &AugmentSetArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", p.display()))
         })
         .collect::<anyhow::Result<_>>()?;
+    if background_mode {
+        return augment_background(args, &name, &kinds, &pool);
+    }
+    let tests = test_paths(&args.set)?;
     eprintln!(
         "{} tests, {} kinds, babble pool of {} recordings",
         tests.len(),
@@ -260,14 +355,7 @@ pub fn run(args: &AugmentSetArgs) -> anyhow::Result<()> {
                 }
                 write_wav_pcm16(&path, &out_wave)?;
                 // The union holds the same audio: a link to the per-kind file.
-                let link = all_dir.join(format!("test/{}/{test}", kind.name()));
-                if let Some(parent) = link.parent() {
-                    fs::create_dir_all(parent)?;
-                }
-                if link.exists() || link.is_symlink() {
-                    fs::remove_file(&link)?;
-                }
-                std::os::unix::fs::symlink(fs::canonicalize(&path)?, &link)?;
+                link_to(&path, &all_dir.join(format!("test/{}/{test}", kind.name())))?;
                 Ok((test.clone(), out.description))
             })
             .collect::<anyhow::Result<_>>()?;
