@@ -279,6 +279,15 @@ impl VoiceModels {
                 front_end.cmn_scope
             )));
         }
+        if front_end.vad_mode == VadMode::NoiseFloor {
+            // Sessions run the streaming energy VAD; a model trained with another detector
+            // would see different frames in calls than in training and enrollment.
+            return Err(EngineError::FrontEnd(
+                "VAD mode NoiseFloor has no streaming implementation yet: the engine runs \
+                 the energy VAD (Utterance or Running)"
+                    .into(),
+            ));
+        }
         if front_end.dim() != gmm.ubm.dim() {
             return Err(EngineError::FrontEnd(format!(
                 "front end gives {} dims; the UBM has {}",
