@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// The voice model.
     pub model: ModelConfig,
+    /// Voiceprint store.
+    pub store: StoreConfig,
     /// HTTP API.
     pub http: HttpConfig,
     /// Asterisk AudioSocket ingress.
@@ -44,6 +46,31 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("models/gmm-ubm.qvx"),
+        }
+    }
+}
+
+/// The encrypted voiceprint store (`quivox::store`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` (nothing kept after exit; for tests and trials) or `sqlite`.
+    pub kind: String,
+    /// SQLite database file (`kind = "sqlite"`).
+    pub path: PathBuf,
+    /// File holding the 32-byte key as 64 hex digits; empty = the `QUIVOX_STORE_KEY` variable.
+    pub key_file: PathBuf,
+    /// Operator name written in the audit log.
+    pub operator: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: "memory".into(),
+            path: PathBuf::from("/var/lib/quivoxd/quivox.sqlite"),
+            key_file: PathBuf::new(),
+            operator: "quivoxd".into(),
         }
     }
 }

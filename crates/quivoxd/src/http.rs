@@ -381,6 +381,12 @@ pub struct EnrollQuery {
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
+    /// How consent was given (default `api`).
+    #[serde(default)]
+    pub consent_method: Option<String>,
+    /// Consent reference (document id, call id).
+    #[serde(default)]
+    pub consent_reference: Option<String>,
 }
 
 async fn enroll(
@@ -425,10 +431,17 @@ async fn enroll(
     let s2 = Arc::clone(&s);
     let sp = speaker.clone();
     let name = q.name.unwrap_or_else(|| speaker.clone());
-    match tokio::task::spawn_blocking(move || s2.backend.enroll(&sp, &name, &numbers, vec![wave])).await {
+    let method = q.consent_method.unwrap_or_else(|| "api".into());
+    let reference = q.consent_reference.unwrap_or_default();
+    match tokio::task::spawn_blocking(move || {
+        s2.backend
+            .enroll(&sp, &name, &numbers, vec![wave], &method, &reference)
+    })
+    .await
+    {
         Ok(Ok(r)) => (
             if r.new_speaker { StatusCode::CREATED } else { StatusCode::OK },
-            Json(json!({"speaker": speaker, "new_speaker": r.new_speaker, "net_speech_ms": r.net_speech_ms})),
+            Json(json!({"speaker": speaker, "new_speaker": r.new_speaker, "net_speech_ms": r.net_speech_ms, "model_revision": r.model_revision})),
         )
             .into_response(),
         Ok(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),

@@ -19,7 +19,11 @@ use tokio::net::UdpSocket;
 fn ulaw_packets(speaker: &str) -> Vec<Vec<u8>> {
     call_pcm(speaker)
         .chunks(160)
-        .map(|c| c.iter().map(|&s| quivox::audio::g711::i16_to_ulaw(s)).collect())
+        .map(|c| {
+            c.iter()
+                .map(|&s| quivox::audio::g711::i16_to_ulaw(s))
+                .collect()
+        })
         .collect()
 }
 
@@ -36,7 +40,9 @@ async fn mulaw_rtp_with_reordering_and_loss_is_identified() {
     .unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
     let port = r.json().unwrap()["rtp_port"].as_u64().unwrap() as u16;
-    let mut sse = SseClient::connect(http, "/v1/calls/rtp-call-1/events").await.unwrap();
+    let mut sse = SseClient::connect(http, "/v1/calls/rtp-call-1/events")
+        .await
+        .unwrap();
 
     let packets = ulaw_packets("so0457");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -47,10 +53,18 @@ async fn mulaw_rtp_with_reordering_and_loss_is_identified() {
     let mut lost = 0;
     for (i, p) in packets.iter().enumerate() {
         let (ssrc, seq, ts) = if i < switch_at {
-            (0x1111_2222, 65500u16.wrapping_add(i as u16), 1000 + 160 * i as u32)
+            (
+                0x1111_2222,
+                65500u16.wrapping_add(i as u16),
+                1000 + 160 * i as u32,
+            )
         } else {
             let j = i - switch_at;
-            (0x3333_4444, 20_000u16.wrapping_add(j as u16), 9_000_000 + 160 * j as u32)
+            (
+                0x3333_4444,
+                20_000u16.wrapping_add(j as u16),
+                9_000_000 + 160 * j as u32,
+            )
         };
         // 3 % loss, never right at the switch (the switch needs 3 packets in a row).
         let near_switch = i + 3 >= switch_at && i <= switch_at + 5;
@@ -74,14 +88,18 @@ async fn mulaw_rtp_with_reordering_and_loss_is_identified() {
     let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let start = tokio::time::Instant::now();
     for (i, (ssrc, seq, ts, p)) in wire.iter().enumerate() {
-        sock.send_to(&rtp::build(0, *seq, *ts, *ssrc, p), to).await.unwrap();
+        sock.send_to(&rtp::build(0, *seq, *ts, *ssrc, p), to)
+            .await
+            .unwrap();
         if i % 5 == 4 {
             pace(start, i + 1, 10.0).await;
         }
     }
     // Give the last datagrams time to land, then end the call over HTTP (as a SIP BYE would).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let end = client::request(http, "DELETE", "/v1/calls/rtp-call-1", None, b"").await.unwrap();
+    let end = client::request(http, "DELETE", "/v1/calls/rtp-call-1", None, b"")
+        .await
+        .unwrap();
     assert_eq!(end.status, 200, "{}", end.text());
     let snap = end.json().unwrap();
     assert_eq!(snap["state"], "finished");
@@ -112,12 +130,20 @@ async fn alaw_rtp_is_identified() {
     .await
     .unwrap();
     let v = r.json().unwrap();
-    let (id, port) = (v["call_id"].as_str().unwrap().to_string(), v["rtp_port"].as_u64().unwrap() as u16);
+    let (id, port) = (
+        v["call_id"].as_str().unwrap().to_string(),
+        v["rtp_port"].as_u64().unwrap() as u16,
+    );
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     for (i, c) in call_pcm("so1027").chunks(160).enumerate() {
-        let a: Vec<u8> = c.iter().map(|&s| quivox::audio::g711::i16_to_alaw(s)).collect();
-        sock.send_to(&rtp::build(8, i as u16, 160 * i as u32, 42, &a), to).await.unwrap();
+        let a: Vec<u8> = c
+            .iter()
+            .map(|&s| quivox::audio::g711::i16_to_alaw(s))
+            .collect();
+        sock.send_to(&rtp::build(8, i as u16, 160 * i as u32, 42, &a), to)
+            .await
+            .unwrap();
         if i % 10 == 9 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
