@@ -245,7 +245,7 @@ impl Call {
                 .end_reason
                 .get_or_insert(reason.to_string());
         }
-        let _ = self.stop_tx.send(true);
+        self.stop_tx.send_replace(true);
     }
     /// A receiver that turns `true` when the call must stop.
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
@@ -520,31 +520,35 @@ impl State {
                 }
             }
         }
-        let empty = t.active.is_empty();
         drop(t);
         self.metrics.call_finished();
-        if empty {
-            self.all_finished.notify_waiters();
-        }
     }
 
     /// Stops every call and waits (at most `limit`) for their final decisions. Returns the
     /// number of calls still unfinished at the end.
     pub async fn drain_calls(&self, limit: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + limit;
+        let mut stopped: Vec<Arc<Call>> = Vec::new();
         loop {
             let notified = self.all_finished.notified();
             let calls = self.active_calls();
             if calls.is_empty() {
-                return 0;
+                break;
             }
             for c in &calls {
                 c.stop("shutdown");
             }
+            stopped.extend(calls);
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return self.active_calls().len();
             }
         }
+        // Every final event is out before the caller stops the SSE streams.
+        for c in stopped {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            c.wait_done(left).await;
+        }
+        self.active_calls().len()
     }
 }
 
@@ -703,6 +707,10 @@ async fn run_worker(state: Arc<State>, call: Arc<Call>, mut rx: mpsc::Receiver<V
     if !w.closed {
         state.close_call(&call);
     }
-    let _ = call.done_tx.send(true);
+    call.done_tx.send_replace(true);
+    // After the final event is out: shutdown may now stop the SSE streams.
+    if state.active_calls().is_empty() {
+        state.all_finished.notify_waiters();
+    }
     tracing::info!(call = %call.id, frames = call.frames_in.load(Relaxed), dropped = call.frames_dropped.load(Relaxed), "call finished");
 }

@@ -324,6 +324,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/quivoxd.toml");
+        let c = Config::load(Some(&p), []).unwrap();
+        assert_eq!(c.store.kind, "sqlite");
+        assert_eq!(c.audiosocket.listen.port(), 8741);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let bad = |text: &str| {
             let dir = tempfile::tempdir().unwrap();

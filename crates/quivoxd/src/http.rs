@@ -288,6 +288,7 @@ fn stream(
         backlog: std::collections::VecDeque<Arc<EventJson>>,
         last_seq: u32,
         ended: bool,
+        closing: bool,
         _guard: SseGuard,
         s: S,
     }
@@ -298,6 +299,7 @@ fn stream(
         backlog,
         last_seq,
         ended: finished_already,
+        closing: false,
         _guard: guard,
         s,
     };
@@ -309,13 +311,21 @@ fn stream(
             return None;
         }
         loop {
-            let r = tokio::select! {
-                r = st.rx.recv() => r,
-                _ = crate::calls::until_true(&mut st.shutdown) => {
-                    // Let final decisions published during shutdown through, then end.
-                    match st.rx.try_recv() {
-                        Ok(ev) => Ok(ev),
-                        Err(_) => return None,
+            let r = if st.closing {
+                // Shutdown: deliver what is already queued (final decisions), then end.
+                match st.rx.try_recv() {
+                    Ok(ev) => Ok(ev),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                        Err(RecvError::Lagged(n))
+                    }
+                    Err(_) => return None,
+                }
+            } else {
+                tokio::select! {
+                    r = st.rx.recv() => r,
+                    _ = crate::calls::until_true(&mut st.shutdown) => {
+                        st.closing = true;
+                        continue;
                     }
                 }
             };

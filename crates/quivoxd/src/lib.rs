@@ -297,7 +297,7 @@ impl Daemon {
         // Calls first (their final events still reach SSE clients), then the listeners.
         let budget = Duration::from_millis(self.state.config.shutdown_timeout_ms);
         let unfinished = drain(&self.state, budget).await;
-        let _ = self.state.shutdown.send(true);
+        self.state.shutdown.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.http_task).await;
         if let Some(rt) = self.compute.take() {
             rt.shutdown_background();
@@ -317,7 +317,7 @@ async fn drain(state: &Arc<State>, budget: Duration) -> usize {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.state.shutdown.send(true);
+        self.state.shutdown.send_replace(true);
         if let Some(rt) = self.compute.take() {
             rt.shutdown_background();
         }

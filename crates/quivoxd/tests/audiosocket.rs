@@ -172,3 +172,29 @@ async fn enrollment_over_http_then_identified() {
     assert_eq!(events.last().unwrap()["speaker"], "so0457");
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_lists_every_route() {
+    let d = daemon(false).await;
+    let r = client::get(d.http_addr(), "/openapi.json").await.unwrap();
+    assert_eq!(r.status, 200);
+    let doc = r.json().unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/calls",
+        "/v1/calls/{id}",
+        "/v1/calls/{id}/events",
+        "/v1/events",
+        "/v1/speakers/{speaker}/enrollment",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    assert_eq!(
+        client::get(d.http_addr(), "/healthz").await.unwrap().status,
+        200
+    );
+    d.shutdown().await;
+}
