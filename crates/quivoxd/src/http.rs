@@ -266,7 +266,7 @@ fn event_of(ev: &EventJson) -> Event {
 
 /// A decision stream: catch-up events first (per-call streams), then live ones; slow clients
 /// lose events (counted, and told with a `lagged` event), they never hold up a call.
-fn stream(
+pub fn event_stream(
     s: S,
     call: Option<String>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
@@ -352,14 +352,14 @@ fn stream(
 }
 
 async fn all_events(AxState(s): AxState<S>) -> Response {
-    Sse::new(stream(s, None))
+    Sse::new(event_stream(s, None))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
 async fn call_events(AxState(s): AxState<S>, Path(id): Path<String>) -> Response {
     let id = norm_id(&id);
-    Sse::new(stream(s, Some(id)))
+    Sse::new(event_stream(s, Some(id)))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
