@@ -205,7 +205,7 @@ pub struct SoundcardConfig {
     pub call_id: String,
     /// Caller number to assume (empty = withheld).
     pub caller_number: String,
-    /// Capture length, ms (0 = until shutdown).
+    /// Capture length, ms of audio captured (0 = until shutdown or `DELETE /v1/calls/{id}`).
     pub duration_ms: u64,
 }
 
