@@ -353,6 +353,9 @@ struct Table {
     finished_order: VecDeque<String>,
 }
 
+/// Datagrams (with their sender) for a call on the shared RTP port.
+pub type RtpTx = mpsc::Sender<(Vec<u8>, std::net::SocketAddr)>;
+
 /// How long an announcement waits for its AudioSocket connection.
 const ANNOUNCE_TTL: Duration = Duration::from_secs(120);
 
@@ -373,6 +376,8 @@ pub struct State {
     /// Set once listeners are up and the model is loaded.
     pub ready: AtomicBool,
     refusing: AtomicBool,
+    rtp_demux: Mutex<HashMap<u32, RtpTx>>,
+    rtp_shared_addr: Mutex<Option<std::net::SocketAddr>>,
     table: Mutex<Table>,
     all_finished: Notify,
 }
@@ -401,9 +406,41 @@ impl State {
             shutdown,
             ready: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
+            rtp_demux: Mutex::new(HashMap::new()),
+            rtp_shared_addr: Mutex::new(None),
             table: Mutex::new(Table::default()),
             all_finished: Notify::new(),
         })
+    }
+
+    /// Registers a call's SSRC on the shared RTP port; false if the SSRC is taken.
+    pub fn rtp_demux_insert(&self, ssrc: u32, tx: RtpTx) -> bool {
+        let mut m = lock(&self.rtp_demux);
+        if m.contains_key(&ssrc) {
+            return false;
+        }
+        m.insert(ssrc, tx);
+        true
+    }
+
+    /// The queue of the call announced with `ssrc` on the shared RTP port.
+    pub fn rtp_demux_get(&self, ssrc: u32) -> Option<RtpTx> {
+        lock(&self.rtp_demux).get(&ssrc).cloned()
+    }
+
+    /// Unregisters an SSRC.
+    pub fn rtp_demux_remove(&self, ssrc: u32) {
+        lock(&self.rtp_demux).remove(&ssrc);
+    }
+
+    /// Records the bound shared RTP address.
+    pub fn set_rtp_shared_addr(&self, a: std::net::SocketAddr) {
+        *lock(&self.rtp_shared_addr) = Some(a);
+    }
+
+    /// The shared RTP address, when enabled.
+    pub fn rtp_shared_addr(&self) -> Option<std::net::SocketAddr> {
+        *lock(&self.rtp_shared_addr)
     }
 
     /// Whether shutdown has begun.

@@ -138,6 +138,9 @@ pub struct RtpConfig {
     pub idle_timeout_ms: u64,
     /// Packets from a new SSRC needed in a row before the stream switches to it.
     pub ssrc_switch_packets: u32,
+    /// A fixed UDP address shared by calls announced with an `ssrc` (demultiplexed by SSRC);
+    /// absent = disabled.
+    pub shared_listen: Option<SocketAddr>,
 }
 
 impl Default for RtpConfig {
@@ -150,6 +153,7 @@ impl Default for RtpConfig {
             jitter_depth_packets: 5,
             idle_timeout_ms: 30_000,
             ssrc_switch_packets: 3,
+            shared_listen: None,
         }
     }
 }

@@ -93,6 +93,9 @@ pub struct StartCall {
     /// `audiosocket` (default) or `rtp`.
     #[serde(default)]
     pub transport: Option<String>,
+    /// RTP on the shared port: the SSRC the call's stream will use.
+    #[serde(default)]
+    pub ssrc: Option<u32>,
 }
 
 async fn start_call(AxState(s): AxState<S>, body: Bytes) -> Response {
@@ -175,42 +178,80 @@ async fn start_call(AxState(s): AxState<S>, body: Bytes) -> Response {
                     NEXT.fetch_add(1, Relaxed)
                 )
             });
-            let socket = match crate::rtp::bind_port(&s).await {
-                Ok(sock) => sock,
-                Err(e) => {
-                    return err(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("no free RTP port: {e}"),
+            let (source, local, shared_tx) = match (req.ssrc, s.rtp_shared_addr()) {
+                (Some(ssrc), Some(shared)) => {
+                    let (tx, rx) = tokio::sync::mpsc::channel(256);
+                    (
+                        crate::rtp::Source::Shared(ssrc, rx),
+                        shared,
+                        Some((ssrc, tx)),
                     )
                 }
-            };
-            let local = match socket.local_addr() {
-                Ok(a) => a,
-                Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            };
-            let sink = match s.open_call(&id, Transport::Rtp, Some(number), Some(local.port())) {
-                Ok(sink) => sink,
-                Err(OpenError::Duplicate) => {
-                    return err(StatusCode::CONFLICT, format!("call {id} is in progress"))
-                }
-                Err(OpenError::TooMany) => {
-                    s.metrics.bad_input("rtp", "too_many_calls");
+                (Some(_), None) => {
                     return err(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "max_active calls in progress",
+                        StatusCode::BAD_REQUEST,
+                        "ssrc given but no shared RTP port is configured ([rtp] shared_listen)",
+                    )
+                }
+                (None, _) => {
+                    let socket = match crate::rtp::bind_port(&s).await {
+                        Ok(sock) => sock,
+                        Err(e) => {
+                            return err(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!("no free RTP port: {e}"),
+                            )
+                        }
+                    };
+                    let local = match socket.local_addr() {
+                        Ok(a) => a,
+                        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    };
+                    (crate::rtp::Source::Socket(socket), local, None)
+                }
+            };
+            if let Some((ssrc, tx)) = shared_tx {
+                if !s.rtp_demux_insert(ssrc, tx) {
+                    return err(
+                        StatusCode::CONFLICT,
+                        format!("SSRC {ssrc} is already announced for another call"),
                     );
                 }
-                Err(OpenError::ShuttingDown) => {
-                    return err(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+            }
+            let sink = match s.open_call(&id, Transport::Rtp, Some(number), Some(local.port())) {
+                Ok(sink) => sink,
+                Err(e) => {
+                    if let crate::rtp::Source::Shared(ssrc, _) = &source {
+                        s.rtp_demux_remove(*ssrc);
+                    }
+                    return open_error(&s, e, &id);
                 }
             };
-            tokio::spawn(crate::rtp::run(Arc::clone(&s), socket, sink));
-            (StatusCode::CREATED, Json(json!({"call_id": id, "state": "active", "rtp_ip": local.ip().to_string(), "rtp_port": local.port()}))).into_response()
+            tokio::spawn(crate::rtp::run(Arc::clone(&s), source, sink));
+            let mut body = json!({"call_id": id, "state": "active", "rtp_ip": local.ip().to_string(), "rtp_port": local.port()});
+            if let Some(ssrc) = req.ssrc {
+                body["ssrc"] = ssrc.into();
+            }
+            (StatusCode::CREATED, Json(body)).into_response()
         }
         other => err(
             StatusCode::BAD_REQUEST,
             format!("transport {other:?}: expected \"audiosocket\" or \"rtp\""),
         ),
+    }
+}
+
+fn open_error(s: &State, e: OpenError, id: &str) -> Response {
+    match e {
+        OpenError::Duplicate => err(StatusCode::CONFLICT, format!("call {id} is in progress")),
+        OpenError::TooMany => {
+            s.metrics.bad_input("rtp", "too_many_calls");
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "max_active calls in progress",
+            )
+        }
+        OpenError::ShuttingDown => err(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }
 

@@ -168,6 +168,7 @@ pub struct Daemon {
     state: Arc<State>,
     http_addr: SocketAddr,
     audiosocket_addr: Option<SocketAddr>,
+    rtp_shared_addr: Option<SocketAddr>,
     http_task: tokio::task::JoinHandle<()>,
     compute: Option<tokio::runtime::Runtime>,
 }
@@ -242,6 +243,18 @@ impl Daemon {
         } else {
             None
         };
+        let rtp_shared_addr = match config.rtp.shared_listen {
+            Some(addr) if config.rtp.enabled => {
+                let sock = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("binding shared RTP port {addr}"))?;
+                let a = sock.local_addr()?;
+                state.set_rtp_shared_addr(a);
+                tokio::spawn(rtp::serve_shared(Arc::clone(&state), sock));
+                Some(a)
+            }
+            _ => None,
+        };
         let app = http::router(Arc::clone(&state));
         let mut sd = state.shutdown.subscribe();
         let http_task = tokio::spawn(async move {
@@ -265,6 +278,7 @@ impl Daemon {
             state,
             http_addr,
             audiosocket_addr,
+            rtp_shared_addr,
             http_task,
             compute: Some(compute),
         })
@@ -278,6 +292,11 @@ impl Daemon {
     /// The AudioSocket address (when enabled).
     pub fn audiosocket_addr(&self) -> Option<SocketAddr> {
         self.audiosocket_addr
+    }
+
+    /// The shared RTP port (when `[rtp] shared_listen` is set).
+    pub fn rtp_shared_addr(&self) -> Option<SocketAddr> {
+        self.rtp_shared_addr
     }
 
     /// Shared state (metrics, calls).
