@@ -101,12 +101,22 @@ async fn recorded_call_is_identified_number_before_and_after_socket() {
         .unwrap();
     let events = events_until_final(&mut sse).await;
     assert_eq!(events.last().unwrap()["kind"], "unknown", "{events:?}");
+    // Its number arriving after the session started without it is refused and counted.
+    let late = client::post_json(
+        http,
+        "/v1/calls",
+        &json!({"uuid": id3, "caller_number": "+1 555 0100"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(late.status, 409, "{}", late.text());
 
     let m = d.state().metrics.clone();
     assert!(m.decisions("identified") >= 2);
     let text = client::get(http, "/metrics").await.unwrap().text();
     assert!(text.contains("quivoxd_calls_total 3"), "{text}");
     assert!(text.contains("quivoxd_calls_active 0"), "{text}");
+    assert!(text.contains("quivoxd_late_numbers_total 1"), "{text}");
     let report = d.shutdown().await;
     assert_eq!(report.calls_unfinished, 0);
 }
