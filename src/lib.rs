@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audio;
+pub mod augment;
 pub mod calibration;
 pub mod embedding;
 pub mod engine;

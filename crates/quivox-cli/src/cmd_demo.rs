@@ -1,19 +1,19 @@
-//! `quivox demo`: enroll the fixture speakers through the engine into a temporary encrypted
-//! store, reload them as a gateway would at start, and run six simulated calls through streaming
+//! `quivox demo`: enroll the fixture speakers through `quivox::service::Service` into a
+//! temporary encrypted store, reload them as a gateway would at start, and run six simulated calls through streaming
 //! sessions (20-ms μ-law chunks), printing each call's decision timeline.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 use quivox::audio::{g711, ChannelPolicy};
-use quivox::engine::{
-    CallInfo, Decision, DecisionEvent, Engine, EngineOptions, NumberDirectory, PhoneNumber,
-    SpeakerId, VoiceModels, Voiceprint,
-};
+use quivox::engine::{CallInfo, DecisionEvent, SpeakerId};
 use quivox::recipe::read_telephone_wav;
-use quivox::store::{Actor, Consent, Enrollment, ModelBlob, SqliteStore, Store, StoreKey};
+use quivox::service::{EnrollRequest, Service, ServiceOptions};
+use quivox::store::{Actor, Consent, SqliteStore, StoreKey};
+
+use crate::outcome::{CliError, Exit};
+use crate::timeline::event_line;
 
 /// Arguments of `quivox demo`.
 #[derive(Debug, Args)]
@@ -59,136 +59,80 @@ const CALLS: [(&str, Option<&str>, &str); 6] = [
     ("so9614", None, "caller nobody enrolled, number withheld"),
 ];
 
-const VOICEPRINT_KIND: &str = "gmm";
-
 fn wav(dir: &Path, speaker: &str, what: &str) -> PathBuf {
     dir.join(format!("{speaker}-{what}.wav"))
 }
 
-fn describe(d: &Decision) -> String {
-    match d {
-        Decision::Identified {
-            speaker,
-            llr,
-            posterior,
-        } => {
-            format!("IDENTIFIED {speaker} (posterior {posterior:.3}, LLR {llr:.1})")
-        }
-        Decision::Unknown { posterior } => format!("UNKNOWN caller (posterior {posterior:.3})"),
-        Decision::NumberOnly { candidates, reason } => {
-            let c: Vec<String> = candidates
-                .iter()
-                .map(|(s, p)| format!("{s} {p:.2}"))
-                .collect();
-            format!("NUMBER ONLY [{}] ({reason:?})", c.join(", "))
-        }
-        Decision::Mismatch {
-            number_says,
-            voice_says,
-            posterior,
-            ..
-        } => {
-            let n: Vec<String> = number_says.iter().map(ToString::to_string).collect();
-            let v = voice_says
-                .as_ref()
-                .map_or("nobody enrolled".to_string(), ToString::to_string);
-            format!(
-                "MISMATCH: number says {}, voice says {v} (posterior {posterior:.3})",
-                n.join("/")
-            )
-        }
-        Decision::NeedMoreAudio { reason } => format!("need more audio ({reason:?})"),
-        other => format!("{other:?}"),
-    }
-}
-
 fn print_event(prefix: &str, e: &DecisionEvent) {
-    println!(
-        "      {prefix} {:>5} ms call / {:>5} ms speech: {}",
-        e.call_audio_ms,
-        e.net_speech_ms,
-        describe(&e.decision)
-    );
+    println!("    {}", event_line(prefix, e));
 }
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let models =
-        VoiceModels::load(&args.gmm).with_context(|| format!("loading {}", args.gmm.display()))?;
-    if !args.fixtures.is_dir() {
-        bail!(
-            "{}: expected the demo fixtures folder (run from the repository root)",
-            args.fixtures.display()
-        );
+    if !args.gmm.exists() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!(
+                "{}: model file not found (run from the repository root, or give --gmm)",
+                args.gmm.display()
+            ),
+        )
+        .into());
     }
-    let model_version = format!("gmm-ubm-{}", &sha_hex(&std::fs::read(&args.gmm)?)[..16]);
-    let options = EngineOptions::default();
-    let confidence = options.confidence;
+    if !args.fixtures.is_dir() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!(
+                "{}: expected the demo fixtures folder (run from the repository root)",
+                args.fixtures.display()
+            ),
+        )
+        .into());
+    }
+    let options = ServiceOptions::default();
+    let confidence = options.engine.confidence;
     let store_dir = tempfile::tempdir()?;
     let store_path = store_dir.path().join("demo.sqlite");
-    let mut store = SqliteStore::open_sqlite(&store_path, StoreKey::generate())?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-    let actor = Actor::new("quivox-demo", now);
+    let store = SqliteStore::open_sqlite(&store_path, StoreKey::generate())?;
+    let service = Service::open_model_file(&args.gmm, Box::new(store), options)
+        .with_context(|| format!("loading {}", args.gmm.display()))?;
+    let actor = Actor::now("quivox-demo");
 
     println!(
         "quivox demo: {} ({} components), store {}",
         args.gmm.display(),
-        models.gmm.ubm.num_components(),
+        service.engine().models().gmm.ubm.num_components(),
         store_path.display()
     );
     println!("\n== enrollment (voiceprints encrypted at rest, no raw audio kept)");
-    {
-        let enroller = Engine::new(models.clone(), options.clone())?;
-        for (id, name, number) in ENROLLED {
-            let wave = read_telephone_wav(
-                &wav(&args.fixtures, id, "enroll"),
-                ChannelPolicy::RequireMono,
-            )?;
-            let speaker = SpeakerId(id.to_string());
-            enroller.enroll(speaker.clone(), std::slice::from_ref(&wave))?;
-            let print = enroller
-                .voiceprint(&speaker)
-                .context("voiceprint just enrolled")?;
-            store.enroll(
-                &actor,
-                &Enrollment {
-                    speaker,
-                    display_name: name.to_string(),
-                    external_id: None,
-                    models: vec![ModelBlob {
-                        kind: VOICEPRINT_KIND.into(),
-                        model_version: model_version.clone(),
-                        bytes: print.to_bytes(),
-                    }],
-                    numbers: vec![PhoneNumber::parse(number)?],
-                    consent: Consent {
-                        given_at: now,
-                        method: "demo".into(),
-                        operator: "quivox-demo".into(),
-                        reference: "audio-fixtures/demo".into(),
-                    },
-                    keep_audio: Vec::new(),
+    for (id, name, number) in ENROLLED {
+        let wave = read_telephone_wav(
+            &wav(&args.fixtures, id, "enroll"),
+            ChannelPolicy::RequireMono,
+        )?;
+        let duration_s = wave.duration_s();
+        service.enroll(
+            &actor,
+            &EnrollRequest {
+                speaker: SpeakerId(id.to_string()),
+                display_name: name.to_string(),
+                external_id: None,
+                numbers: vec![number.to_string()],
+                consent: Consent {
+                    given_at: actor.now,
+                    method: "demo".into(),
+                    operator: "quivox-demo".into(),
+                    reference: "audio-fixtures/demo".into(),
                 },
-            )?;
-            println!(
-                "  {id} ({name}, {number}): {:.1} s of audio",
-                wave.duration_s()
-            );
-        }
+                recordings: vec![wave],
+                keep_audio: false,
+            },
+        )?;
+        println!("  {id} ({name}, {number}): {duration_s:.1} s of audio");
     }
 
     // What a gateway does at start: load the population and the number directory from the store.
-    let engine = Engine::new(models, options)?;
-    let mut prints = Vec::new();
-    for (speaker, bytes) in store.load_models(VOICEPRINT_KIND, &model_version)? {
-        prints.push((speaker, Voiceprint::from_bytes(&bytes)?));
-    }
-    engine.insert_voiceprints(prints)?;
-    let mut directory = NumberDirectory::new();
-    for (number, speaker, calls) in store.load_number_links()? {
-        directory.set_call_count(number, speaker, calls);
-    }
-    engine.set_directory(directory);
+    service.reload()?;
 
     println!("\n== calls, streamed in 20-ms G.711 μ-law chunks (confidence needed: {confidence})");
     for (caller, number, scenario) in CALLS {
@@ -199,7 +143,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         let pcm = wave.to_i16()?;
         let mut ulaw = vec![0u8; pcm.len()];
         g711::encode_ulaw_into(&pcm, &mut ulaw)?;
-        let mut session = engine.start_call(CallInfo {
+        let mut session = service.start_call(CallInfo {
             caller_number: number.map(str::to_string),
             call_id: format!("demo-{caller}"),
         })?;
@@ -211,17 +155,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 print_event("..", &event);
             }
         }
-        let outcome = session.finish()?;
+        // Audited; the call counts on the number only when the voice agreed with it (a
+        // mismatch, possibly a spoofed number, must not link the voice to the number).
+        let outcome = service.finish_call(&actor, session)?;
         print_event("=>", &outcome.final_decision);
-        // Call history learns only from agreeing evidence: a mismatch (possibly a spoofed number)
-        // must not link the voice to the number.
-        if let (Some(n), Decision::Identified { speaker, .. }) =
-            (number, &outcome.final_decision.decision)
-        {
-            store.record_call(&actor, &PhoneNumber::parse(n)?, speaker)?;
-        }
     }
-    let integrity = store.integrity_check()?;
+    let integrity = service.store().integrity_check()?;
     println!(
         "\nstore integrity: {} speakers, {} voiceprints, {} number links, problems: {}",
         integrity.speakers,
@@ -234,12 +173,4 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
-}
-
-fn sha_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
