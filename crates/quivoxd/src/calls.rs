@@ -245,7 +245,7 @@ impl Call {
                 .end_reason
                 .get_or_insert(reason.to_string());
         }
-        let _ = self.stop_tx.send(true);
+        self.stop_tx.send_replace(true);
     }
     /// A receiver that turns `true` when the call must stop.
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
@@ -353,6 +353,9 @@ struct Table {
     finished_order: VecDeque<String>,
 }
 
+/// Datagrams (with their sender) for a call on the shared RTP port.
+pub type RtpTx = mpsc::Sender<(Vec<u8>, std::net::SocketAddr)>;
+
 /// How long an announcement waits for its AudioSocket connection.
 const ANNOUNCE_TTL: Duration = Duration::from_secs(120);
 
@@ -373,6 +376,8 @@ pub struct State {
     /// Set once listeners are up and the model is loaded.
     pub ready: AtomicBool,
     refusing: AtomicBool,
+    rtp_demux: Mutex<HashMap<u32, RtpTx>>,
+    rtp_shared_addr: Mutex<Option<std::net::SocketAddr>>,
     table: Mutex<Table>,
     all_finished: Notify,
 }
@@ -401,9 +406,41 @@ impl State {
             shutdown,
             ready: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
+            rtp_demux: Mutex::new(HashMap::new()),
+            rtp_shared_addr: Mutex::new(None),
             table: Mutex::new(Table::default()),
             all_finished: Notify::new(),
         })
+    }
+
+    /// Registers a call's SSRC on the shared RTP port; false if the SSRC is taken.
+    pub fn rtp_demux_insert(&self, ssrc: u32, tx: RtpTx) -> bool {
+        let mut m = lock(&self.rtp_demux);
+        if m.contains_key(&ssrc) {
+            return false;
+        }
+        m.insert(ssrc, tx);
+        true
+    }
+
+    /// The queue of the call announced with `ssrc` on the shared RTP port.
+    pub fn rtp_demux_get(&self, ssrc: u32) -> Option<RtpTx> {
+        lock(&self.rtp_demux).get(&ssrc).cloned()
+    }
+
+    /// Unregisters an SSRC.
+    pub fn rtp_demux_remove(&self, ssrc: u32) {
+        lock(&self.rtp_demux).remove(&ssrc);
+    }
+
+    /// Records the bound shared RTP address.
+    pub fn set_rtp_shared_addr(&self, a: std::net::SocketAddr) {
+        *lock(&self.rtp_shared_addr) = Some(a);
+    }
+
+    /// The shared RTP address, when enabled.
+    pub fn rtp_shared_addr(&self) -> Option<std::net::SocketAddr> {
+        *lock(&self.rtp_shared_addr)
     }
 
     /// Whether shutdown has begun.
@@ -520,31 +557,35 @@ impl State {
                 }
             }
         }
-        let empty = t.active.is_empty();
         drop(t);
         self.metrics.call_finished();
-        if empty {
-            self.all_finished.notify_waiters();
-        }
     }
 
     /// Stops every call and waits (at most `limit`) for their final decisions. Returns the
     /// number of calls still unfinished at the end.
     pub async fn drain_calls(&self, limit: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + limit;
+        let mut stopped: Vec<Arc<Call>> = Vec::new();
         loop {
             let notified = self.all_finished.notified();
             let calls = self.active_calls();
             if calls.is_empty() {
-                return 0;
+                break;
             }
             for c in &calls {
                 c.stop("shutdown");
             }
+            stopped.extend(calls);
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return self.active_calls().len();
             }
         }
+        // Every final event is out before the caller stops the SSE streams.
+        for c in stopped {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            c.wait_done(left).await;
+        }
+        self.active_calls().len()
     }
 }
 
@@ -703,6 +744,10 @@ async fn run_worker(state: Arc<State>, call: Arc<Call>, mut rx: mpsc::Receiver<V
     if !w.closed {
         state.close_call(&call);
     }
-    let _ = call.done_tx.send(true);
+    call.done_tx.send_replace(true);
+    // After the final event is out: shutdown may now stop the SSE streams.
+    if state.active_calls().is_empty() {
+        state.all_finished.notify_waiters();
+    }
     tracing::info!(call = %call.id, frames = call.frames_in.load(Relaxed), dropped = call.frames_dropped.load(Relaxed), "call finished");
 }

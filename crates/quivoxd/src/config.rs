@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// The voice model.
     pub model: ModelConfig,
+    /// Voiceprint store.
+    pub store: StoreConfig,
     /// HTTP API.
     pub http: HttpConfig,
     /// Asterisk AudioSocket ingress.
@@ -44,6 +46,31 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("models/gmm-ubm.qvx"),
+        }
+    }
+}
+
+/// The encrypted voiceprint store (`quivox::store`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` (nothing kept after exit; for tests and trials) or `sqlite`.
+    pub kind: String,
+    /// SQLite database file (`kind = "sqlite"`).
+    pub path: PathBuf,
+    /// File holding the 32-byte key as 64 hex digits; empty = the `QUIVOX_STORE_KEY` variable.
+    pub key_file: PathBuf,
+    /// Operator name written in the audit log.
+    pub operator: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: "memory".into(),
+            path: PathBuf::from("/var/lib/quivoxd/quivox.sqlite"),
+            key_file: PathBuf::new(),
+            operator: "quivoxd".into(),
         }
     }
 }
@@ -111,6 +138,9 @@ pub struct RtpConfig {
     pub idle_timeout_ms: u64,
     /// Packets from a new SSRC needed in a row before the stream switches to it.
     pub ssrc_switch_packets: u32,
+    /// A fixed UDP address shared by calls announced with an `ssrc` (demultiplexed by SSRC);
+    /// absent = disabled.
+    pub shared_listen: Option<SocketAddr>,
 }
 
 impl Default for RtpConfig {
@@ -123,6 +153,7 @@ impl Default for RtpConfig {
             jitter_depth_packets: 5,
             idle_timeout_ms: 30_000,
             ssrc_switch_packets: 3,
+            shared_listen: None,
         }
     }
 }
@@ -178,7 +209,7 @@ pub struct SoundcardConfig {
     pub call_id: String,
     /// Caller number to assume (empty = withheld).
     pub caller_number: String,
-    /// Capture length, ms (0 = until shutdown).
+    /// Capture length, ms of audio captured (0 = until shutdown or `DELETE /v1/calls/{id}`).
     pub duration_ms: u64,
 }
 
@@ -294,6 +325,14 @@ mod tests {
         assert_eq!(c.audiosocket.number_wait_ms, 5);
         assert_eq!(c.rtp.port_min, 100);
         assert_eq!(c.engine.confidence, 0.9);
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/quivoxd.toml");
+        let c = Config::load(Some(&p), []).unwrap();
+        assert_eq!(c.store.kind, "sqlite");
+        assert_eq!(c.audiosocket.listen.port(), 8741);
     }
 
     #[test]

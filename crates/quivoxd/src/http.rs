@@ -93,6 +93,9 @@ pub struct StartCall {
     /// `audiosocket` (default) or `rtp`.
     #[serde(default)]
     pub transport: Option<String>,
+    /// RTP on the shared port: the SSRC the call's stream will use.
+    #[serde(default)]
+    pub ssrc: Option<u32>,
 }
 
 async fn start_call(AxState(s): AxState<S>, body: Bytes) -> Response {
@@ -175,42 +178,80 @@ async fn start_call(AxState(s): AxState<S>, body: Bytes) -> Response {
                     NEXT.fetch_add(1, Relaxed)
                 )
             });
-            let socket = match crate::rtp::bind_port(&s).await {
-                Ok(sock) => sock,
-                Err(e) => {
-                    return err(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("no free RTP port: {e}"),
+            let (source, local, shared_tx) = match (req.ssrc, s.rtp_shared_addr()) {
+                (Some(ssrc), Some(shared)) => {
+                    let (tx, rx) = tokio::sync::mpsc::channel(256);
+                    (
+                        crate::rtp::Source::Shared(ssrc, rx),
+                        shared,
+                        Some((ssrc, tx)),
                     )
                 }
-            };
-            let local = match socket.local_addr() {
-                Ok(a) => a,
-                Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            };
-            let sink = match s.open_call(&id, Transport::Rtp, Some(number), Some(local.port())) {
-                Ok(sink) => sink,
-                Err(OpenError::Duplicate) => {
-                    return err(StatusCode::CONFLICT, format!("call {id} is in progress"))
-                }
-                Err(OpenError::TooMany) => {
-                    s.metrics.bad_input("rtp", "too_many_calls");
+                (Some(_), None) => {
                     return err(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "max_active calls in progress",
+                        StatusCode::BAD_REQUEST,
+                        "ssrc given but no shared RTP port is configured ([rtp] shared_listen)",
+                    )
+                }
+                (None, _) => {
+                    let socket = match crate::rtp::bind_port(&s).await {
+                        Ok(sock) => sock,
+                        Err(e) => {
+                            return err(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!("no free RTP port: {e}"),
+                            )
+                        }
+                    };
+                    let local = match socket.local_addr() {
+                        Ok(a) => a,
+                        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    };
+                    (crate::rtp::Source::Socket(socket), local, None)
+                }
+            };
+            if let Some((ssrc, tx)) = shared_tx {
+                if !s.rtp_demux_insert(ssrc, tx) {
+                    return err(
+                        StatusCode::CONFLICT,
+                        format!("SSRC {ssrc} is already announced for another call"),
                     );
                 }
-                Err(OpenError::ShuttingDown) => {
-                    return err(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+            }
+            let sink = match s.open_call(&id, Transport::Rtp, Some(number), Some(local.port())) {
+                Ok(sink) => sink,
+                Err(e) => {
+                    if let crate::rtp::Source::Shared(ssrc, _) = &source {
+                        s.rtp_demux_remove(*ssrc);
+                    }
+                    return open_error(&s, e, &id);
                 }
             };
-            tokio::spawn(crate::rtp::run(Arc::clone(&s), socket, sink));
-            (StatusCode::CREATED, Json(json!({"call_id": id, "state": "active", "rtp_ip": local.ip().to_string(), "rtp_port": local.port()}))).into_response()
+            tokio::spawn(crate::rtp::run(Arc::clone(&s), source, sink));
+            let mut body = json!({"call_id": id, "state": "active", "rtp_ip": local.ip().to_string(), "rtp_port": local.port()});
+            if let Some(ssrc) = req.ssrc {
+                body["ssrc"] = ssrc.into();
+            }
+            (StatusCode::CREATED, Json(body)).into_response()
         }
         other => err(
             StatusCode::BAD_REQUEST,
             format!("transport {other:?}: expected \"audiosocket\" or \"rtp\""),
         ),
+    }
+}
+
+fn open_error(s: &State, e: OpenError, id: &str) -> Response {
+    match e {
+        OpenError::Duplicate => err(StatusCode::CONFLICT, format!("call {id} is in progress")),
+        OpenError::TooMany => {
+            s.metrics.bad_input("rtp", "too_many_calls");
+            err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "max_active calls in progress",
+            )
+        }
+        OpenError::ShuttingDown => err(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }
 
@@ -266,7 +307,7 @@ fn event_of(ev: &EventJson) -> Event {
 
 /// A decision stream: catch-up events first (per-call streams), then live ones; slow clients
 /// lose events (counted, and told with a `lagged` event), they never hold up a call.
-fn stream(
+pub fn event_stream(
     s: S,
     call: Option<String>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
@@ -288,6 +329,7 @@ fn stream(
         backlog: std::collections::VecDeque<Arc<EventJson>>,
         last_seq: u32,
         ended: bool,
+        closing: bool,
         _guard: SseGuard,
         s: S,
     }
@@ -298,6 +340,7 @@ fn stream(
         backlog,
         last_seq,
         ended: finished_already,
+        closing: false,
         _guard: guard,
         s,
     };
@@ -309,13 +352,21 @@ fn stream(
             return None;
         }
         loop {
-            let r = tokio::select! {
-                r = st.rx.recv() => r,
-                _ = crate::calls::until_true(&mut st.shutdown) => {
-                    // Let final decisions published during shutdown through, then end.
-                    match st.rx.try_recv() {
-                        Ok(ev) => Ok(ev),
-                        Err(_) => return None,
+            let r = if st.closing {
+                // Shutdown: deliver what is already queued (final decisions), then end.
+                match st.rx.try_recv() {
+                    Ok(ev) => Ok(ev),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                        Err(RecvError::Lagged(n))
+                    }
+                    Err(_) => return None,
+                }
+            } else {
+                tokio::select! {
+                    r = st.rx.recv() => r,
+                    _ = crate::calls::until_true(&mut st.shutdown) => {
+                        st.closing = true;
+                        continue;
                     }
                 }
             };
@@ -342,14 +393,14 @@ fn stream(
 }
 
 async fn all_events(AxState(s): AxState<S>) -> Response {
-    Sse::new(stream(s, None))
+    Sse::new(event_stream(s, None))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
 async fn call_events(AxState(s): AxState<S>, Path(id): Path<String>) -> Response {
     let id = norm_id(&id);
-    Sse::new(stream(s, Some(id)))
+    Sse::new(event_stream(s, Some(id)))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
@@ -381,6 +432,12 @@ pub struct EnrollQuery {
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
+    /// How consent was given (default `api`).
+    #[serde(default)]
+    pub consent_method: Option<String>,
+    /// Consent reference (document id, call id).
+    #[serde(default)]
+    pub consent_reference: Option<String>,
 }
 
 async fn enroll(
@@ -425,10 +482,17 @@ async fn enroll(
     let s2 = Arc::clone(&s);
     let sp = speaker.clone();
     let name = q.name.unwrap_or_else(|| speaker.clone());
-    match tokio::task::spawn_blocking(move || s2.backend.enroll(&sp, &name, &numbers, vec![wave])).await {
+    let method = q.consent_method.unwrap_or_else(|| "api".into());
+    let reference = q.consent_reference.unwrap_or_default();
+    match tokio::task::spawn_blocking(move || {
+        s2.backend
+            .enroll(&sp, &name, &numbers, vec![wave], &method, &reference)
+    })
+    .await
+    {
         Ok(Ok(r)) => (
             if r.new_speaker { StatusCode::CREATED } else { StatusCode::OK },
-            Json(json!({"speaker": speaker, "new_speaker": r.new_speaker, "net_speech_ms": r.net_speech_ms})),
+            Json(json!({"speaker": speaker, "new_speaker": r.new_speaker, "net_speech_ms": r.net_speech_ms, "model_revision": r.model_revision})),
         )
             .into_response(),
         Ok(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),

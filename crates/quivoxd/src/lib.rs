@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use quivox::audio::{ChannelPolicy, Waveform};
-use quivox::engine::{CallInfo, CallOutcome, Engine, EngineError, Session, SpeakerId, VoiceModels};
+use quivox::engine::{CallInfo, CallOutcome, Session, SpeakerId};
+use quivox::service::{EnrollRequest, Service, ServiceError, ServiceOptions};
+use quivox::store::{Actor, Consent, SqliteStore, Store, StoreKey};
 
 pub use calls::State;
 pub use config::Config;
@@ -36,53 +38,77 @@ pub struct EnrollResult {
     pub new_speaker: bool,
     /// Net speech in the speaker's voiceprint now, ms.
     pub net_speech_ms: u64,
+    /// Revision of the stored voiceprint.
+    pub model_revision: u32,
 }
 
-/// The engine the daemon decides with (voice models, population, number directory).
+/// The decision backend: a [`Service`] (engine + encrypted store, kept in step).
 #[derive(Debug)]
 pub struct Backend {
-    engine: Arc<Engine>,
-    model_version: String,
+    service: Service,
+    operator: String,
 }
 
 impl Backend {
-    /// Loads the model file and builds an empty engine.
+    /// Loads the model file and opens the configured store (its voiceprints and number
+    /// directory become live).
     pub fn open(config: &Config) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(&config.model.path)
-            .with_context(|| format!("reading model {}", config.model.path.display()))?;
-        let models = VoiceModels::load(&config.model.path)
+        let store: Box<dyn Store> = match config.store.kind.as_str() {
+            "memory" => Box::new(SqliteStore::open_sqlite_in_memory(StoreKey::generate())?),
+            "sqlite" => {
+                let key = if config.store.key_file.as_os_str().is_empty() {
+                    StoreKey::from_env()
+                        .context("store key (set QUIVOX_STORE_KEY or [store] key_file)")?
+                } else {
+                    StoreKey::from_file(&config.store.key_file)
+                        .with_context(|| format!("store key {}", config.store.key_file.display()))?
+                };
+                Box::new(
+                    SqliteStore::open_sqlite(&config.store.path, key).with_context(|| {
+                        format!("opening store {}", config.store.path.display())
+                    })?,
+                )
+            }
+            other => anyhow::bail!("[store] kind {other:?}: expected \"memory\" or \"sqlite\""),
+        };
+        let mut options = ServiceOptions::default();
+        options.engine = config.engine.clone();
+        let service = Service::open_model_file(&config.model.path, store, options)
             .with_context(|| format!("loading model {}", config.model.path.display()))?;
-        let engine = Engine::new(models, config.engine.clone())?;
-        use sha2_lite::hex16;
         Ok(Self {
-            engine: Arc::new(engine),
-            model_version: format!("gmm-ubm-{}", hex16(&bytes)),
+            service,
+            operator: config.store.operator.clone(),
         })
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    fn actor(&self) -> Actor {
+        Actor::now(&self.operator)
     }
 
-    /// Model identity (`gmm-ubm-` + a hash prefix of the model file).
+    /// The service.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Model identity voiceprints are stored under.
     pub fn model_version(&self) -> &str {
-        &self.model_version
+        self.service.model_version()
     }
 
     /// Starts a call session.
-    pub fn start_call(&self, info: CallInfo) -> Result<Session, EngineError> {
-        self.engine.start_call(info)
+    pub fn start_call(&self, info: CallInfo) -> Result<Session, ServiceError> {
+        self.service.start_call(info)
     }
 
-    /// Finishes a call session.
-    pub fn finish_call(&self, session: Session) -> Result<CallOutcome, EngineError> {
-        session.finish()
+    /// Finishes a call session (audited; counted on the number when the voice agreed).
+    pub fn finish_call(&self, session: Session) -> Result<CallOutcome, ServiceError> {
+        self.service.finish_call(&self.actor(), session)
     }
 
     /// Enrolled speaker ids.
     pub fn speakers(&self) -> Vec<String> {
-        self.engine
+        self.service
+            .engine()
             .population()
             .ids()
             .iter()
@@ -91,45 +117,49 @@ impl Backend {
     }
 
     /// Enrolls a speaker (or adds audio to one already enrolled) and links numbers.
+    #[allow(clippy::too_many_arguments)]
     pub fn enroll(
         &self,
         speaker: &str,
-        _display_name: &str,
+        display_name: &str,
         numbers: &[String],
         recordings: Vec<Waveform>,
-    ) -> anyhow::Result<EnrollResult> {
-        let id = SpeakerId(speaker.to_string());
-        let new_speaker = self.engine.voiceprint(&id).is_none();
-        if new_speaker {
-            self.engine.enroll(id.clone(), &recordings)?;
-        } else {
-            self.engine.add_audio(&id, &recordings)?;
-        }
-        for n in numbers {
-            self.engine.link_number(n, id.clone())?;
-        }
-        let net_speech_ms = self.engine.voiceprint(&id).map_or(0, |v| v.net_speech_ms);
+        consent_method: &str,
+        consent_reference: &str,
+    ) -> Result<EnrollResult, ServiceError> {
+        let actor = self.actor();
+        let report = self.service.enroll(
+            &actor,
+            &EnrollRequest {
+                speaker: SpeakerId(speaker.to_string()),
+                display_name: display_name.to_string(),
+                external_id: None,
+                numbers: numbers.to_vec(),
+                consent: Consent {
+                    given_at: actor.now,
+                    method: consent_method.to_string(),
+                    operator: self.operator.clone(),
+                    reference: consent_reference.to_string(),
+                },
+                recordings,
+                keep_audio: false,
+            },
+        )?;
         Ok(EnrollResult {
-            new_speaker,
-            net_speech_ms,
+            new_speaker: report.new_speaker,
+            net_speech_ms: report.total_speech_ms,
+            model_revision: report.model_revision,
         })
     }
 
-    /// Removes a speaker; returns whether they were enrolled.
-    pub fn remove(&self, speaker: &str) -> anyhow::Result<bool> {
-        Ok(self.engine.remove(&SpeakerId(speaker.to_string()))?)
-    }
-}
-
-mod sha2_lite {
-    /// First 16 hex digits of a cheap, stable fingerprint (FNV-1a 64) of the model bytes.
-    pub fn hex16(bytes: &[u8]) -> String {
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in bytes {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x100000001b3);
+    /// Erases a speaker (store and memory); returns whether they were enrolled.
+    pub fn remove(&self, speaker: &str) -> Result<bool, ServiceError> {
+        let id = SpeakerId(speaker.to_string());
+        if self.service.engine().voiceprint(&id).is_none() {
+            return Ok(false);
         }
-        format!("{h:016x}")
+        self.service.forget(&self.actor(), &id)?;
+        Ok(true)
     }
 }
 
@@ -138,6 +168,7 @@ pub struct Daemon {
     state: Arc<State>,
     http_addr: SocketAddr,
     audiosocket_addr: Option<SocketAddr>,
+    rtp_shared_addr: Option<SocketAddr>,
     http_task: tokio::task::JoinHandle<()>,
     compute: Option<tokio::runtime::Runtime>,
 }
@@ -189,7 +220,7 @@ impl Daemon {
                     );
                 }
                 let r = backend
-                    .enroll(&e.speaker, &e.speaker, &e.numbers, waves)
+                    .enroll(&e.speaker, &e.speaker, &e.numbers, waves, "config", "quivoxd [[enroll]]")
                     .with_context(|| format!("enrolling {}", e.speaker))?;
                 tracing::info!(speaker = %e.speaker, net_speech_ms = r.net_speech_ms, "enrolled from config");
             }
@@ -211,6 +242,18 @@ impl Daemon {
             Some(a)
         } else {
             None
+        };
+        let rtp_shared_addr = match config.rtp.shared_listen {
+            Some(addr) if config.rtp.enabled => {
+                let sock = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("binding shared RTP port {addr}"))?;
+                let a = sock.local_addr()?;
+                state.set_rtp_shared_addr(a);
+                tokio::spawn(rtp::serve_shared(Arc::clone(&state), sock));
+                Some(a)
+            }
+            _ => None,
         };
         let app = http::router(Arc::clone(&state));
         let mut sd = state.shutdown.subscribe();
@@ -235,6 +278,7 @@ impl Daemon {
             state,
             http_addr,
             audiosocket_addr,
+            rtp_shared_addr,
             http_task,
             compute: Some(compute),
         })
@@ -248,6 +292,11 @@ impl Daemon {
     /// The AudioSocket address (when enabled).
     pub fn audiosocket_addr(&self) -> Option<SocketAddr> {
         self.audiosocket_addr
+    }
+
+    /// The shared RTP port (when `[rtp] shared_listen` is set).
+    pub fn rtp_shared_addr(&self) -> Option<SocketAddr> {
+        self.rtp_shared_addr
     }
 
     /// Shared state (metrics, calls).
@@ -267,7 +316,7 @@ impl Daemon {
         // Calls first (their final events still reach SSE clients), then the listeners.
         let budget = Duration::from_millis(self.state.config.shutdown_timeout_ms);
         let unfinished = drain(&self.state, budget).await;
-        let _ = self.state.shutdown.send(true);
+        self.state.shutdown.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.http_task).await;
         if let Some(rt) = self.compute.take() {
             rt.shutdown_background();
@@ -287,7 +336,7 @@ async fn drain(state: &Arc<State>, budget: Duration) -> usize {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.state.shutdown.send(true);
+        self.state.shutdown.send_replace(true);
         if let Some(rt) = self.compute.take() {
             rt.shutdown_background();
         }

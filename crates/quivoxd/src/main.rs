@@ -53,8 +53,11 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let daemon = Daemon::start(config).await.context("starting quivoxd")?;
         let _ = sdnotify::notify(&format!(
-            "READY=1\nSTATUS=serving HTTP on {}\nMAINPID={}",
+            "READY=1\nSTATUS=serving HTTP on {} AudioSocket on {}\nMAINPID={}",
             daemon.http_addr(),
+            daemon
+                .audiosocket_addr()
+                .map_or("-".to_string(), |a| a.to_string()),
             std::process::id()
         ));
         wait_for_signal().await;

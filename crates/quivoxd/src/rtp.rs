@@ -269,8 +269,79 @@ pub async fn bind_port(state: &State) -> std::io::Result<UdpSocket> {
 /// A new SSRC, its packets (sequence, samples) so far, and packets of the current SSRC since.
 type Candidate = (u32, Vec<(u16, Vec<i16>)>, u32);
 
+/// Where a call's datagrams come from.
+#[derive(Debug)]
+pub enum Source {
+    /// The call's own UDP port.
+    Socket(UdpSocket),
+    /// The shared port, demultiplexed by SSRC (datagram, sender).
+    Shared(u32, tokio::sync::mpsc::Receiver<(Vec<u8>, SocketAddr)>),
+}
+
+impl Source {
+    async fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        match self {
+            Source::Socket(s) => s.recv_from(buf).await,
+            Source::Shared(_, rx) => match rx.recv().await {
+                Some((d, from)) => {
+                    let n = d.len().min(buf.len());
+                    buf[..n].copy_from_slice(&d[..n]);
+                    Ok((n, from))
+                }
+                None => std::future::pending().await,
+            },
+        }
+    }
+}
+
+/// Serves the shared RTP port: each datagram goes to the call announced with its SSRC;
+/// datagrams of unannounced SSRCs and non-RTP datagrams are dropped and counted.
+pub async fn serve_shared(state: Arc<State>, socket: UdpSocket) {
+    let mut shutdown = state.shutdown.subscribe();
+    let mut buf = vec![0u8; 4096];
+    let mut unknown = 0u64;
+    loop {
+        let (n, from) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared rtp port receive failed");
+                    continue;
+                }
+            },
+            _ = crate::calls::until_true(&mut shutdown) => break,
+        };
+        let ssrc = match parse(&buf[..n]) {
+            Ok(p) => p.ssrc,
+            Err(e) => {
+                state.metrics.bad_input("rtp", "malformed");
+                unknown += 1;
+                if unknown.is_power_of_two() {
+                    tracing::warn!(%from, error = %e, count = unknown, "shared rtp port: datagram dropped");
+                }
+                continue;
+            }
+        };
+        let tx = state.rtp_demux_get(ssrc);
+        match tx {
+            Some(tx) => {
+                if tx.try_send((buf[..n].to_vec(), from)).is_err() {
+                    state.metrics.dropped(DropReason::QueueFull, 1);
+                }
+            }
+            None => {
+                state.metrics.bad_input("rtp", "unannounced_ssrc");
+                unknown += 1;
+                if unknown.is_power_of_two() {
+                    tracing::warn!(%from, ssrc, count = unknown, "shared rtp port: SSRC not announced: dropped");
+                }
+            }
+        }
+    }
+}
+
 /// Receives one call's RTP until it is stopped (HTTP end, shutdown) or idle.
-pub async fn run(state: Arc<State>, socket: UdpSocket, sink: AudioSink) {
+pub async fn run(state: Arc<State>, mut socket: Source, sink: AudioSink) {
     let call = Arc::clone(sink.call());
     let cfg = &state.config.rtp;
     let idle = Duration::from_millis(cfg.idle_timeout_ms);
@@ -284,7 +355,7 @@ pub async fn run(state: Arc<State>, socket: UdpSocket, sink: AudioSink) {
     let mut reported = JitterStats::default();
     let reason = loop {
         let (n, from) = tokio::select! {
-            r = tokio::time::timeout(idle, socket.recv_from(&mut buf)) => match r {
+            r = tokio::time::timeout(idle, socket.recv(&mut buf)) => match r {
                 Err(_) => break "rtp_idle_timeout",
                 Ok(Err(e)) => {
                     tracing::warn!(call = %call.id, error = %e, "rtp receive failed");
@@ -356,6 +427,9 @@ pub async fn run(state: Arc<State>, socket: UdpSocket, sink: AudioSink) {
     tracing::info!(call = %call.id, reason, played = jb.stats.played, lost = jb.stats.lost, late = jb.stats.late,
         duplicate = jb.stats.duplicate, "rtp stream ended");
     call.set_end_reason(reason);
+    if let Source::Shared(ssrc, _) = &socket {
+        state.rtp_demux_remove(*ssrc);
+    }
     drop(sink);
 }
 

@@ -101,12 +101,22 @@ async fn recorded_call_is_identified_number_before_and_after_socket() {
         .unwrap();
     let events = events_until_final(&mut sse).await;
     assert_eq!(events.last().unwrap()["kind"], "unknown", "{events:?}");
+    // Its number arriving after the session started without it is refused and counted.
+    let late = client::post_json(
+        http,
+        "/v1/calls",
+        &json!({"uuid": id3, "caller_number": "+1 555 0100"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(late.status, 409, "{}", late.text());
 
     let m = d.state().metrics.clone();
     assert!(m.decisions("identified") >= 2);
     let text = client::get(http, "/metrics").await.unwrap().text();
     assert!(text.contains("quivoxd_calls_total 3"), "{text}");
     assert!(text.contains("quivoxd_calls_active 0"), "{text}");
+    assert!(text.contains("quivoxd_late_numbers_total 1"), "{text}");
     let report = d.shutdown().await;
     assert_eq!(report.calls_unfinished, 0);
 }
@@ -170,5 +180,31 @@ async fn enrollment_over_http_then_identified() {
     let events = events_until_final(&mut sse).await;
     assert_eq!(events.last().unwrap()["kind"], "identified", "{events:?}");
     assert_eq!(events.last().unwrap()["speaker"], "so0457");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_lists_every_route() {
+    let d = daemon(false).await;
+    let r = client::get(d.http_addr(), "/openapi.json").await.unwrap();
+    assert_eq!(r.status, 200);
+    let doc = r.json().unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/calls",
+        "/v1/calls/{id}",
+        "/v1/calls/{id}/events",
+        "/v1/events",
+        "/v1/speakers/{speaker}/enrollment",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    assert_eq!(
+        client::get(d.http_addr(), "/healthz").await.unwrap().status,
+        200
+    );
     d.shutdown().await;
 }

@@ -158,3 +158,67 @@ async fn alaw_rtp_is_identified() {
     assert_eq!(snap["decision"]["speaker"], "so1027");
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_port_demultiplexes_two_calls_by_ssrc() {
+    let mut cfg = config(true);
+    cfg.rtp.shared_listen = Some("127.0.0.1:0".parse().unwrap());
+    init_logs();
+    let d = quivoxd::Daemon::start(cfg).await.unwrap();
+    let http = d.http_addr();
+    let shared = d.rtp_shared_addr().unwrap();
+    let mut streams = Vec::new();
+    for (id, ssrc, speaker) in [("a", 1001u32, "so0457"), ("b", 2002u32, "so1027")] {
+        let r = client::post_json(
+            http,
+            "/v1/calls",
+            &json!({"transport": "rtp", "call_id": id, "ssrc": ssrc, "caller_number": "+44 20 7946 0001"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(r.json().unwrap()["rtp_port"], shared.port());
+        streams.push((id, ssrc, speaker, ulaw_packets(speaker)));
+    }
+    // The same SSRC cannot be announced twice.
+    let r = client::post_json(
+        http,
+        "/v1/calls",
+        &json!({"transport": "rtp", "call_id": "c", "ssrc": 1001}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 409);
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let longest = streams.iter().map(|s| s.3.len()).max().unwrap();
+    for i in 0..longest {
+        for (_, ssrc, _, packets) in &streams {
+            if let Some(p) = packets.get(i) {
+                sock.send_to(&rtp::build(0, i as u16, 160 * i as u32, *ssrc, p), shared)
+                    .await
+                    .unwrap();
+            }
+        }
+        // A stream nobody announced, on the same port.
+        if i % 50 == 0 {
+            sock.send_to(&rtp::build(0, i as u16, 0, 9999, &[0xff; 160]), shared)
+                .await
+                .unwrap();
+        }
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (id, _, speaker, _) in &streams {
+        let snap = client::request(http, "DELETE", &format!("/v1/calls/{id}"), None, b"")
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(snap["decision"]["kind"], "identified", "{snap}");
+        assert_eq!(snap["decision"]["speaker"], *speaker, "{snap}");
+    }
+    assert!(d.state().metrics.bad_inputs("rtp", "unannounced_ssrc") >= 7);
+    d.shutdown().await;
+}
