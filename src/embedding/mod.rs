@@ -38,13 +38,14 @@ pub mod arch;
 pub mod embedder;
 pub mod encoder;
 pub mod error;
+mod kernel;
 pub mod mel;
 pub mod partials;
 pub mod preprocess;
 pub mod weights;
 
 pub use embedder::{EmbedderOptions, SpeakerEmbedder, StreamingEmbedder, UtteranceEmbedding};
-pub use encoder::{LstmBatch, SpeakerEncoder};
+pub use encoder::{LstmBatch, SpeakerEncoder, WindowTail};
 pub use error::EmbeddingError;
 pub use weights::EncoderWeights;
 
