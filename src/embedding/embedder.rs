@@ -219,6 +219,8 @@ pub struct StreamingEmbedder {
     mel_frame: Vec<f32>,
     /// Mel frames fed to the LSTM so far.
     frames_done: usize,
+    /// Mel frames of the end of the call (`finish`), allocated up front.
+    tail_mel: Vec<f32>,
     batch: LstmBatch,
     /// Start frame of the window in each LSTM slot.
     slot_start: [Option<usize>; MAX_OPEN_WINDOWS],
@@ -236,6 +238,9 @@ impl StreamingEmbedder {
         options.validate()?;
         let gain_window_samples =
             ENCODER_SAMPLE_RATE_HZ as usize * options.streaming_gain_window_ms as usize / 1000;
+        // the end of the call runs the open windows layer after layer: allocate that now
+        let mut batch = LstmBatch::new(MAX_OPEN_WINDOWS);
+        batch.reserve_frames(PARTIAL_FRAMES);
         Ok(StreamingEmbedder {
             encoder,
             upsampler: Upsampler::new()?,
@@ -254,7 +259,8 @@ impl StreamingEmbedder {
             frame_samples: vec![0.0; N_FFT],
             mel_frame: vec![0.0; MEL_BANDS],
             frames_done: 0,
-            batch: LstmBatch::new(MAX_OPEN_WINDOWS),
+            tail_mel: vec![0.0; PARTIAL_FRAMES * MEL_BANDS],
+            batch,
             slot_start: [None; MAX_OPEN_WINDOWS],
             completed: Vec::new(),
             step_frames: partial_step_frames(),
@@ -372,7 +378,9 @@ impl StreamingEmbedder {
             .last()
             .map_or(first, |&s| s + PARTIAL_FRAMES)
             .max(first);
-        let mut tail_mel = vec![0.0f32; (end - first) * MEL_BANDS];
+        let mut tail_mel = std::mem::take(&mut self.tail_mel);
+        tail_mel.clear();
+        tail_mel.resize((end - first) * MEL_BANDS, 0.0);
         for (frame, out) in (first..end).zip(tail_mel.chunks_exact_mut(MEL_BANDS)) {
             speech_frame(
                 &self.speech,

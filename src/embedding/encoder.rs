@@ -513,6 +513,13 @@ impl LstmBatch {
         self.capacity
     }
 
+    /// Allocates (and touches) the buffers of the layer-after-layer schedule for windows of up
+    /// to `frames` frames, so that a later [`SpeakerEncoder::embed_windows`] or
+    /// [`SpeakerEncoder::complete_windows`] of that size does not allocate.
+    pub fn reserve_frames(&mut self, frames: usize) {
+        self.prepare_layered(frames, self.capacity);
+    }
+
     /// Grows the layered buffers for `frames × rows`.
     fn prepare_layered(&mut self, frames: usize, rows: usize) {
         if self.sequence.len() < frames * rows * HIDDEN {

@@ -68,9 +68,9 @@ pub(crate) fn gemm_acc<S: Simd>(
     apack: &mut [f32],
 ) {
     match S::F32_LANES {
-        16 => gemm_blocked::<S, 8, 2>(simd, m, a, lda, w, c, ldc, apack),
-        8 => gemm_blocked::<S, 4, 4>(simd, m, a, lda, w, c, ldc, apack),
-        4 => gemm_blocked::<S, 2, 8>(simd, m, a, lda, w, c, ldc, apack),
+        16 => gemm_blocked::<S, 8, 2, 4, 2, 2>(simd, m, a, lda, w, c, ldc, apack),
+        8 => gemm_blocked::<S, 4, 4, 2, 1, 1>(simd, m, a, lda, w, c, ldc, apack),
+        4 => gemm_blocked::<S, 2, 8, 1, 1, 1>(simd, m, a, lda, w, c, ldc, apack),
         _ => gemm_plain(m, a, lda, w, c, ldc),
     }
 }
@@ -94,10 +94,18 @@ fn gemm_plain(m: usize, a: &[f32], lda: usize, w: &PackedMatrix, c: &mut [f32], 
 }
 
 /// Blocked product: chunks of [`MC`] rows of `A` are packed (`k × MR` per block of `MR` rows),
-/// then every panel of `W` streams past the chunk's blocks.
+/// then every panel of `W` streams past the chunk's blocks. `U1`, `U2`, `U34`: `k` splits of
+/// the micro-kernel for blocks of 1, 2 and 3-4 rows.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gemm_blocked<S: Simd, const MR: usize, const V: usize>(
+fn gemm_blocked<
+    S: Simd,
+    const MR: usize,
+    const V: usize,
+    const U1: usize,
+    const U2: usize,
+    const U34: usize,
+>(
     simd: S,
     m: usize,
     a: &[f32],
@@ -135,14 +143,14 @@ fn gemm_blocked<S: Simd, const MR: usize, const V: usize>(
                 let c_block = &mut c[(chunk_start + row) * ldc..];
                 let col = p * NR;
                 match rows {
-                    1 => micro::<S, 1, V>(simd, block, panel, c_block, ldc, col),
-                    2 => micro::<S, 2, V>(simd, block, panel, c_block, ldc, col),
-                    3 => micro::<S, 3, V>(simd, block, panel, c_block, ldc, col),
-                    4 => micro::<S, 4, V>(simd, block, panel, c_block, ldc, col),
-                    5 => micro::<S, 5, V>(simd, block, panel, c_block, ldc, col),
-                    6 => micro::<S, 6, V>(simd, block, panel, c_block, ldc, col),
-                    7 => micro::<S, 7, V>(simd, block, panel, c_block, ldc, col),
-                    _ => micro::<S, 8, V>(simd, block, panel, c_block, ldc, col),
+                    1 => micro::<S, 1, V, U1>(simd, block, panel, c_block, ldc, col),
+                    2 => micro::<S, 2, V, U2>(simd, block, panel, c_block, ldc, col),
+                    3 => micro::<S, 3, V, U34>(simd, block, panel, c_block, ldc, col),
+                    4 => micro::<S, 4, V, U34>(simd, block, panel, c_block, ldc, col),
+                    5 => micro::<S, 5, V, 1>(simd, block, panel, c_block, ldc, col),
+                    6 => micro::<S, 6, V, 1>(simd, block, panel, c_block, ldc, col),
+                    7 => micro::<S, 7, V, 1>(simd, block, panel, c_block, ldc, col),
+                    _ => micro::<S, 8, V, 1>(simd, block, panel, c_block, ldc, col),
                 }
                 offset += k * rows;
                 row += rows;
@@ -152,10 +160,30 @@ fn gemm_blocked<S: Simd, const MR: usize, const V: usize>(
     }
 }
 
-/// `M` rows × [`NR`] columns: `C[i][col..col + NR] += Σ_kk a[kk][i] · panel[kk][..]`, the
-/// `M × V` vector accumulators held in registers over the whole `k` loop.
+/// Multiply-adds `M` rows of packed `A` (`[k][M]`) with one panel into `acc`.
 #[inline(always)]
-fn micro<S: Simd, const M: usize, const V: usize>(
+fn accumulate<S: Simd, const M: usize, const V: usize>(
+    simd: S,
+    acc: &mut [[S::f32s; V]; M],
+    a_k: &[f32],
+    b_k: &[f32],
+) {
+    let (b_vectors, _) = S::as_simd_f32s(b_k);
+    let b: [S::f32s; V] = core::array::from_fn(|j| b_vectors[j]);
+    for (acc_row, &x) in acc.iter_mut().zip(a_k) {
+        let x = simd.splat_f32s(x);
+        for (s, &bj) in acc_row.iter_mut().zip(&b) {
+            *s = simd.mul_add_e_f32s(x, bj, *s);
+        }
+    }
+}
+
+/// `M` rows × [`NR`] columns: `C[i][col..col + NR] += Σ_kk a[kk][i] · panel[kk][..]`, with
+/// `U × M × V` vector accumulators in registers over the whole `k` loop (`U` > 1 splits `k`
+/// into interleaved partial sums, so that few rows still give enough independent
+/// multiply-add chains to hide their latency).
+#[inline(always)]
+fn micro<S: Simd, const M: usize, const V: usize, const U: usize>(
     simd: S,
     a: &[f32],
     panel: &[f32],
@@ -164,22 +192,33 @@ fn micro<S: Simd, const M: usize, const V: usize>(
     col: usize,
 ) {
     let zero = simd.splat_f32s(0.0);
-    let mut acc = [[zero; V]; M];
-    for (a_k, b_k) in a.chunks_exact(M).zip(panel.chunks_exact(NR)) {
-        let (b_vectors, _) = S::as_simd_f32s(b_k);
-        let b: [S::f32s; V] = core::array::from_fn(|j| b_vectors[j]);
-        for (acc_row, &x) in acc.iter_mut().zip(a_k) {
-            let x = simd.splat_f32s(x);
-            for (s, &bj) in acc_row.iter_mut().zip(&b) {
-                *s = simd.mul_add_e_f32s(x, bj, *s);
-            }
+    let mut acc = [[[zero; V]; M]; U];
+    let a_split = a.chunks_exact(M * U);
+    let a_rest = a_split.remainder();
+    let b_split = panel.chunks_exact(NR * U);
+    let b_rest = b_split.remainder();
+    for (a_u, b_u) in a_split.zip(b_split) {
+        for (u, acc_u) in acc.iter_mut().enumerate() {
+            accumulate::<S, M, V>(
+                simd,
+                acc_u,
+                &a_u[u * M..(u + 1) * M],
+                &b_u[u * NR..(u + 1) * NR],
+            );
         }
     }
-    for (i, acc_row) in acc.iter().enumerate() {
+    for (a_k, b_k) in a_rest.chunks_exact(M).zip(b_rest.chunks_exact(NR)) {
+        accumulate::<S, M, V>(simd, &mut acc[0], a_k, b_k);
+    }
+    for i in 0..M {
         let out = &mut c[i * ldc + col..i * ldc + col + NR];
         let (out_vectors, _) = S::as_mut_simd_f32s(out);
-        for (o, &s) in out_vectors.iter_mut().zip(acc_row) {
-            *o = simd.add_f32s(*o, s);
+        for (j, o) in out_vectors.iter_mut().enumerate().take(V) {
+            let mut sum = acc[0][i][j];
+            for acc_u in acc.iter().skip(1) {
+                sum = simd.add_f32s(sum, acc_u[i][j]);
+            }
+            *o = simd.add_f32s(*o, sum);
         }
     }
 }
