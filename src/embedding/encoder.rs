@@ -322,9 +322,6 @@ impl WithSimd for Layered<'_> {
         for layer in 0..LAYERS {
             let input = layer_input(layer);
             let projections = &mut batch.projections[..frames * rows * GATE_ROWS];
-            for row in projections.chunks_exact_mut(GATE_ROWS) {
-                row.copy_from_slice(&encoder.biases[layer]);
-            }
             gemm_acc(
                 simd,
                 frames * rows,
@@ -333,6 +330,7 @@ impl WithSimd for Layered<'_> {
                 &encoder.w_ih[layer],
                 projections,
                 GATE_ROWS,
+                Some(&encoder.biases[layer]),
                 &mut batch.apack,
             );
             let cell = &mut batch.cell_scratch[..rows * HIDDEN];
@@ -356,6 +354,7 @@ impl WithSimd for Layered<'_> {
                         &encoder.w_hh[layer],
                         gates,
                         GATE_ROWS,
+                        None,
                         &mut batch.apack,
                     );
                 }
@@ -397,9 +396,6 @@ impl WithSimd for Step<'_> {
                     .copy_from_slice(&batch.cell[layer][slot * HIDDEN..(slot + 1) * HIDDEN]);
             }
             let gates = &mut batch.gates[..n * GATE_ROWS];
-            for row in gates.chunks_exact_mut(GATE_ROWS) {
-                row.copy_from_slice(&encoder.biases[layer]);
-            }
             gemm_acc(
                 simd,
                 n,
@@ -408,6 +404,7 @@ impl WithSimd for Step<'_> {
                 &encoder.w_ih[layer],
                 gates,
                 GATE_ROWS,
+                Some(&encoder.biases[layer]),
                 &mut batch.apack,
             );
             gemm_acc(
@@ -418,6 +415,7 @@ impl WithSimd for Step<'_> {
                 &encoder.w_hh[layer],
                 gates,
                 GATE_ROWS,
+                None,
                 &mut batch.apack,
             );
             cell_update(

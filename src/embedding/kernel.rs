@@ -53,7 +53,8 @@ pub(crate) fn apack_len(max_k: usize) -> usize {
     MC * max_k
 }
 
-/// `C[i][..n] += A[i][..k] · Wᵀ` for `i < m`: `A` row stride `lda`, `C` row stride `ldc`.
+/// `C[i][..n] += A[i][..k] · Wᵀ` for `i < m`, or with `bias` (`n`), `C[i][..n] = bias +
+/// A[i][..k] · Wᵀ` (C's old values unread): `A` row stride `lda`, `C` row stride `ldc`.
 /// `apack` holds at least [`apack_len`]`(k)` floats of scratch.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -65,18 +66,27 @@ pub(crate) fn gemm_acc<S: Simd>(
     w: &PackedMatrix,
     c: &mut [f32],
     ldc: usize,
+    bias: Option<&[f32]>,
     apack: &mut [f32],
 ) {
     match S::F32_LANES {
-        16 => gemm_blocked::<S, 8, 2, 4, 2, 2>(simd, m, a, lda, w, c, ldc, apack),
-        8 => gemm_blocked::<S, 4, 4, 2, 1, 1>(simd, m, a, lda, w, c, ldc, apack),
-        4 => gemm_blocked::<S, 2, 8, 1, 1, 1>(simd, m, a, lda, w, c, ldc, apack),
-        _ => gemm_plain(m, a, lda, w, c, ldc),
+        16 => gemm_blocked::<S, 8, 2, 4, 2, 2>(simd, m, a, lda, w, c, ldc, bias, apack),
+        8 => gemm_blocked::<S, 4, 4, 2, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
+        4 => gemm_blocked::<S, 2, 8, 1, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
+        _ => gemm_plain(m, a, lda, w, c, ldc, bias),
     }
 }
 
 /// Scalar fallback for lane counts the micro-kernel is not laid out for.
-fn gemm_plain(m: usize, a: &[f32], lda: usize, w: &PackedMatrix, c: &mut [f32], ldc: usize) {
+fn gemm_plain(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    w: &PackedMatrix,
+    c: &mut [f32],
+    ldc: usize,
+    bias: Option<&[f32]>,
+) {
     let k = w.k;
     for i in 0..m {
         let a_row = &a[i * lda..i * lda + k];
@@ -88,7 +98,14 @@ fn gemm_plain(m: usize, a: &[f32], lda: usize, w: &PackedMatrix, c: &mut [f32], 
                 }
             }
             let out = &mut c[i * ldc + p * NR..i * ldc + (p + 1) * NR];
-            out.iter_mut().zip(&acc).for_each(|(o, s)| *o += s);
+            match bias {
+                Some(bias) => out
+                    .iter_mut()
+                    .zip(&acc)
+                    .zip(&bias[p * NR..(p + 1) * NR])
+                    .for_each(|((o, s), b)| *o = b + s),
+                None => out.iter_mut().zip(&acc).for_each(|(o, s)| *o += s),
+            }
         }
     }
 }
@@ -113,6 +130,7 @@ fn gemm_blocked<
     w: &PackedMatrix,
     c: &mut [f32],
     ldc: usize,
+    bias: Option<&[f32]>,
     apack: &mut [f32],
 ) {
     let k = w.k;
@@ -142,15 +160,16 @@ fn gemm_blocked<
                 let block = &apack[offset..offset + k * rows];
                 let c_block = &mut c[(chunk_start + row) * ldc..];
                 let col = p * NR;
+                let col_bias = bias.map(|b| &b[col..col + NR]);
                 match rows {
-                    1 => micro::<S, 1, V, U1>(simd, block, panel, c_block, ldc, col),
-                    2 => micro::<S, 2, V, U2>(simd, block, panel, c_block, ldc, col),
-                    3 => micro::<S, 3, V, U34>(simd, block, panel, c_block, ldc, col),
-                    4 => micro::<S, 4, V, U34>(simd, block, panel, c_block, ldc, col),
-                    5 => micro::<S, 5, V, 1>(simd, block, panel, c_block, ldc, col),
-                    6 => micro::<S, 6, V, 1>(simd, block, panel, c_block, ldc, col),
-                    7 => micro::<S, 7, V, 1>(simd, block, panel, c_block, ldc, col),
-                    _ => micro::<S, 8, V, 1>(simd, block, panel, c_block, ldc, col),
+                    1 => micro::<S, 1, V, U1>(simd, block, panel, c_block, ldc, col, col_bias),
+                    2 => micro::<S, 2, V, U2>(simd, block, panel, c_block, ldc, col, col_bias),
+                    3 => micro::<S, 3, V, U34>(simd, block, panel, c_block, ldc, col, col_bias),
+                    4 => micro::<S, 4, V, U34>(simd, block, panel, c_block, ldc, col, col_bias),
+                    5 => micro::<S, 5, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
+                    6 => micro::<S, 6, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
+                    7 => micro::<S, 7, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
+                    _ => micro::<S, 8, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
                 }
                 offset += k * rows;
                 row += rows;
@@ -178,7 +197,8 @@ fn accumulate<S: Simd, const M: usize, const V: usize>(
     }
 }
 
-/// `M` rows × [`NR`] columns: `C[i][col..col + NR] += Σ_kk a[kk][i] · panel[kk][..]`, with
+/// `M` rows × [`NR`] columns: `C[i][col..col + NR] += Σ_kk a[kk][i] · panel[kk][..]` (or `= bias +
+/// Σ…` with `bias`), with
 /// `U × M × V` vector accumulators in registers over the whole `k` loop (`U` > 1 splits `k`
 /// into interleaved partial sums, so that few rows still give enough independent
 /// multiply-add chains to hide their latency).
@@ -190,6 +210,7 @@ fn micro<S: Simd, const M: usize, const V: usize, const U: usize>(
     c: &mut [f32],
     ldc: usize,
     col: usize,
+    bias: Option<&[f32]>,
 ) {
     let zero = simd.splat_f32s(0.0);
     let mut acc = [[[zero; V]; M]; U];
@@ -213,12 +234,17 @@ fn micro<S: Simd, const M: usize, const V: usize, const U: usize>(
     for i in 0..M {
         let out = &mut c[i * ldc + col..i * ldc + col + NR];
         let (out_vectors, _) = S::as_mut_simd_f32s(out);
+        let base: Option<&[S::f32s]> = bias.map(|b| S::as_simd_f32s(b).0);
         for (j, o) in out_vectors.iter_mut().enumerate().take(V) {
             let mut sum = acc[0][i][j];
             for acc_u in acc.iter().skip(1) {
                 sum = simd.add_f32s(sum, acc_u[i][j]);
             }
-            *o = simd.add_f32s(*o, sum);
+            let start = match base {
+                Some(base) => base[j],
+                None => *o,
+            };
+            *o = simd.add_f32s(start, sum);
         }
     }
 }
@@ -306,6 +332,7 @@ mod tests {
         w: &'a PackedMatrix,
         c: &'a mut [f32],
         ldc: usize,
+        bias: Option<&'a [f32]>,
     }
 
     impl pulp::WithSimd for Product<'_> {
@@ -314,7 +341,7 @@ mod tests {
         fn with_simd<S: Simd>(self, simd: S) {
             let mut apack = vec![0.0f32; apack_len(self.w.k)];
             gemm_acc(
-                simd, self.m, self.a, self.lda, self.w, self.c, self.ldc, &mut apack,
+                simd, self.m, self.a, self.lda, self.w, self.c, self.ldc, self.bias, &mut apack,
             );
         }
     }
@@ -337,33 +364,40 @@ mod tests {
             let c0: Vec<f32> = (0..m * ldc).map(|_| rng.random_range(-1.0..1.0)).collect();
             let packed = PackedMatrix::pack(&w, n, k, k);
             assert_eq!((packed.k, packed.data.len()), (k, n * k));
-            let mut fast = c0.clone();
-            pulp::Arch::new().dispatch(Product {
-                m,
-                a: &a,
-                lda,
-                w: &packed,
-                c: &mut fast,
-                ldc,
-            });
-            let mut plain = c0.clone();
-            gemm_plain(m, &a, lda, &packed, &mut plain, ldc);
-            for i in 0..m {
-                for j in 0..ldc {
-                    let idx = i * ldc + j;
-                    let expected = if j < n {
-                        f64::from(c0[idx])
-                            + (0..k)
-                                .map(|kk| f64::from(a[i * lda + kk]) * f64::from(w[j * k + kk]))
-                                .sum::<f64>()
-                    } else {
-                        f64::from(c0[idx]) // padding columns untouched
-                    };
-                    for (label, got) in [("dispatched", fast[idx]), ("scalar", plain[idx])] {
-                        assert!(
-                            (f64::from(got) - expected).abs() < 1e-5 * (k as f64).sqrt() + 1e-6,
-                            "{label} m {m} n {n} k {k} at ({i}, {j}): {got} vs {expected}"
-                        );
+            let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            for with_bias in [false, true] {
+                let bias = with_bias.then_some(&bias[..]);
+                let mut fast = c0.clone();
+                pulp::Arch::new().dispatch(Product {
+                    m,
+                    a: &a,
+                    lda,
+                    w: &packed,
+                    c: &mut fast,
+                    ldc,
+                    bias,
+                });
+                let mut plain = c0.clone();
+                gemm_plain(m, &a, lda, &packed, &mut plain, ldc, bias);
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let idx = i * ldc + j;
+                        let expected = if j < n {
+                            let start = bias.map_or(c0[idx], |b| b[j]);
+                            f64::from(start)
+                                + (0..k)
+                                    .map(|kk| f64::from(a[i * lda + kk]) * f64::from(w[j * k + kk]))
+                                    .sum::<f64>()
+                        } else {
+                            f64::from(c0[idx]) // padding columns untouched
+                        };
+                        for (label, got) in [("dispatched", fast[idx]), ("scalar", plain[idx])] {
+                            assert!(
+                                (f64::from(got) - expected).abs() < 1e-5 * (k as f64).sqrt() + 1e-6,
+                                "{label} bias {with_bias} m {m} n {n} k {k} at ({i}, {j}): \
+                                 {got} vs {expected}"
+                            );
+                        }
                     }
                 }
             }

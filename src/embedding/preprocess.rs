@@ -216,8 +216,12 @@ impl SilenceTrimmer {
 
     /// Adds 16 kHz samples ([-1, 1], gain applied); appends the samples now known to be kept.
     pub fn push(&mut self, samples: &[f32], out: &mut Vec<f32>) {
-        for &x in samples {
-            self.held.push(x);
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let room = VAD_WINDOW_SAMPLES - self.held.len() % VAD_WINDOW_SAMPLES;
+            let (piece, after) = rest.split_at(room.min(rest.len()));
+            self.held.extend_from_slice(piece);
+            rest = after;
             if self.held.len() % VAD_WINDOW_SAMPLES == 0 {
                 let start = self.held.len() - VAD_WINDOW_SAMPLES;
                 let previous = self.flags.last().copied().unwrap_or(false);
