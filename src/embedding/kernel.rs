@@ -71,7 +71,7 @@ pub(crate) fn gemm_acc<S: Simd>(
 ) {
     match S::F32_LANES {
         16 => gemm_blocked::<S, 8, 2, 4, 2, 2>(simd, m, a, lda, w, c, ldc, bias, apack),
-        8 => gemm_blocked::<S, 4, 4, 2, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
+        8 => gemm_blocked::<S, 3, 4, 2, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
         4 => gemm_blocked::<S, 2, 8, 1, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
         _ => gemm_plain(m, a, lda, w, c, ldc, bias),
     }
@@ -367,16 +367,26 @@ mod tests {
             let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
             for with_bias in [false, true] {
                 let bias = with_bias.then_some(&bias[..]);
-                let mut fast = c0.clone();
-                pulp::Arch::new().dispatch(Product {
-                    m,
-                    a: &a,
-                    lda,
-                    w: &packed,
-                    c: &mut fast,
-                    ldc,
-                    bias,
-                });
+                let run = |simd: &dyn Fn(Product<'_>)| {
+                    let mut c = c0.clone();
+                    simd(Product {
+                        m,
+                        a: &a,
+                        lda,
+                        w: &packed,
+                        c: &mut c,
+                        ldc,
+                        bias,
+                    });
+                    c
+                };
+                let fast = run(&|op| pulp::Arch::new().dispatch(op));
+                // the AVX2 kernel layout too, when this CPU can run it
+                #[cfg(target_arch = "x86_64")]
+                let avx2 =
+                    pulp::x86::V3::try_new().map(|simd| run(&|op| Simd::vectorize(simd, op)));
+                #[cfg(not(target_arch = "x86_64"))]
+                let avx2: Option<Vec<f32>> = None;
                 let mut plain = c0.clone();
                 gemm_plain(m, &a, lda, &packed, &mut plain, ldc, bias);
                 for i in 0..m {
@@ -391,7 +401,12 @@ mod tests {
                         } else {
                             f64::from(c0[idx]) // padding columns untouched
                         };
-                        for (label, got) in [("dispatched", fast[idx]), ("scalar", plain[idx])] {
+                        let avx2_value = avx2.as_ref().map_or(plain[idx], |c| c[idx]);
+                        for (label, got) in [
+                            ("dispatched", fast[idx]),
+                            ("avx2", avx2_value),
+                            ("scalar", plain[idx]),
+                        ] {
                             assert!(
                                 (f64::from(got) - expected).abs() < 1e-5 * (k as f64).sqrt() + 1e-6,
                                 "{label} bias {with_bias} m {m} n {n} k {k} at ({i}, {j}): \
