@@ -1,8 +1,8 @@
 //! The GE2E encoder network: 3-layer LSTM (40 → 256), linear 256 → 256, ReLU, L2 norm.
 //!
-//! Weights are packed once at load ([`kernel::PackedMatrix`]: `W_ihᵀ` and `W_hhᵀ` of every
+//! Weights are packed once at load (`kernel::PackedMatrix`: `W_ihᵀ` and `W_hhᵀ` of every
 //! layer in 32-column panels) so that no product re-packs them; products and cell updates run
-//! under a run-time SIMD dispatch (AVX-512 / AVX2+FMA / scalar, see [`kernel`]).
+//! under a run-time SIMD dispatch (AVX-512 / AVX2+FMA / scalar, see `kernel.rs`).
 //!
 //! Two schedules of the same arithmetic:
 //! - layer after layer ([`SpeakerEncoder::embed_windows`], the batch path, and
@@ -15,9 +15,6 @@
 //! A window can switch from the second schedule to the first at any frame (its per-layer
 //! `(h, c)` carry over), which is how a stream finishes its last windows quickly. The schedules
 //! differ only in floating-point summation order (≈ 1e-6).
-//!
-//! [`kernel`]: super::kernel
-//! [`kernel::PackedMatrix`]: super::kernel
 
 use std::path::Path;
 
