@@ -30,10 +30,11 @@
 //!
 //! Speed (`cargo bench --bench embedding`, thread CPU time, one core of the AMD EPYC Zen 5
 //! development machine, AVX-512 picked at run time from a generic x86-64 build): model load
-//! 2.0 ms; a 7-s call in one go 12.2 ms (5 partial windows after trimming; 17.0 ms with all 8
-//! windows of untrimmed audio); streaming, last 20-ms chunk to embedding 0.025 ms when every
-//! window has closed and 1.4 ms when the last window is still open; Resemblyzer (torch, one
-//! thread) 10 ms load and 22 ms per call in the same sitting. The LSTM runs at ~100 G
+//! 1.8-2.0 ms; a 7-s call in one go 11.9-12.2 ms (5 partial windows after trimming; 17.0 ms
+//! with all 8 windows of untrimmed audio); streaming, last 20-ms chunk to embedding 0.02 ms
+//! when every window has closed and 1.45 ms when the last window is still open; Resemblyzer
+//! (torch, one thread) 9 ms load and 22.4 ms per call (20.1 ms for the 8 windows' encoder
+//! alone) in the same sitting. The LSTM runs at ~100 G
 //! multiply-adds/s, near the core's f32 FMA peak: the 1.08 G multiply-adds of 5 windows × 160
 //! frames set a floor of about 10 ms, which is why the batch path stays above that goal.
 //!
