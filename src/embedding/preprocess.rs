@@ -166,7 +166,8 @@ pub fn window_is_speech(level_dbfs: f64, previous_is_speech: bool) -> bool {
 /// Streaming silence trimmer over 30 ms windows: smoothing (8-window moving average rounded
 /// half to even as numpy does, i.e. at least 5 of the 8 windows `w−3 ..= w+4` are speech) and
 /// dilation by ±3 windows, then keeps the windows of the mask. A window is released once the
-/// 7 windows after it are decided.
+/// 7 windows after it are decided, or as soon as the decided windows already keep it (in
+/// running speech, right away: the stream's embedding then has less audio left for `finish`).
 #[derive(Debug, Clone, Default)]
 pub struct SilenceTrimmer {
     /// Samples of windows not yet released (complete windows first, then the incomplete one).
@@ -215,8 +216,12 @@ impl SilenceTrimmer {
 
     /// Adds 16 kHz samples ([-1, 1], gain applied); appends the samples now known to be kept.
     pub fn push(&mut self, samples: &[f32], out: &mut Vec<f32>) {
-        for &x in samples {
-            self.held.push(x);
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let room = VAD_WINDOW_SAMPLES - self.held.len() % VAD_WINDOW_SAMPLES;
+            let (piece, after) = rest.split_at(room.min(rest.len()));
+            self.held.extend_from_slice(piece);
+            rest = after;
             if self.held.len() % VAD_WINDOW_SAMPLES == 0 {
                 let start = self.held.len() - VAD_WINDOW_SAMPLES;
                 let previous = self.flags.last().copied().unwrap_or(false);
@@ -224,7 +229,13 @@ impl SilenceTrimmer {
                     window_level_dbfs(&self.held[start..]),
                     previous,
                 ));
-                while self.flags.len() > self.first_held + TRIM_AHEAD {
+                // in order: a window goes once the 7 after it are decided, or earlier when it
+                // is already kept (keeping is monotone in the undecided windows, so an early
+                // "keep" is final; only "drop" needs the whole look-ahead)
+                while self.first_held < self.flags.len()
+                    && (self.flags.len() > self.first_held + TRIM_AHEAD
+                        || self.keep(self.first_held))
+                {
                     self.release(out);
                 }
             }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use super::arch::{EMBEDDING_DIM, GATE_ROWS, HIDDEN, MEL_BANDS};
 use super::bundled_weights_path;
 use super::embedder::{EmbedderOptions, SpeakerEmbedder, StreamingEmbedder};
-use super::encoder::{LstmBatch, SpeakerEncoder};
+use super::encoder::{LstmBatch, SpeakerEncoder, WindowTail};
 use super::error::EmbeddingError;
 use super::mel::MelExtractor;
 use super::preprocess::{trim_silence, window_is_speech, window_level_dbfs, SilenceTrimmer};
@@ -208,6 +208,129 @@ fn batched_lstm_matches_naive_scalar_lstm() {
             "stepped window {slot}: max |diff| {max_diff}"
         );
     }
+}
+
+/// Linear + ReLU + L2 norm in f64 (oracle for `SpeakerEncoder::project`).
+fn naive_projection(weights: &EncoderWeights, h: &[f64]) -> Vec<f64> {
+    let mut out: Vec<f64> = (0..EMBEDDING_DIM)
+        .map(|r| {
+            let dot: f64 = (0..HIDDEN)
+                .map(|k| f64::from(weights.linear_weight[r * HIDDEN + k]) * h[k])
+                .sum();
+            (dot + f64::from(weights.linear_bias[r])).max(0.0)
+        })
+        .collect();
+    let norm = out.iter().map(|v| v * v).sum::<f64>().sqrt();
+    out.iter_mut().for_each(|v| *v /= norm);
+    out
+}
+
+fn max_abs_diff(got: &[f32], expected: &[f64]) -> f64 {
+    got.iter()
+        .zip(expected)
+        .map(|(g, e)| (f64::from(*g) - e).abs())
+        .fold(0.0, f64::max)
+}
+
+/// The packed, SIMD-dispatched LSTM on seeded random mel input against the naive f64 LSTM,
+/// through all three schedules: whole windows in blocks (11 windows, batch capacity 8, so one
+/// full and one partial row block), frame by frame, and frame by frame then completed layer
+/// after layer from the reached state (as a stream finishes), including a window that starts
+/// from zero in the completion and windows of different remaining lengths.
+#[test]
+fn fast_lstm_matches_naive_f64_on_random_input() {
+    use rand::{Rng, SeedableRng};
+    let weights = EncoderWeights::from_file(bundled_weights_path()).unwrap();
+    let encoder = SpeakerEncoder::new(&weights);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
+    // mel power values spread over six decades, as real spectrogram frames are
+    let frames: Vec<Vec<f32>> = (0..60)
+        .map(|_| {
+            (0..MEL_BANDS)
+                .map(|_| 10f32.powf(rng.random_range(-5.0..1.0)))
+                .collect()
+        })
+        .collect();
+    let mel: Vec<f32> = frames.iter().flatten().copied().collect();
+    let window = 24;
+    let starts: Vec<usize> = (0..11).map(|i| i * 3).collect();
+    let expected: Vec<Vec<f64>> = starts
+        .iter()
+        .map(|&s| {
+            naive_projection(
+                &weights,
+                &naive_lstm_last_hidden(&weights, &frames[s..s + window]),
+            )
+        })
+        .collect();
+    let mut out = vec![0.0f32; starts.len() * EMBEDDING_DIM];
+    encoder
+        .embed_windows(&mel, &starts, window, &mut LstmBatch::new(8), &mut out)
+        .unwrap();
+    for (i, want) in expected.iter().enumerate() {
+        let diff = max_abs_diff(&out[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM], want);
+        assert!(diff < 2e-5, "batch window {i}: max |diff| {diff}");
+    }
+    // frame by frame: windows 0, 1, 2 (starts 0, 3, 6) advance together, each from its start;
+    // stop after frame 7, then complete windows 0-2 and window 3 (start 9, never stepped)
+    let mut batch = LstmBatch::new(4);
+    let stop = 8;
+    for (frame, mel_frame) in frames.iter().enumerate().take(stop) {
+        for (slot, &start) in starts.iter().enumerate().take(3) {
+            if frame == start {
+                batch.reset_slot(slot);
+            }
+            if frame >= start {
+                batch.set_input(slot, mel_frame);
+            }
+        }
+        let active: Vec<bool> = starts[..3].iter().map(|&start| frame >= start).collect();
+        encoder.step(&mut batch, &active);
+    }
+    let tails: Vec<WindowTail> = (0..4)
+        .map(|i| {
+            if i < 3 {
+                WindowTail {
+                    slot: Some(i),
+                    first_frame: 0,
+                    frames: starts[i] + window - stop,
+                }
+            } else {
+                WindowTail {
+                    slot: None,
+                    first_frame: starts[i] - stop,
+                    frames: window,
+                }
+            }
+        })
+        .collect();
+    let mut completed = vec![0.0f32; tails.len() * EMBEDDING_DIM];
+    encoder
+        .complete_windows(&mel[stop * MEL_BANDS..], &tails, &mut batch, &mut completed)
+        .unwrap();
+    for (i, want) in expected.iter().take(4).enumerate() {
+        let diff = max_abs_diff(&completed[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM], want);
+        assert!(diff < 2e-5, "completed window {i}: max |diff| {diff}");
+    }
+    // frame by frame to the end of window 0
+    for mel_frame in &frames[stop..window] {
+        batch.set_input(0, mel_frame);
+        encoder.step(&mut batch, &[true]);
+    }
+    let mut stepped = vec![0.0f32; EMBEDDING_DIM];
+    encoder.project(batch.top_hidden(0), &mut stepped);
+    let diff = max_abs_diff(&stepped, &expected[0]);
+    assert!(diff < 2e-5, "stepped window 0: max |diff| {diff}");
+    // bad tails are refused
+    let bad = [WindowTail {
+        slot: None,
+        first_frame: 50,
+        frames: window,
+    }];
+    assert!(matches!(
+        encoder.complete_windows(&mel[stop * MEL_BANDS..], &bad, &mut batch, &mut stepped),
+        Err(EmbeddingError::InputSize { .. })
+    ));
 }
 
 /// The synthetic signal of scripts/embedding_goldens.py, same formula.
