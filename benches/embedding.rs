@@ -11,6 +11,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::{cpu_time_of, thread_cpu_time};
 use criterion::{criterion_group, criterion_main, Criterion};
 use quivox::audio::Waveform;
 use quivox::embedding::{
@@ -34,27 +37,6 @@ fn fixture(name: &str) -> Waveform {
         sample_rate_hz,
         samples,
     }
-}
-
-/// CPU time consumed by the calling thread.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Thread CPU time of `iters` runs of `f`.
-fn cpu_time_of<R>(iters: u64, mut f: impl FnMut() -> R) -> Duration {
-    let start = thread_cpu_time();
-    for _ in 0..iters {
-        black_box(f());
-    }
-    thread_cpu_time() - start
 }
 
 fn stream_all_but_last_chunk(encoder: &Arc<SpeakerEncoder>, call: &Waveform) -> StreamingEmbedder {

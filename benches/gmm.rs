@@ -4,8 +4,9 @@
 //!
 //! `cargo bench --bench gmm`; compare with `/work/shared/tools/gmm_em_ref.py` (numpy, one thread).
 
-use std::time::Duration;
-
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::cpu_time_of;
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -107,28 +108,6 @@ fn ubm_and_speakers(count: usize) -> (DiagGmm, Vec<DiagGmm>) {
         })
         .collect();
     (ubm, speakers)
-}
-
-/// CPU time consumed by the calling thread (CLOCK_THREAD_CPUTIME_ID): on this shared machine
-/// wall time mostly measures the other processes.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Runs `f` `iters` times on the current thread and returns the thread CPU time spent.
-fn cpu_time_of<R>(iters: u64, mut f: impl FnMut() -> R) -> Duration {
-    let start = thread_cpu_time();
-    for _ in 0..iters {
-        std::hint::black_box(f());
-    }
-    thread_cpu_time() - start
 }
 
 fn bench_scoring(c: &mut Criterion) {
