@@ -44,8 +44,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::{encode_wav_pcm16, AudioError, Waveform};
 use crate::engine::{
-    analyze, CallInfo, CallOutcome, Decision, Engine, EngineError, EngineOptions, PhoneNumber,
-    Session, SpeakerId, VoiceModels, Voiceprint,
+    analyze, CallInfo, CallOutcome, Decision, Engine, EngineError, EngineOptions, NumberDirectory,
+    PhoneNumber, Session, SpeakerId, VoiceModels, Voiceprint,
 };
 use crate::features::FeatureMatrix;
 use crate::gmm::SpeakerBank;
@@ -280,10 +280,7 @@ impl Service {
         for (speaker, bytes) in store.load_models(VOICEPRINT_KIND, &self.model_version)? {
             prints.push((speaker, Voiceprint::from_bytes(&bytes)?));
         }
-        let mut directory = crate::engine::NumberDirectory::new();
-        for (number, speaker, calls) in store.load_number_links()? {
-            directory.set_call_count(number, speaker, calls);
-        }
+        let directory = directory_of(&mut **store)?;
         self.engine.set_voiceprints(prints)?;
         self.engine.set_directory(directory);
         Ok(())
@@ -443,11 +440,7 @@ impl Service {
         let parsed = PhoneNumber::parse(number).map_err(EngineError::from)?;
         let mut store = self.store();
         store.unlink_number(actor, &parsed, speaker)?;
-        let mut directory = crate::engine::NumberDirectory::new();
-        for (n, s, calls) in store.load_number_links()? {
-            directory.set_call_count(n, s, calls);
-        }
-        self.engine.set_directory(directory);
+        self.engine.set_directory(directory_of(&mut **store)?);
         Ok(())
     }
 
@@ -545,6 +538,15 @@ impl Service {
         )?;
         Ok(verification)
     }
+}
+
+/// The number directory as the store holds it (links with their call counts).
+fn directory_of(store: &mut dyn Store) -> Result<NumberDirectory, StoreError> {
+    let mut directory = NumberDirectory::new();
+    for (number, speaker, calls) in store.load_number_links()? {
+        directory.set_call_count(number, speaker, calls);
+    }
+    Ok(directory)
 }
 
 /// A one-line summary of a decision for the audit log (no probabilities beyond the verdict).

@@ -103,14 +103,7 @@ impl SpeakerEncoder {
         batch: &mut LstmBatch,
         out: &mut [f32],
     ) -> Result<(), EmbeddingError> {
-        if mel.len() % MEL_BANDS != 0 {
-            return Err(EmbeddingError::InputSize {
-                what: "mel frames × 40",
-                expected: mel.len() / MEL_BANDS * MEL_BANDS,
-                found: mel.len(),
-            });
-        }
-        let frames = mel.len() / MEL_BANDS;
+        let frames = mel_frames(mel)?;
         if let Some(&start) = starts.iter().find(|&&s| s + window_frames > frames) {
             return Err(EmbeddingError::InputSize {
                 what: "mel frames covering every window",
@@ -174,14 +167,7 @@ impl SpeakerEncoder {
         batch: &mut LstmBatch,
         out: &mut [f32],
     ) -> Result<(), EmbeddingError> {
-        if mel.len() % MEL_BANDS != 0 {
-            return Err(EmbeddingError::InputSize {
-                what: "mel frames × 40",
-                expected: mel.len() / MEL_BANDS * MEL_BANDS,
-                found: mel.len(),
-            });
-        }
-        let frames = mel.len() / MEL_BANDS;
+        let frames = mel_frames(mel)?;
         if let Some(tail) = tails
             .iter()
             .find(|t| t.frames == 0 || t.first_frame + t.frames > frames)
@@ -547,4 +533,16 @@ impl LstmBatch {
         let slot = slot.min(self.capacity - 1);
         &self.hidden[LAYERS - 1][slot * HIDDEN..(slot + 1) * HIDDEN]
     }
+}
+
+/// Number of 40-band frames in a row-major mel buffer; an error if it is not whole frames.
+fn mel_frames(mel: &[f32]) -> Result<usize, EmbeddingError> {
+    if mel.len() % MEL_BANDS != 0 {
+        return Err(EmbeddingError::InputSize {
+            what: "mel frames × 40",
+            expected: mel.len() / MEL_BANDS * MEL_BANDS,
+            found: mel.len(),
+        });
+    }
+    Ok(mel.len() / MEL_BANDS)
 }

@@ -666,6 +666,16 @@ impl Engine {
             acc = stats;
             speech_ms += prev.net_speech_ms;
         }
+        self.voiceprint_from(speaker, acc, speech_ms)
+    }
+
+    /// The voiceprint of quality-checked statistics, if there is enough speech.
+    fn voiceprint_from(
+        &self,
+        speaker: &SpeakerId,
+        acc: AccumDiagGmm,
+        speech_ms: u64,
+    ) -> Result<Voiceprint, EngineError> {
         if speech_ms < self.options.min_enroll_speech_ms {
             return Err(EngineError::EnrollmentRefused {
                 speaker: speaker.clone(),
@@ -714,16 +724,7 @@ impl Engine {
         acc: AccumDiagGmm,
         speech_ms: u64,
     ) -> Result<(), EngineError> {
-        if speech_ms < self.options.min_enroll_speech_ms {
-            return Err(EngineError::EnrollmentRefused {
-                speaker,
-                problem: QualityProblem::TooLittleSpeech {
-                    got_ms: speech_ms,
-                    min_ms: self.options.min_enroll_speech_ms,
-                },
-            });
-        }
-        let print = Voiceprint::from_stats(&self.models.gmm, acc, speech_ms)?;
+        let print = self.voiceprint_from(&speaker, acc, speech_ms)?;
         self.insert_voiceprint(speaker, print)
     }
 
