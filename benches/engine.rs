@@ -50,6 +50,7 @@ fn bench_engine(c: &mut Criterion) {
                 stats: stats.clone(),
                 model: synthetic_speaker(&ubm, &mut rng),
                 net_speech_ms: 30_000,
+                backend: None,
             };
             (SpeakerId(format!("spk{i:05}")), print)
         }))
@@ -121,6 +122,7 @@ fn bench_engine(c: &mut Criterion) {
                 stats: AccumDiagGmm::new(0, 0),
                 model: synthetic_speaker(&ubm, &mut rng),
                 net_speech_ms: 30_000,
+                backend: None,
             };
             (SpeakerId(format!("spk{i:05}")), print)
         }))

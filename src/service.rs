@@ -198,13 +198,12 @@ impl std::fmt::Debug for Service {
     }
 }
 
-/// The model version recorded with voiceprints made with a model file: `gmm-ubm-` and the first
-/// 16 hex digits of the file's SHA-256 (voiceprints are only valid with the UBM they came from).
+/// The model version recorded with voiceprints made with a GMM-UBM model file: `gmm-ubm-` and
+/// the first 16 hex digits of the file's SHA-256 (voiceprints are only valid with the UBM they
+/// came from). A models folder with the fused back ends has its own version
+/// ([`crate::engine::FusedBackends::version`]).
 pub fn model_version_of(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("gmm-ubm-{hex}")
+    crate::engine::engine::gmm_model_version(bytes)
 }
 
 impl Service {
@@ -234,19 +233,24 @@ impl Service {
         Ok(service)
     }
 
-    /// Opens the service with a GMM-UBM system file; the model version is derived from the
-    /// file's contents ([`model_version_of`]).
+    /// Opens the service with the models at `path` ([`VoiceModels::load`]: a models folder gives
+    /// the fused system, a GMM-UBM file the GMM-UBM alone); voiceprints are tagged with the
+    /// models' content version ([`VoiceModels::version`]), so a store is never scored with
+    /// voiceprints made by other models.
     pub fn open_model_file(
         path: &Path,
         store: Box<dyn Store>,
         options: ServiceOptions,
     ) -> Result<Self, ServiceError> {
-        let bytes = std::fs::read(path).map_err(|source| ServiceError::ModelFile {
-            path: path.display().to_string(),
-            source,
-        })?;
+        if !path.exists() {
+            return Err(ServiceError::ModelFile {
+                path: path.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            });
+        }
         let models = VoiceModels::load(path)?;
-        Self::open(models, model_version_of(&bytes), store, options)
+        let version = models.version.clone();
+        Self::open(models, version, store, options)
     }
 
     /// The engine (share it; sessions can also be started on it directly).

@@ -520,6 +520,7 @@ fn population_with_synthetic(extra: usize) -> Vec<(SpeakerId, Voiceprint)> {
             stats: quivox::gmm::AccumDiagGmm::for_model(&ubm),
             model,
             net_speech_ms: 30_000,
+            backend: None,
         };
         prints.push((SpeakerId(format!("synthetic{i:03}")), print));
     }

@@ -189,6 +189,11 @@ fn speech_frame(speech: &[f32], offset: usize, len: usize, frame: usize, out: &m
 /// Most partial windows overlapping one frame (160-frame windows every 77 frames).
 const MAX_OPEN_WINDOWS: usize = PARTIAL_FRAMES.div_ceil(77) + 1;
 
+/// Mel frames the streaming embedder gathers before advancing its open windows through them
+/// layer after layer (0.64 s of audio; at most 3 windows overlap a block, one fewer than the
+/// slots, so a window can start in the block where another ends).
+const BLOCK_FRAMES: usize = 64;
+
 /// Streaming embedder for one call: feed 8 kHz chunks of any size with [`accept_waveform`],
 /// then [`finish`]. Each partial window advances through the LSTM as soon as its mel frames
 /// exist, so `finish` only runs the frames of the last fraction of a second and the
@@ -219,6 +224,11 @@ pub struct StreamingEmbedder {
     mel_frame: Vec<f32>,
     /// Mel frames fed to the LSTM so far.
     frames_done: usize,
+    /// Mel frames computed after `frames_done`, waiting for the next block (`block_frames × 40`).
+    block_mel: Vec<f32>,
+    block_frames: usize,
+    /// Scratch: the windows a block advances.
+    tails: Vec<WindowTail>,
     /// Mel frames of the end of the call (`finish`), allocated up front.
     tail_mel: Vec<f32>,
     batch: LstmBatch,
@@ -259,6 +269,9 @@ impl StreamingEmbedder {
             frame_samples: vec![0.0; N_FFT],
             mel_frame: vec![0.0; MEL_BANDS],
             frames_done: 0,
+            block_mel: Vec::with_capacity(BLOCK_FRAMES * MEL_BANDS),
+            block_frames: 0,
+            tails: Vec::with_capacity(MAX_OPEN_WINDOWS),
             tail_mel: vec![0.0; PARTIAL_FRAMES * MEL_BANDS],
             batch,
             slot_start: [None; MAX_OPEN_WINDOWS],
@@ -275,8 +288,7 @@ impl StreamingEmbedder {
         self.unit.extend(samples.iter().map(|x| x / INT16_SCALE));
         self.upsampler.push(&self.unit, &mut self.resampled)?;
         self.take_resampled(false);
-        self.advance_frames();
-        Ok(())
+        self.advance_frames()
     }
 
     /// Moves freshly resampled audio through gain and trimming into the speech buffer.
@@ -306,10 +318,12 @@ impl StreamingEmbedder {
         self.speech_len += self.trimmed.len();
     }
 
-    /// Feeds every mel frame whose samples are all known to the open windows.
-    fn advance_frames(&mut self) {
+    /// Computes every mel frame whose samples are all known; the open windows advance through
+    /// them in blocks of [`BLOCK_FRAMES`] (layer after layer, see
+    /// [`SpeakerEncoder::advance_windows`]).
+    fn advance_frames(&mut self) -> Result<(), EmbeddingError> {
         loop {
-            let frame = self.frames_done;
+            let frame = self.frames_done + self.block_frames;
             if frame * HOP_SAMPLES + N_FFT / 2 > self.speech_len {
                 break;
             }
@@ -327,36 +341,64 @@ impl StreamingEmbedder {
                 &mut self.frame_samples,
             );
             self.mel.frame(&self.frame_samples, &mut self.mel_frame);
-            for slot in 0..MAX_OPEN_WINDOWS {
-                if self.slot_start[slot].is_some() {
-                    self.batch.set_input(slot, &self.mel_frame);
-                }
-            }
-            let active = self.slot_start.map(|s| s.is_some());
-            if active.iter().any(|&a| a) {
-                self.encoder.step(&mut self.batch, &active);
-            }
-            for slot in 0..MAX_OPEN_WINDOWS {
-                if let Some(start) = self.slot_start[slot] {
-                    if frame + 1 == start + PARTIAL_FRAMES {
-                        let mut embedding = [0.0f32; EMBEDDING_DIM];
-                        self.encoder
-                            .project(self.batch.top_hidden(slot), &mut embedding);
-                        self.completed.push((start, embedding));
-                        self.slot_start[slot] = None;
-                    }
-                }
-            }
-            self.frames_done += 1;
+            self.block_mel.extend_from_slice(&self.mel_frame);
+            self.block_frames += 1;
             // drop samples no later frame needs
             let keep_from =
-                ((self.frames_done * HOP_SAMPLES) as isize - (N_FFT / 2) as isize).max(0) as usize;
+                (((frame + 1) * HOP_SAMPLES) as isize - (N_FFT / 2) as isize).max(0) as usize;
             let keep_from = keep_from.min(self.speech_len);
             if keep_from > self.speech_offset + 8192 {
                 self.speech.drain(..keep_from - self.speech_offset);
                 self.speech_offset = keep_from;
             }
+            if self.block_frames == BLOCK_FRAMES {
+                self.run_block()?;
+            }
         }
+        Ok(())
+    }
+
+    /// Runs the open windows through the pending block of mel frames; windows that end in it
+    /// are projected to their embedding and free their slot.
+    fn run_block(&mut self) -> Result<(), EmbeddingError> {
+        if self.block_frames == 0 {
+            return Ok(());
+        }
+        let first = self.frames_done;
+        let end = first + self.block_frames;
+        self.tails.clear();
+        for (slot, start) in self.slot_start.iter().enumerate() {
+            if let Some(start) = *start {
+                let from = start.max(first);
+                let to = (start + PARTIAL_FRAMES).min(end);
+                if to > from {
+                    self.tails.push(WindowTail {
+                        slot: Some(slot),
+                        first_frame: from - first,
+                        frames: to - from,
+                    });
+                }
+            }
+        }
+        if !self.tails.is_empty() {
+            self.encoder
+                .advance_windows(&self.block_mel, &self.tails, &mut self.batch)?;
+        }
+        for slot in 0..MAX_OPEN_WINDOWS {
+            if let Some(start) = self.slot_start[slot] {
+                if start + PARTIAL_FRAMES <= end {
+                    let mut embedding = [0.0f32; EMBEDDING_DIM];
+                    self.encoder
+                        .project(self.batch.top_hidden(slot), &mut embedding);
+                    self.completed.push((start, embedding));
+                    self.slot_start[slot] = None;
+                }
+            }
+        }
+        self.frames_done = end;
+        self.block_frames = 0;
+        self.block_mel.clear();
+        Ok(())
     }
 
     /// Ends the call and returns its embedding (as [`SpeakerEmbedder::embed`] would, but with the
@@ -367,6 +409,37 @@ impl StreamingEmbedder {
         self.resampled.clear();
         self.upsampler.finish(&mut self.resampled)?;
         self.take_resampled(true);
+        self.advance_frames()?;
+        self.embed_so_far()
+    }
+
+    /// The embedding of the audio accepted so far, without ending the call: the open windows
+    /// are completed from copies of their state (their own state is untouched, so later audio
+    /// continues them). Audio still inside the resampler (a few ms) and the silence trimmer's
+    /// undecided last window are left out; if the volume-normalisation gain is not frozen yet, it
+    /// is frozen now over the audio so far (as [`StreamingEmbedder::finish`] would).
+    pub fn snapshot(&mut self) -> Result<UtteranceEmbedding, EmbeddingError> {
+        if self.gain.is_none() && !self.gain_buffer.is_empty() {
+            let gain = volume_gain(&self.gain_buffer);
+            self.gain = Some(gain);
+            self.gain_buffer.iter_mut().for_each(|x| *x *= gain);
+            self.trimmed.clear();
+            self.trimmer.push(&self.gain_buffer, &mut self.trimmed);
+            self.gain_buffer.clear();
+            self.speech.extend_from_slice(&self.trimmed);
+            self.speech_len += self.trimmed.len();
+            self.advance_frames()?;
+        }
+        self.embed_so_far()
+    }
+
+    /// Speech (16 kHz samples after trimming) accepted so far.
+    pub fn speech_samples(&self) -> usize {
+        self.speech_len
+    }
+
+    fn embed_so_far(&mut self) -> Result<UtteranceEmbedding, EmbeddingError> {
+        self.run_block()?;
         if self.speech_len == 0 {
             return Err(EmbeddingError::NoSpeech(
                 "no samples left after silence trimming".into(),
@@ -429,6 +502,7 @@ impl StreamingEmbedder {
                 );
             }
         }
+        self.tail_mel = tail_mel;
         Ok(UtteranceEmbedding {
             embedding: mean_embedding(&partials),
             partials,

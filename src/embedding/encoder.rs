@@ -146,6 +146,7 @@ impl SpeakerEncoder {
                 batch.init_h[layer][..n * HIDDEN].fill(0.0);
                 batch.init_c[layer][..n * HIDDEN].fill(0.0);
             }
+            batch.row_slots.clear();
             self.run_layered(batch, n, false);
             for (slot, embedding) in chunk_out.chunks_exact_mut(EMBEDDING_DIM).enumerate() {
                 let last = ((window_frames - 1) * n + slot) * HIDDEN;
@@ -196,6 +197,57 @@ impl SpeakerEncoder {
                 found: out.len(),
             });
         }
+        self.run_tails(mel, tails, batch, false, out);
+        Ok(())
+    }
+
+    /// Advances the windows of `tails` (each continuing its slot's state, or starting from zero
+    /// in its slot) over their mel frames layer after layer, and leaves each window's final
+    /// state in its slot, as that many [`SpeakerEncoder::step`]s would (the same arithmetic,
+    /// batched over frames: several times faster). Every tail must name a distinct slot.
+    pub fn advance_windows(
+        &self,
+        mel: &[f32],
+        tails: &[WindowTail],
+        batch: &mut LstmBatch,
+    ) -> Result<(), EmbeddingError> {
+        let frames = mel_frames(mel)?;
+        if let Some(tail) = tails
+            .iter()
+            .find(|t| t.frames == 0 || t.first_frame + t.frames > frames)
+        {
+            return Err(EmbeddingError::InputSize {
+                what: "mel frames covering every window (at least one frame each)",
+                expected: (tail.first_frame + tail.frames.max(1)) * MEL_BANDS,
+                found: mel.len(),
+            });
+        }
+        for (i, tail) in tails.iter().enumerate() {
+            let ok = tail.slot.is_some_and(|s| {
+                s < batch.capacity() && tails[..i].iter().all(|o| o.slot != Some(s))
+            });
+            if !ok {
+                return Err(EmbeddingError::InputSize {
+                    what: "a distinct slot below the batch capacity for every window",
+                    expected: batch.capacity(),
+                    found: tail.slot.unwrap_or(usize::MAX),
+                });
+            }
+        }
+        self.run_tails(mel, tails, batch, true, &mut []);
+        Ok(())
+    }
+
+    /// The layered schedule over `tails` (checked by the callers): with `write_back`, final
+    /// states go back to the slots; otherwise embeddings go to `out`.
+    fn run_tails(
+        &self,
+        mel: &[f32],
+        tails: &[WindowTail],
+        batch: &mut LstmBatch,
+        write_back: bool,
+        out: &mut [f32],
+    ) {
         let rows = batch.capacity();
         let mut order: Vec<usize> = (0..tails.len()).collect();
         // longest first, so that the windows still running at any frame are a prefix
@@ -231,14 +283,22 @@ impl SpeakerEncoder {
                     }
                 }
             }
+            batch.row_slots.clear();
+            if write_back {
+                batch
+                    .row_slots
+                    .extend(chunk.iter().map(|&i| tails[i].slot.unwrap_or(0)));
+            }
             self.run_layered(batch, n, true);
+            if write_back {
+                continue;
+            }
             for (row, &i) in chunk.iter().enumerate() {
                 let last = ((tails[i].frames - 1) * n + row) * HIDDEN;
                 let embedding = &mut out[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM];
                 self.project(&batch.sequence[last..last + HIDDEN], embedding);
             }
         }
-        Ok(())
     }
 
     /// Layer after layer over `rows` windows of lengths `batch.lens` (non-increasing), inputs
@@ -342,6 +402,14 @@ impl WithSimd for Layered<'_> {
                     );
                 }
                 cell_update(gates, GATE_ROWS, cell, current, HIDDEN, running);
+            }
+            // final states back to the slots (layered advance of streaming windows)
+            for (row, &slot) in batch.row_slots.iter().enumerate() {
+                let last = ((batch.lens[row] - 1) * rows + row) * HIDDEN;
+                batch.hidden[layer][slot * HIDDEN..(slot + 1) * HIDDEN]
+                    .copy_from_slice(&batch.sequence[last..last + HIDDEN]);
+                batch.cell[layer][slot * HIDDEN..(slot + 1) * HIDDEN]
+                    .copy_from_slice(&batch.cell_scratch[row * HIDDEN..(row + 1) * HIDDEN]);
             }
             if layer + 1 < LAYERS {
                 std::mem::swap(&mut batch.layer_input, &mut batch.sequence);
@@ -461,6 +529,8 @@ pub struct LstmBatch {
     sequence: Vec<f32>,
     /// Layered path: gate pre-activations, `frames × rows × GATE_ROWS`.
     projections: Vec<f32>,
+    /// Layered advance: the slot each row's final state is written back to (empty: none).
+    row_slots: Vec<usize>,
 }
 
 impl LstmBatch {
@@ -486,6 +556,7 @@ impl LstmBatch {
             layer_input: Vec::new(),
             sequence: Vec::new(),
             projections: Vec::new(),
+            row_slots: Vec::with_capacity(capacity),
         }
     }
 

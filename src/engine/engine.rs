@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::decision::CallOutcome;
+use super::fused::{self, BackendBank, BackendPrint, BackendStats, FusedBackends};
 use super::number::{NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};
 use super::scoring::ScoringOptions;
 use super::session::{CallInfo, Session};
@@ -85,6 +86,12 @@ pub enum EngineError {
         /// Samples already received.
         samples: u64,
     },
+    /// The i-vector or embedding back end failed.
+    #[error(transparent)]
+    Backend(#[from] super::ivector_system::BackendError),
+    /// The neural speaker encoder failed.
+    #[error(transparent)]
+    Embedding(#[from] crate::embedding::EmbeddingError),
 }
 
 /// A quality check that enrollment audio failed.
@@ -255,10 +262,9 @@ impl EngineOptions {
     }
 }
 
-/// The voice scoring systems and the front end their features come from.
-///
-/// Today one system (GMM-UBM); further systems (i-vector/PLDA, neural embeddings) will add their
-/// own calibrated LLR column here and be fused (a linear fusion of calibrated LLRs) before Bayes.
+/// The voice scoring systems and the front end their features come from: the GMM-UBM system,
+/// and optionally the i-vector and embedding back ends whose calibrated LLRs are fused with it
+/// ([`FusedBackends`]) before Bayes' rule.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct VoiceModels {
@@ -266,6 +272,10 @@ pub struct VoiceModels {
     pub gmm: GmmUbmSystem,
     /// Front-end options the models were trained with.
     pub front_end: FrontEndOptions,
+    /// The fused back ends, when loaded (the default from a models folder).
+    pub backends: Option<Arc<FusedBackends>>,
+    /// Content version of the loaded model files (what stored voiceprints are tagged with).
+    pub version: String,
 }
 
 impl VoiceModels {
@@ -295,13 +305,48 @@ impl VoiceModels {
                 gmm.ubm.dim()
             )));
         }
-        Ok(Self { gmm, front_end })
+        Ok(Self {
+            gmm,
+            front_end,
+            backends: None,
+            version: String::new(),
+        })
     }
 
-    /// Loads a GMM-UBM system file (e.g. `models/gmm-ubm.qvx`).
+    /// Adds the fused back ends (trained with this front end).
+    pub fn with_backends(mut self, backends: FusedBackends) -> Self {
+        self.version = backends.version.clone();
+        self.backends = Some(Arc::new(backends));
+        self
+    }
+
+    /// Loads the models: a folder (e.g. `models/`) gives the fused system, the GMM-UBM
+    /// ([`fused::GMM_FILE`]) with the i-vector and embedding back ends and their fusion when
+    /// [`fused::FUSION_FILE`] is there (the GMM-UBM alone otherwise); a file gives the GMM-UBM
+    /// system alone (e.g. `models/gmm-ubm.qvx`).
     pub fn load(path: &Path) -> Result<Self, EngineError> {
+        if path.is_dir() {
+            let gmm_path = path.join(fused::GMM_FILE);
+            let bytes = read_model_bytes(&gmm_path)?;
+            let (gmm, front_end) = GmmUbmSystem::load(&gmm_path)?;
+            let mut models = Self::new(gmm, front_end)?;
+            models.version = gmm_model_version(&bytes);
+            if path.join(fused::FUSION_FILE).exists() {
+                let backends = FusedBackends::load_dir(path, &models.front_end)?;
+                models = models.with_backends(backends);
+            }
+            return Ok(models);
+        }
+        let bytes = read_model_bytes(path)?;
         let (gmm, front_end) = GmmUbmSystem::load(path)?;
-        Self::new(gmm, front_end)
+        let mut models = Self::new(gmm, front_end)?;
+        models.version = gmm_model_version(&bytes);
+        Ok(models)
+    }
+
+    /// Whether the back ends are fused in.
+    pub fn is_fused(&self) -> bool {
+        self.backends.is_some()
     }
 
     /// Sample rate the front end expects, Hz.
@@ -318,6 +363,24 @@ impl VoiceModels {
         let n = feats.num_frames();
         Ok(raw.into_iter().map(|s| self.gmm.calibrate(s, n)).collect())
     }
+}
+
+fn read_model_bytes(path: &Path) -> Result<Vec<u8>, EngineError> {
+    std::fs::read(path).map_err(|source| {
+        ModelIoError::Io {
+            path: path.to_owned(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// Content version of a GMM-UBM system file: `"gmm-ubm-"` + 16 hex digits of its SHA-256.
+pub fn gmm_model_version(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("gmm-ubm-{hex}")
 }
 
 /// Speech analysis of one recording (batch path, same front end as enrollment).
@@ -350,6 +413,9 @@ pub struct CallEnrollment {
     pub clipped_fraction: f64,
     /// SNR estimate of the whole call (90th − 10th percentile of frame log energies), dB.
     pub snr_db: f64,
+    /// The back ends' statistics of the call (i-vector statistics of the same normalised voiced
+    /// frames, the embedding of the call's audio), for fused models.
+    pub backend: Option<BackendStats>,
 }
 
 /// Full-scale threshold for clipping (16-bit scale; μ-law's largest value is 32124).
@@ -416,11 +482,12 @@ pub fn analyze(models: &VoiceModels, wave: &Waveform) -> Result<AudioAnalysis, E
 
 /// Magic bytes of a serialised [`Voiceprint`].
 const VOICEPRINT_MAGIC: &[u8; 4] = b"QVVP";
-/// Current voiceprint format version.
-pub const VOICEPRINT_VERSION: u16 = 1;
+/// Current voiceprint format version (1: GMM only; 2: GMM and optional back-end part).
+pub const VOICEPRINT_VERSION: u16 = 2;
 
 /// An enrolled speaker's voice: the MAP-adapted GMM and the sufficient statistics it was adapted
-/// from (so adding audio updates it exactly as if all audio had been enrolled at once).
+/// from (so adding audio updates it exactly as if all audio had been enrolled at once), and, for
+/// a fused engine, the i-vector / embedding statistics and enrollments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Voiceprint {
     /// Sufficient statistics of all enrollment audio against the UBM.
@@ -429,6 +496,43 @@ pub struct Voiceprint {
     pub model: DiagGmm,
     /// Net speech behind it, ms.
     pub net_speech_ms: u64,
+    /// The back ends' part (fused engines only).
+    pub backend: Option<BackendPrint>,
+}
+
+/// Format 1 (GMM only), still readable.
+#[derive(Deserialize)]
+struct VoiceprintV1 {
+    stats: AccumDiagGmm,
+    model: DiagGmm,
+    net_speech_ms: u64,
+}
+
+/// Statistics of enrollment speech for every system of the models.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EnrollStats {
+    pub(crate) gmm: AccumDiagGmm,
+    pub(crate) backend: Option<BackendStats>,
+    pub(crate) speech_ms: u64,
+}
+
+impl EnrollStats {
+    fn add(&mut self, other: &EnrollStats) -> Result<(), EngineError> {
+        self.gmm.add(&other.gmm)?;
+        match (&mut self.backend, &other.backend) {
+            (Some(a), Some(b)) => a.add(b)?,
+            (None, None) => {}
+            _ => {
+                return Err(EngineError::Voiceprint(
+                    "one voiceprint has a back-end part and the other not: re-enroll with the \
+                     loaded models"
+                        .into(),
+                ))
+            }
+        }
+        self.speech_ms += other.speech_ms;
+        Ok(())
+    }
 }
 
 impl Voiceprint {
@@ -443,7 +547,16 @@ impl Voiceprint {
             stats,
             model,
             net_speech_ms,
+            backend: None,
         })
+    }
+
+    fn enroll_stats(&self) -> EnrollStats {
+        EnrollStats {
+            gmm: self.stats.clone(),
+            backend: self.backend.as_ref().map(|b| b.stats.clone()),
+            speech_ms: self.net_speech_ms,
+        }
     }
 
     /// Serialises as `"QVVP"`, a little-endian u16 version, then postcard.
@@ -466,13 +579,22 @@ impl Voiceprint {
             )));
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != VOICEPRINT_VERSION {
-            return Err(EngineError::Voiceprint(format!(
-                "format version {version}; expected {VOICEPRINT_VERSION}"
-            )));
+        let corrupt = |e: postcard::Error| EngineError::Voiceprint(format!("corrupt payload: {e}"));
+        match version {
+            1 => {
+                let v1: VoiceprintV1 = postcard::from_bytes(&bytes[6..]).map_err(corrupt)?;
+                Ok(Self {
+                    stats: v1.stats,
+                    model: v1.model,
+                    net_speech_ms: v1.net_speech_ms,
+                    backend: None,
+                })
+            }
+            VOICEPRINT_VERSION => postcard::from_bytes(&bytes[6..]).map_err(corrupt),
+            _ => Err(EngineError::Voiceprint(format!(
+                "format version {version}; expected 1 or {VOICEPRINT_VERSION}"
+            ))),
         }
-        postcard::from_bytes(&bytes[6..])
-            .map_err(|e| EngineError::Voiceprint(format!("corrupt payload: {e}")))
     }
 }
 
@@ -484,13 +606,35 @@ pub struct Population {
     prints: Vec<Voiceprint>,
     index: HashMap<SpeakerId, usize>,
     bank: SpeakerBank,
+    backend: Option<BackendBank>,
 }
 
 impl Population {
-    fn build(ubm: &DiagGmm, entries: Vec<(SpeakerId, Voiceprint)>) -> Result<Self, EngineError> {
+    fn build(
+        models: &VoiceModels,
+        entries: Vec<(SpeakerId, Voiceprint)>,
+    ) -> Result<Self, EngineError> {
         let (ids, prints): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
-        let models: Vec<&DiagGmm> = prints.iter().map(|p: &Voiceprint| &p.model).collect();
-        let bank = SpeakerBank::new(ubm, &models)?;
+        let gmms: Vec<&DiagGmm> = prints.iter().map(|p: &Voiceprint| &p.model).collect();
+        let bank = SpeakerBank::new(&models.gmm.ubm, &gmms)?;
+        let backend = match &models.backends {
+            Some(b) => {
+                let parts: Vec<&BackendPrint> = prints
+                    .iter()
+                    .zip(&ids)
+                    .map(|(p, id)| {
+                        p.backend.as_ref().ok_or_else(|| {
+                            EngineError::Voiceprint(format!(
+                                "{id}'s voiceprint has no i-vector / embedding part, which the \
+                                 fused models need: re-enroll (or load the GMM-UBM file alone)"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Some(b.bank(&parts)?)
+            }
+            None => None,
+        };
         let index = ids
             .iter()
             .cloned()
@@ -502,7 +646,12 @@ impl Population {
             prints,
             index,
             bank,
+            backend,
         })
+    }
+
+    pub(crate) fn backend_bank(&self) -> Option<&BackendBank> {
+        self.backend.as_ref()
     }
 
     /// Enrolled speakers, in scoring order.
@@ -548,7 +697,7 @@ impl Engine {
     /// An engine with nobody enrolled.
     pub fn new(models: VoiceModels, options: EngineOptions) -> Result<Self, EngineError> {
         options.validate()?;
-        let population = Population::build(&models.gmm.ubm, Vec::new())?;
+        let population = Population::build(&models, Vec::new())?;
         Ok(Self {
             models: Arc::new(models),
             options,
@@ -591,7 +740,7 @@ impl Engine {
         let mut guard = self.population.write().unwrap_or_else(|p| p.into_inner());
         let mut entries = guard.entries();
         f(&mut entries)?;
-        *guard = Arc::new(Population::build(&self.models.gmm.ubm, entries)?);
+        *guard = Arc::new(Population::build(&self.models, entries)?);
         Ok(())
     }
 
@@ -600,12 +749,13 @@ impl Engine {
         f(&mut guard)
     }
 
-    /// Analyses and quality-checks enrollment recordings; returns their statistics and net speech.
+    /// Analyses and quality-checks enrollment recordings; returns their statistics (for every
+    /// system of the models) and net speech.
     fn enrollment_stats(
         &self,
         speaker: &SpeakerId,
         recordings: &[Waveform],
-    ) -> Result<(AccumDiagGmm, u64), EngineError> {
+    ) -> Result<EnrollStats, EngineError> {
         let refuse = |problem| EngineError::EnrollmentRefused {
             speaker: speaker.clone(),
             problem,
@@ -613,7 +763,10 @@ impl Engine {
         if recordings.iter().all(|w| w.samples.is_empty()) {
             return Err(refuse(QualityProblem::NoAudio));
         }
+        let backends = self.models.backends.as_deref();
+        let mut embedder = backends.map(FusedBackends::embedder).transpose()?;
         let mut acc = AccumDiagGmm::for_model(&self.models.gmm.ubm);
+        let mut backend = backends.map(FusedBackends::empty_stats);
         let mut speech_ms = 0;
         let mut pooled_energy = Vec::new();
         for wave in recordings {
@@ -635,6 +788,10 @@ impl Engine {
                 .gmm
                 .ubm
                 .accumulate_stats(&a.features, &mut acc)?;
+            if let (Some(b), Some(total), Some(embedder)) = (backends, &mut backend, &mut embedder)
+            {
+                total.add(&b.recording_stats(embedder, &a.features, wave)?)?;
+            }
             speech_ms += a.net_speech_ms;
         }
         // Over all recordings pooled: short clips trimmed to the word have no noise floor of their own.
@@ -645,7 +802,11 @@ impl Engine {
                 min_db: self.options.min_snr_db,
             }));
         }
-        Ok((acc, speech_ms))
+        Ok(EnrollStats {
+            gmm: acc,
+            backend,
+            speech_ms,
+        })
     }
 
     /// Builds (without enrolling) the voiceprint `recordings` give for `speaker`, after the same
@@ -659,33 +820,41 @@ impl Engine {
         recordings: &[Waveform],
         previous: Option<&Voiceprint>,
     ) -> Result<Voiceprint, EngineError> {
-        let (mut acc, mut speech_ms) = self.enrollment_stats(speaker, recordings)?;
+        let mut stats = self.enrollment_stats(speaker, recordings)?;
         if let Some(prev) = previous {
-            let mut stats = prev.stats.clone();
-            stats.add(&acc)?;
-            acc = stats;
-            speech_ms += prev.net_speech_ms;
+            self.check_fits(prev)?;
+            let mut total = prev.enroll_stats();
+            total.add(&stats)?;
+            stats = total;
         }
-        self.voiceprint_from(speaker, acc, speech_ms)
+        self.voiceprint_from(speaker, stats)
     }
 
     /// The voiceprint of quality-checked statistics, if there is enough speech.
     fn voiceprint_from(
         &self,
         speaker: &SpeakerId,
-        acc: AccumDiagGmm,
-        speech_ms: u64,
+        stats: EnrollStats,
     ) -> Result<Voiceprint, EngineError> {
-        if speech_ms < self.options.min_enroll_speech_ms {
-            return Err(EngineError::EnrollmentRefused {
-                speaker: speaker.clone(),
-                problem: QualityProblem::TooLittleSpeech {
-                    got_ms: speech_ms,
-                    min_ms: self.options.min_enroll_speech_ms,
-                },
-            });
+        let refuse = |got_ms| EngineError::EnrollmentRefused {
+            speaker: speaker.clone(),
+            problem: QualityProblem::TooLittleSpeech {
+                got_ms,
+                min_ms: self.options.min_enroll_speech_ms,
+            },
+        };
+        if stats.speech_ms < self.options.min_enroll_speech_ms {
+            return Err(refuse(stats.speech_ms));
         }
-        Voiceprint::from_stats(&self.models.gmm, acc, speech_ms)
+        let mut print = Voiceprint::from_stats(&self.models.gmm, stats.gmm, stats.speech_ms)?;
+        if let (Some(b), Some(backend)) = (self.models.backends.as_deref(), stats.backend) {
+            if backend.embedding.partials == 0 {
+                // the encoder's own trimming found no speech where the VAD did
+                return Err(refuse(0));
+            }
+            print.backend = Some(b.print(backend)?);
+        }
+        Ok(print)
     }
 
     /// Replaces the whole enrolled population (e.g. re-read from a shared store).
@@ -713,18 +882,8 @@ impl Engine {
         if self.population().index.contains_key(&speaker) {
             return Err(EngineError::AlreadyEnrolled(speaker));
         }
-        let (acc, speech_ms) = self.enrollment_stats(&speaker, recordings)?;
-        self.enroll_stats(speaker, acc, speech_ms)
-    }
-
-    /// Enrolls a new speaker from quality-checked statistics, if there is enough speech.
-    fn enroll_stats(
-        &self,
-        speaker: SpeakerId,
-        acc: AccumDiagGmm,
-        speech_ms: u64,
-    ) -> Result<(), EngineError> {
-        let print = self.voiceprint_from(&speaker, acc, speech_ms)?;
+        let stats = self.enrollment_stats(&speaker, recordings)?;
+        let print = self.voiceprint_from(&speaker, stats)?;
         self.insert_voiceprint(speaker, print)
     }
 
@@ -735,8 +894,8 @@ impl Engine {
         speaker: &SpeakerId,
         recordings: &[Waveform],
     ) -> Result<(), EngineError> {
-        let (acc, speech_ms) = self.enrollment_stats(speaker, recordings)?;
-        self.add_stats(speaker, &acc, speech_ms)
+        let stats = self.enrollment_stats(speaker, recordings)?;
+        self.add_stats(speaker, &stats)
     }
 
     /// Starts a call whose speech is captured for enrollment ([`Engine::enroll_from_call`]):
@@ -753,7 +912,7 @@ impl Engine {
         &self,
         speaker: &SpeakerId,
         calls: &[&CallOutcome],
-    ) -> Result<(AccumDiagGmm, u64), EngineError> {
+    ) -> Result<EnrollStats, EngineError> {
         let refuse = |problem| EngineError::EnrollmentRefused {
             speaker: speaker.clone(),
             problem,
@@ -761,8 +920,15 @@ impl Engine {
         if calls.is_empty() {
             return Err(refuse(QualityProblem::NoAudio));
         }
-        let mut acc = AccumDiagGmm::for_model(&self.models.gmm.ubm);
-        let mut speech_ms = 0;
+        let mut total = EnrollStats {
+            gmm: AccumDiagGmm::for_model(&self.models.gmm.ubm),
+            backend: self
+                .models
+                .backends
+                .as_deref()
+                .map(FusedBackends::empty_stats),
+            speech_ms: 0,
+        };
         for outcome in calls {
             let captured = outcome
                 .enrollment
@@ -780,21 +946,24 @@ impl Engine {
                     min_db: self.options.min_snr_db,
                 }));
             }
-            if captured.stats.num_components() != acc.num_components()
-                || captured.stats.dim() != acc.dim()
+            if captured.stats.num_components() != total.gmm.num_components()
+                || captured.stats.dim() != total.gmm.dim()
             {
                 return Err(EngineError::Voiceprint(format!(
                     "call statistics {}×{}; expected the UBM's {}×{} (components × dim)",
                     captured.stats.num_components(),
                     captured.stats.dim(),
-                    acc.num_components(),
-                    acc.dim()
+                    total.gmm.num_components(),
+                    total.gmm.dim()
                 )));
             }
-            acc.add(&captured.stats)?;
-            speech_ms += captured.net_speech_ms;
+            total.add(&EnrollStats {
+                gmm: captured.stats.clone(),
+                backend: captured.backend.clone(),
+                speech_ms: captured.net_speech_ms,
+            })?;
         }
-        Ok((acc, speech_ms))
+        Ok(total)
     }
 
     /// Enrolls a new speaker from a finished call captured for enrollment
@@ -818,8 +987,9 @@ impl Engine {
         if self.population().index.contains_key(&speaker) {
             return Err(EngineError::AlreadyEnrolled(speaker));
         }
-        let (acc, speech_ms) = self.call_stats(&speaker, calls)?;
-        self.enroll_stats(speaker, acc, speech_ms)
+        let stats = self.call_stats(&speaker, calls)?;
+        let print = self.voiceprint_from(&speaker, stats)?;
+        self.insert_voiceprint(speaker, print)
     }
 
     /// Adds a captured call's speech to an enrolled speaker (statistics summed, model
@@ -829,25 +999,19 @@ impl Engine {
         speaker: &SpeakerId,
         outcome: &CallOutcome,
     ) -> Result<(), EngineError> {
-        let (acc, speech_ms) = self.call_stats(speaker, &[outcome])?;
-        self.add_stats(speaker, &acc, speech_ms)
+        let stats = self.call_stats(speaker, &[outcome])?;
+        self.add_stats(speaker, &stats)
     }
 
-    fn add_stats(
-        &self,
-        speaker: &SpeakerId,
-        acc: &AccumDiagGmm,
-        speech_ms: u64,
-    ) -> Result<(), EngineError> {
-        let system = &self.models.gmm;
+    fn add_stats(&self, speaker: &SpeakerId, stats: &EnrollStats) -> Result<(), EngineError> {
         self.write_population(|entries| {
             let entry = entries
                 .iter_mut()
                 .find(|(id, _)| id == speaker)
                 .ok_or_else(|| EngineError::UnknownSpeaker(speaker.clone()))?;
-            let mut stats = entry.1.stats.clone();
-            stats.add(acc)?;
-            entry.1 = Voiceprint::from_stats(system, stats, entry.1.net_speech_ms + speech_ms)?;
+            let mut total = entry.1.enroll_stats();
+            total.add(stats)?;
+            entry.1 = self.voiceprint_from(speaker, total)?;
             Ok(())
         })
     }
@@ -868,7 +1032,8 @@ impl Engine {
         })
     }
 
-    /// Checks that a voiceprint was made with the loaded UBM's shape.
+    /// Checks that a voiceprint was made with the loaded UBM's shape (and, for fused models,
+    /// carries a back-end part of the back ends' shapes).
     fn check_fits(&self, print: &Voiceprint) -> Result<(), EngineError> {
         let ubm = &self.models.gmm.ubm;
         if print.model.num_components() != ubm.num_components()
@@ -886,7 +1051,15 @@ impl Engine {
                 ubm.dim()
             )));
         }
-        Ok(())
+        match (self.models.backends.as_deref(), &print.backend) {
+            (Some(b), Some(part)) => b.check_fits(part),
+            (Some(_), None) => Err(EngineError::Voiceprint(
+                "no i-vector / embedding part, which the fused models need: re-enroll (or load \
+                 the GMM-UBM file alone)"
+                    .into(),
+            )),
+            (None, _) => Ok(()),
+        }
     }
 
     /// Enrolls many voiceprints at once (one rebuild of the speaker bank).

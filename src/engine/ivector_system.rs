@@ -316,14 +316,38 @@ impl VectorBackend {
         test: &[f64],
         enrollments: &[VectorEnrollment],
     ) -> Result<Vec<f64>, BackendError> {
-        let t = self.postprocess(test)?;
-        let scorer = PldaScorer::new(
+        let scorer = self.scorer(enrollments)?;
+        self.score_with(&scorer, enrollments, test)
+    }
+
+    /// A batched PLDA scorer over `enrollments` (build it once per population, then
+    /// [`VectorBackend::score_with`] each test).
+    pub fn scorer(&self, enrollments: &[VectorEnrollment]) -> Result<PldaScorer, BackendError> {
+        Ok(PldaScorer::new(
             &self.plda,
             &enrollments
                 .iter()
                 .map(|e| e.plda.clone())
                 .collect::<Vec<_>>(),
-        )?;
+        )?)
+    }
+
+    /// [`VectorBackend::score`] with a scorer built by [`VectorBackend::scorer`] from the same
+    /// `enrollments`.
+    pub fn score_with(
+        &self,
+        scorer: &PldaScorer,
+        enrollments: &[VectorEnrollment],
+        test: &[f64],
+    ) -> Result<Vec<f64>, BackendError> {
+        if scorer.len() != enrollments.len() {
+            return Err(BackendError::Shape {
+                what: "enrollments behind the PLDA scorer",
+                expected: scorer.len(),
+                got: enrollments.len(),
+            });
+        }
+        let t = self.postprocess(test)?;
         let mut raw = scorer.score(&self.plda, &t)?;
         if self.cohort.len() >= 2 {
             let test_enrollment = self.plda.enroll(std::slice::from_ref(&t))?;

@@ -40,6 +40,7 @@ pub mod decision;
 pub mod embedding_system;
 #[allow(clippy::module_inception)]
 pub mod engine;
+pub mod fused;
 pub mod ivector_system;
 pub mod number;
 pub mod scoring;
@@ -52,6 +53,7 @@ pub use engine::{
     analyze, AudioAnalysis, CallEnrollment, Engine, EngineError, EngineOptions, Population,
     QualityProblem, VoiceModels, Voiceprint, VOICEPRINT_VERSION,
 };
+pub use fused::{BackendPrint, BackendStats, FusedBackends};
 pub use number::{CallerPrior, NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};
 pub use scoring::ScoringOptions;
 pub use session::{CallInfo, Session};

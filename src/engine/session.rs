@@ -18,6 +18,7 @@ use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LE
 use super::number::{CallerPrior, SpeakerId};
 use super::scoring::ShortlistState;
 use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
+use crate::embedding::{EmbeddingError, StreamingEmbedder};
 use crate::features::{
     apply_sliding_cmn_into, FeatureMatrix, MfccExtractor, StreamingDeltas, StreamingVad,
 };
@@ -90,6 +91,16 @@ pub struct Session {
     last_evaluation: Option<(u64, Decision, TopSpeaker)>,
     pending: VecDeque<DecisionEvent>,
     timeline: Vec<DecisionEvent>,
+    /// The call's audio through the neural encoder (fused models only).
+    embedder: Option<StreamingEmbedder>,
+    /// Samples received but not yet given to the embedder (it is fed up to the start of the
+    /// first undecided frame, so its state at a decision point does not depend on chunking).
+    embed_pending: Vec<f32>,
+    /// Samples given to the embedder.
+    embed_fed: u64,
+    /// Scratch: per-speaker LLRs of the i-vector and embedding systems.
+    ivector_llrs: Vec<f64>,
+    embedding_llrs: Vec<f64>,
 }
 
 impl Session {
@@ -111,7 +122,19 @@ impl Session {
         let interval_frames = to_frames(options.decision_interval_ms);
         let revision_frames = to_frames(options.revision_interval_ms);
         let max_scored_frames = to_frames(options.max_scored_speech_ms) as usize;
+        let embedder = match &models.backends {
+            Some(b) => Some(StreamingEmbedder::new(
+                Arc::clone(&b.encoder),
+                b.embedder.clone(),
+            )?),
+            None => None,
+        };
         Ok(Self {
+            embedder,
+            embed_pending: Vec::with_capacity(4 * CONVERT_BLOCK),
+            embed_fed: 0,
+            ivector_llrs: Vec::new(),
+            embedding_llrs: Vec::new(),
             capture: None,
             shortlist: ShortlistState::new(options.scoring.clone()),
             mfcc: MfccExtractor::new(fe.mfcc.clone())?,
@@ -237,14 +260,17 @@ impl Session {
 
     /// Enrollment statistics of the captured speech (CMN as the batch front end, then the
     /// UBM's full-posterior statistics, as [`super::Engine::enroll`] computes them).
-    fn enrollment_stats(&self) -> Result<Option<CallEnrollment>, EngineError> {
+    fn enrollment_stats(
+        &self,
+        embedding: Option<crate::embedding::UtteranceEmbedding>,
+    ) -> Result<Option<CallEnrollment>, EngineError> {
         let Some(capture) = &self.capture else {
             return Ok(None);
         };
         let ubm = &self.models.gmm.ubm;
         let mut stats = AccumDiagGmm::for_model(ubm);
+        let mut normalised = FeatureMatrix::new(capture.voiced.dim());
         if !capture.voiced.is_empty() {
-            let mut normalised = FeatureMatrix::new(capture.voiced.dim());
             apply_sliding_cmn_into(
                 &capture.voiced,
                 &self.models.front_end.sliding_cmn,
@@ -252,12 +278,44 @@ impl Session {
             )?;
             ubm.accumulate_stats(&normalised, &mut stats)?;
         }
+        let backend = match self.models.backends.as_deref() {
+            Some(b) => Some(super::fused::BackendStats {
+                ivector: b.ivector_stats(&normalised)?,
+                embedding: embedding.as_ref().map_or_else(
+                    super::embedding_system::EmbeddingSum::zeros,
+                    super::embedding_system::EmbeddingSum::from_utterance,
+                ),
+            }),
+            None => None,
+        };
         Ok(Some(CallEnrollment {
             stats,
             net_speech_ms: self.frames_to_ms(capture.voiced.num_frames() as u64),
             clipped_fraction: self.clipped_fraction(),
             snr_db: snr_estimate_db(&capture.log_energy),
+            backend,
         }))
+    }
+
+    /// Gives the embedder the received samples up to absolute sample `upto` (at most what was
+    /// received).
+    fn feed_embedder(&mut self, upto: u64) -> Result<(), EngineError> {
+        let Some(embedder) = &mut self.embedder else {
+            return Ok(());
+        };
+        let n = (upto.saturating_sub(self.embed_fed) as usize).min(self.embed_pending.len());
+        if n == 0 {
+            return Ok(());
+        }
+        embedder.accept_waveform(&self.embed_pending[..n])?;
+        self.embed_pending.drain(..n);
+        self.embed_fed += n as u64;
+        Ok(())
+    }
+
+    /// First sample of the first frame not yet decided (the embedder is fed up to here).
+    fn decided_samples(&self) -> u64 {
+        self.frames_decided * self.models.front_end.mfcc.frame_shift_samples() as u64
     }
 
     /// The next decision event, if one is waiting.
@@ -283,7 +341,11 @@ impl Session {
             .filter(|x| x.abs() >= CLIP_LEVEL)
             .count() as u64;
         self.mfcc.accept_waveform(&self.scratch)?;
-        self.drain_frontend()
+        if self.embedder.is_some() {
+            self.embed_pending.extend_from_slice(&self.scratch);
+        }
+        self.drain_frontend()?;
+        self.feed_embedder(self.decided_samples())
     }
 
     fn drain_frontend(&mut self) -> Result<(), EngineError> {
@@ -325,6 +387,7 @@ impl Session {
             }
             if self.voiced_frames == self.next_decision_frames {
                 if self.voiced.num_frames() == self.voiced_frames as usize {
+                    self.feed_embedder(self.decided_samples())?;
                     self.decision_point()?;
                 }
                 let step = if self.has_voice_decision() {
@@ -427,7 +490,8 @@ impl Session {
             &self.models.front_end.sliding_cmn,
             &mut self.normalised,
         )?;
-        let llrs = self.score_population(force)?;
+        let mut llrs = self.score_population(force)?;
+        self.fuse_backends(&mut llrs)?;
         let post = caller_posterior(&self.prior, &llrs);
         let top = top_speaker(&post).map(|(i, p)| (self.population.ids()[i].clone(), p));
         let confidence = self.options.confidence;
@@ -496,6 +560,39 @@ impl Session {
         )
     }
 
+    /// Fused models: replaces the GMM-UBM LLRs by the fusion of the three systems' calibrated
+    /// LLRs (i-vector of the normalised speech, embedding of the audio so far).
+    fn fuse_backends(&mut self, llrs: &mut [f64]) -> Result<(), EngineError> {
+        let (Some(b), Some(bank)) = (self.models.backends.clone(), self.population.backend_bank())
+        else {
+            return Ok(());
+        };
+        if llrs.is_empty() {
+            return Ok(());
+        }
+        let stats = b.ivector_stats(&self.normalised)?;
+        b.ivector_llrs(
+            bank,
+            &stats,
+            self.normalised.num_frames(),
+            &mut self.ivector_llrs,
+        )?;
+        let embedding = match self.embedder.as_mut().map(StreamingEmbedder::snapshot) {
+            Some(Ok(u)) => Some(u),
+            Some(Err(EmbeddingError::NoSpeech(_))) | None => None,
+            Some(Err(e)) => return Err(e.into()),
+        };
+        b.embedding_llrs(bank, embedding.as_ref(), &mut self.embedding_llrs)?;
+        for ((g, &i), &e) in llrs
+            .iter_mut()
+            .zip(&self.ivector_llrs)
+            .zip(&self.embedding_llrs)
+        {
+            *g = b.fuse(*g, i, e);
+        }
+        Ok(())
+    }
+
     fn decision_point(&mut self) -> Result<(), EngineError> {
         let force = self.voiced_frames >= self.max_frames;
         let (decision, top) = self.evaluate(force)?;
@@ -533,6 +630,7 @@ impl Session {
         self.deltas.input_finished();
         self.vad.input_finished();
         self.drain_frontend()?;
+        self.feed_embedder(u64::MAX)?;
         let (decision, top) = self.evaluate(true)?;
         let inconclusive = matches!(
             decision,
@@ -567,7 +665,15 @@ impl Session {
         {
             self.timeline.push(final_decision.clone());
         }
-        let enrollment = self.enrollment_stats()?;
+        let embedding = match self.embedder.take() {
+            Some(e) if self.capture.is_some() => match e.finish() {
+                Ok(u) => Some(u),
+                Err(EmbeddingError::NoSpeech(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
+            _ => None,
+        };
+        let enrollment = self.enrollment_stats(embedding)?;
         Ok(CallOutcome {
             enrollment,
             call_audio_ms: self.call_audio_ms(),

@@ -1,6 +1,6 @@
 /// Zeroth- and first-order Baum–Welch statistics of one utterance against a UBM,
 /// the input of the i-vector extractor (uncentred: `first[c]` = Σ_t γ_c(t) x_t).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BaumWelchStats {
     /// Feature dimension D.
     pub dim: usize,
