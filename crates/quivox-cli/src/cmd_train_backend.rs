@@ -50,6 +50,9 @@ pub struct TrainBackendArgs {
     /// copies of its files, enrollment clean: calibration under channel mismatch).
     #[arg(long)]
     pub clean_trials_only: bool,
+    /// Apply WCCN after LDA in both back ends (i-vector and embedding).
+    #[arg(long)]
+    pub wccn: bool,
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -76,6 +79,8 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.ivector.tv.seed = args.seed;
     opts.word_trial_repeats = args.word_trial_repeats;
     opts.channel_trials = !args.clean_trials_only;
+    opts.ivector.backend.wccn = args.wccn;
+    opts.embedding.backend.wccn = args.wccn;
     let done = AtomicUsize::new(0);
     let progress = |p: BackendProgress| match p {
         BackendProgress::Stage(s) => {
