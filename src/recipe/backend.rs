@@ -694,6 +694,11 @@ pub struct BackendRecipeOptions {
     pub held_out: super::trials::HeldOutDesignOptions,
     /// Weight (repetitions) of isolated-word speakers' trials in calibration and fusion. Default 4.
     pub word_trial_repeats: usize,
+    /// When the background holds channel-augmented copies (`aug/`, from `quivox augment-set`),
+    /// also test every held-out trial on the copies of its files (enrollment clean), so that
+    /// calibration and fusion are trained under channel mismatch. Default true; without copies
+    /// it changes nothing.
+    pub channel_trials: bool,
 }
 
 impl Default for BackendRecipeOptions {
@@ -714,6 +719,7 @@ impl Default for BackendRecipeOptions {
             holdout_min_utterances: gmm.holdout_min_utterances,
             held_out: gmm.held_out,
             word_trial_repeats: gmm.word_trial_repeats,
+            channel_trials: true,
         }
     }
 }
@@ -754,6 +760,11 @@ pub struct BackendModels {
 pub struct BackendReport {
     /// Training files and speakers.
     pub train_files: usize,
+    /// Channel-augmented copies among the training files (`aug/` of the background).
+    pub augmented_train_files: usize,
+    /// Held-out tests cut from channel-augmented copies (enrolled clean); 0 without copies or
+    /// with `channel_trials` off.
+    pub channel_tests: usize,
     /// Distinct training speakers.
     pub train_speakers: usize,
     /// Held-out speakers.
@@ -772,6 +783,12 @@ pub struct BackendReport {
 /// calibrated on dev-like trials of the held-out speakers ([`super::trials`]), and the three
 /// calibrated systems fused on the same trials. Deterministic for given options (seed in
 /// `options.ivector.tv.seed`).
+///
+/// A background with channel-augmented copies under `aug/` is split on its clean files
+/// ([`super::gmm::split_background_with_copies`]: the same held-out speakers as the clean
+/// background, none of their copies in training); the training speakers' copies join T / LDA /
+/// PLDA training as more sessions of the same speaker, and with `options.channel_trials` the
+/// held-out trials are also tested on the copies ([`super::trials::held_out_design_with_copies`]).
 pub fn train_backend(
     bg: &crate::eval::Background,
     gmm: &GmmUbmSystem,
@@ -780,8 +797,12 @@ pub fn train_backend(
     progress: &(dyn Fn(BackendProgress) + Sync),
 ) -> Result<(BackendModels, BackendReport), RecipeError> {
     use super::trials;
-    let split =
-        super::gmm::split_background(bg, options.holdout_every, options.holdout_min_utterances);
+    let aug = super::gmm::split_background_with_copies(
+        bg,
+        options.holdout_every,
+        options.holdout_min_utterances,
+    );
+    let split = &aug.split;
     let paths: Vec<std::path::PathBuf> = split.train.iter().map(|(p, _)| p.clone()).collect();
     let labels: Vec<String> = split.train.iter().map(|(_, s)| s.clone()).collect();
     let total = paths.len();
@@ -815,8 +836,13 @@ pub fn train_backend(
 
     progress(BackendProgress::Stage("held-out trials"));
     let audio = trials::read_speakers(&split.calibration)?;
-    let design = trials::held_out_design(&audio, &options.held_out);
-    drop(audio);
+    let copies = if options.channel_trials {
+        trials::read_copies(&aug.calibration_copies)?
+    } else {
+        Vec::new()
+    };
+    let design = trials::held_out_design_with_copies(&audio, &copies, &options.held_out);
+    drop((audio, copies));
     let item_feats = trials::item_features(&design.items, &options.front_end)?;
     let item_sums = trials::item_embeddings(&design.items, encoder)?;
     let reps = options.word_trial_repeats;
@@ -897,6 +923,8 @@ pub fn train_backend(
     speakers.dedup();
     let report = BackendReport {
         train_files: total,
+        augmented_train_files: aug.augmented_train_files,
+        channel_tests: design.num_channel_tests(),
         train_speakers: speakers.len(),
         held_out_speakers: split.calibration.len(),
         trials: design.counts(),

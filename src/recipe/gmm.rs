@@ -56,6 +56,94 @@ pub fn split_background(bg: &Background, every: usize, min_utterances: usize) ->
     BackgroundSplit { train, calibration }
 }
 
+/// Folder (under a background root) of the channel-augmented copies written by
+/// `quivox augment-set`: `aug/<path of the clean file>`, same speaker in `utt2spk`.
+pub const AUGMENTED_DIR: &str = "aug";
+
+/// A background split that knows the channel-augmented copies ([`split_background_with_copies`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AugmentedSplit {
+    /// Training files (clean and augmented) of the training speakers; calibration speakers with
+    /// their clean files only.
+    pub split: BackgroundSplit,
+    /// Per calibration speaker, per clean file: its augmented copy, if the background has one.
+    pub calibration_copies: Vec<Vec<Option<PathBuf>>>,
+    /// Clean files among `split.train`.
+    pub clean_train_files: usize,
+    /// Augmented copies among `split.train`.
+    pub augmented_train_files: usize,
+}
+
+/// Whether `path` is an augmented copy (under `<root>/aug/`).
+pub fn is_augmented_copy(root: &std::path::Path, path: &std::path::Path) -> bool {
+    path.strip_prefix(root)
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .is_some_and(|c| c.as_os_str() == AUGMENTED_DIR)
+}
+
+/// [`split_background`] on a background that may also hold channel-augmented copies under
+/// `aug/`: the held-out speakers are chosen from the clean files alone (so the split is the one
+/// of the clean background, whatever the copies), every file of a held-out speaker (clean or
+/// copy) stays out of training, and each held-out clean file is paired with its copy
+/// `<root>/aug/<relative path>` when `utt2spk` lists it for the same speaker. Without copies the
+/// result is [`split_background`]'s with `calibration_copies` all `None`.
+pub fn split_background_with_copies(
+    bg: &Background,
+    every: usize,
+    min_utterances: usize,
+) -> AugmentedSplit {
+    let (aug, clean): (Vec<_>, Vec<_>) = bg
+        .utterances
+        .iter()
+        .cloned()
+        .partition(|(p, _)| is_augmented_copy(&bg.root, p));
+    let clean_bg = Background {
+        root: bg.root.clone(),
+        utterances: clean,
+    };
+    let clean_split = split_background(&clean_bg, every, min_utterances);
+    let held: std::collections::BTreeSet<&str> = clean_split
+        .calibration
+        .iter()
+        .map(|(s, _)| s.as_str())
+        .collect();
+    let train: Vec<(PathBuf, String)> = bg
+        .utterances
+        .iter()
+        .filter(|(_, s)| !held.contains(s.as_str()))
+        .cloned()
+        .collect();
+    let augmented_train_files = train
+        .iter()
+        .filter(|(p, _)| is_augmented_copy(&bg.root, p))
+        .count();
+    let copies: BTreeMap<&PathBuf, &str> = aug.iter().map(|(p, s)| (p, s.as_str())).collect();
+    let calibration_copies = clean_split
+        .calibration
+        .iter()
+        .map(|(spk, files)| {
+            files
+                .iter()
+                .map(|f| {
+                    let rel = f.strip_prefix(&bg.root).ok()?;
+                    let copy = bg.root.join(AUGMENTED_DIR).join(rel);
+                    (copies.get(&copy) == Some(&spk.as_str())).then_some(copy)
+                })
+                .collect()
+        })
+        .collect();
+    AugmentedSplit {
+        clean_train_files: train.len() - augmented_train_files,
+        augmented_train_files,
+        split: BackgroundSplit {
+            train,
+            calibration: clean_split.calibration,
+        },
+        calibration_copies,
+    }
+}
+
 /// Concatenates per-utterance features, keeping at most `max_frames` frames by a fixed stride
 /// (deterministic subsampling spread over every utterance).
 pub fn pool_frames(feats: &[FeatureMatrix], max_frames: usize) -> FeatureMatrix {
@@ -207,6 +295,70 @@ mod tests {
     fn ramp(frames: usize, dim: usize, start: f32) -> FeatureMatrix {
         let data = (0..frames * dim).map(|i| start + i as f32).collect();
         FeatureMatrix::from_vec(dim, data).unwrap()
+    }
+
+    #[test]
+    fn augmented_copies_keep_the_clean_split_and_stay_out_of_training() {
+        // Speaker "a": 3 files (ineligible alone, eligible if copies were counted); "b", "c": 2
+        // files each. With min 3 and every 1 on the clean files only "a" is held out; counting
+        // the copies would make "b" eligible too.
+        let root = PathBuf::from("/bg");
+        let mut utts = Vec::new();
+        for (spk, n) in [("a", 3), ("b", 2), ("c", 2)] {
+            for k in 0..n {
+                let rel = format!("{spk}/{spk}_{k}.wav");
+                utts.push((root.join(&rel), spk.to_string()));
+                if spk != "c" {
+                    utts.push((root.join("aug").join(&rel), spk.to_string()));
+                }
+            }
+        }
+        let bg = Background {
+            root: root.clone(),
+            utterances: utts,
+        };
+        let s = split_background_with_copies(&bg, 1, 3);
+        let held: Vec<&str> = s
+            .split
+            .calibration
+            .iter()
+            .map(|(x, _)| x.as_str())
+            .collect();
+        assert_eq!(held, vec!["a"]);
+        // Oracle: the split of the clean lines alone.
+        let clean = Background {
+            root: root.clone(),
+            utterances: bg
+                .utterances
+                .iter()
+                .filter(|(p, _)| !p.starts_with("/bg/aug"))
+                .cloned()
+                .collect(),
+        };
+        assert_eq!(
+            split_background(&clean, 1, 3).calibration,
+            s.split.calibration
+        );
+        // No file of a held-out speaker (clean or copy) is a training file.
+        assert!(s
+            .split
+            .train
+            .iter()
+            .all(|(p, spk)| spk != "a" && !p.to_string_lossy().contains("/a_")));
+        assert_eq!((s.clean_train_files, s.augmented_train_files), (4, 2));
+        // Calibration files are clean, each paired with its copy.
+        assert!(s.split.calibration[0]
+            .1
+            .iter()
+            .all(|p| !is_augmented_copy(&root, p)));
+        assert_eq!(
+            s.calibration_copies,
+            vec![(0..3)
+                .map(|k| Some(root.join(format!("aug/a/a_{k}.wav"))))
+                .collect::<Vec<_>>()]
+        );
+        // Counting copies would have held out "b" as well (the mistake this function avoids).
+        assert_eq!(split_background(&bg, 1, 3).calibration.len(), 2);
     }
 
     #[test]

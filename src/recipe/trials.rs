@@ -14,6 +14,12 @@
 //!   one speaker gives several target trials. Only the first rotation's enrollment is a gallery
 //!   entry for other speakers' tests (no duplicated non-target trials), and a test is never
 //!   scored against another rotation of its own speaker (overlapping material).
+//!
+//! **Channel mismatch** ([`held_out_design_with_copies`]): when the background also holds a
+//! channel-augmented copy of each file (`quivox augment-set` writes them under `aug/`), every test
+//! is built twice, once from the clean files and once from the copies of the *same* files cut at
+//! the same offsets, while enrollments stay clean. Calibration and fusion then see "enrolled on a
+//! clean line, tested through another channel" as well as clean trials.
 
 use std::sync::Arc;
 
@@ -78,6 +84,10 @@ pub struct HeldOutDesign {
     pub tests: Vec<(usize, usize)>,
     /// Whether each test comes from a word speaker.
     pub word_test: Vec<bool>,
+    /// Whether each test was cut from channel-augmented copies (enrollments are always clean).
+    pub channel_test: Vec<bool>,
+    /// Whether each item is (cut from) channel-augmented copies.
+    pub channel_item: Vec<bool>,
 }
 
 impl HeldOutDesign {
@@ -113,6 +123,24 @@ impl HeldOutDesign {
         let w = self.word_test.iter().filter(|&&w| w).count();
         (t, n, w)
     }
+
+    /// Number of tests cut from channel-augmented copies.
+    pub fn num_channel_tests(&self) -> usize {
+        self.channel_test.iter().filter(|&&c| c).count()
+    }
+
+    fn push_item(&mut self, wave: Waveform, channel: bool) -> usize {
+        self.items.push(wave);
+        self.channel_item.push(channel);
+        self.items.len() - 1
+    }
+
+    fn push_test(&mut self, own: usize, wave: Waveform, word: bool, channel: bool) {
+        let item = self.push_item(wave, channel);
+        self.tests.push((own, item));
+        self.word_test.push(word);
+        self.channel_test.push(channel);
+    }
 }
 
 fn concat(waves: &[&Waveform], max_samples: usize) -> Waveform {
@@ -133,35 +161,64 @@ fn secs(s: f64) -> usize {
 
 /// Builds the design from each held-out speaker's files (8 kHz audio, in corpus order).
 pub fn held_out_design(speakers: &[Vec<Waveform>], opts: &HeldOutDesignOptions) -> HeldOutDesign {
+    held_out_design_with_copies(speakers, &[], opts)
+}
+
+/// Builds the design with channel-mismatched tests: `copies[s][k]` is the channel-augmented copy
+/// of `speakers[s][k]` (same speaker, same words). Each test is made from the clean files and,
+/// when every file it is cut from has a copy, once more from the copies cut at the same sample
+/// offsets (a copy shorter than the cut drops that channel test). Enrollments use clean files
+/// only. A missing `copies[s]` (shorter `copies`) means no channel tests for that speaker; with
+/// `copies` empty this is [`held_out_design`].
+pub fn held_out_design_with_copies(
+    speakers: &[Vec<Waveform>],
+    copies: &[Vec<Option<Waveform>>],
+    opts: &HeldOutDesignOptions,
+) -> HeldOutDesign {
     let mut d = HeldOutDesign::default();
     for (spk, files) in speakers.iter().enumerate() {
         if files.is_empty() {
             continue;
         }
+        let copies = copies
+            .get(spk)
+            .filter(|c| c.len() == files.len())
+            .map(Vec::as_slice);
         let mut lens: Vec<usize> = files.iter().map(|w| w.samples.len()).collect();
         lens.sort_unstable();
         let median = lens[lens.len() / 2];
         if median <= secs(opts.word_max_median_seconds) {
-            word_speaker(&mut d, spk, files, opts);
+            word_speaker(&mut d, spk, files, copies, opts);
         } else {
-            read_speaker(&mut d, spk, files, opts);
+            read_speaker(&mut d, spk, files, copies, opts);
         }
     }
     d
+}
+
+/// The copies of `files[range]` concatenated (at most `max_samples`), if every one exists.
+fn concat_copies(
+    copies: Option<&[Option<Waveform>]>,
+    range: std::ops::Range<usize>,
+    max_samples: usize,
+) -> Option<Waveform> {
+    let copies = copies?.get(range)?;
+    let waves: Option<Vec<&Waveform>> = copies.iter().map(Option::as_ref).collect();
+    Some(concat(&waves?, max_samples))
 }
 
 fn read_speaker(
     d: &mut HeldOutDesign,
     spk: usize,
     files: &[Waveform],
+    copies: Option<&[Option<Waveform>]>,
     opts: &HeldOutDesignOptions,
 ) {
     let mut enroll = Vec::new();
     let mut n = 0;
     let mut k = 0;
     while k < files.len() && n < secs(opts.enroll_seconds) {
-        enroll.push(d.items.len());
-        d.items.push(files[k].clone());
+        enroll.push(d.push_item(files[k].clone(), false));
         n += files[k].samples.len();
         k += 1;
     }
@@ -172,18 +229,24 @@ fn read_speaker(
     d.enrollment_word.push(false);
     let rest: Vec<&Waveform> = files[k..].iter().collect();
     let all = concat(&rest, usize::MAX);
+    let all_copies = concat_copies(copies, k..files.len(), usize::MAX);
     let mut start = 0;
     for &len in opts.segment_seconds.iter().cycle() {
         let len = secs(len);
         if len == 0 || start + len > all.samples.len() {
             break;
         }
-        d.tests.push((e, d.items.len()));
-        d.word_test.push(false);
-        d.items.push(Waveform {
+        let cut = |w: &Waveform| Waveform {
             sample_rate_hz: 8000,
-            samples: all.samples[start..start + len].to_vec(),
-        });
+            samples: w.samples[start..start + len].to_vec(),
+        };
+        d.push_test(e, cut(&all), false, false);
+        if let Some(c) = all_copies
+            .as_ref()
+            .filter(|c| start + len <= c.samples.len())
+        {
+            d.push_test(e, cut(c), false, true);
+        }
         start += len;
     }
 }
@@ -192,13 +255,16 @@ fn word_speaker(
     d: &mut HeldOutDesign,
     spk: usize,
     files: &[Waveform],
+    copies: Option<&[Option<Waveform>]>,
     opts: &HeldOutDesignOptions,
 ) {
     let w = opts.word_clips_per_test.max(1);
     if files.len() < w + opts.word_min_enroll_clips {
         // Too few clips for a test: enrol on everything (a gallery entry for others' tests).
-        let idx = (0..files.len()).map(|i| d.items.len() + i).collect();
-        d.items.extend(files.iter().cloned());
+        let idx = files
+            .iter()
+            .map(|f| d.push_item(f.clone(), false))
+            .collect();
         d.enrollments.push(idx);
         d.enrollment_speaker.push(spk);
         d.primary.push(true);
@@ -206,7 +272,9 @@ fn word_speaker(
         return;
     }
     let first_item = d.items.len();
-    d.items.extend(files.iter().cloned());
+    for f in files {
+        d.push_item(f.clone(), false);
+    }
     let step = opts.word_rotation_step.max(1);
     let mut start = 0;
     let mut first = true;
@@ -222,9 +290,11 @@ fn word_speaker(
         d.enrollment_word.push(true);
         first = false;
         let window: Vec<&Waveform> = files[start..start + w].iter().collect();
-        d.tests.push((e, d.items.len()));
-        d.word_test.push(true);
-        d.items.push(concat(&window, secs(opts.word_test_seconds)));
+        let max = secs(opts.word_test_seconds);
+        d.push_test(e, concat(&window, max), true, false);
+        if let Some(c) = concat_copies(copies, start..start + w, max) {
+            d.push_test(e, c, true, true);
+        }
         start += step;
     }
 }
@@ -319,6 +389,27 @@ pub fn read_speakers(
             files
                 .iter()
                 .map(|p| super::read_telephone_wav(p, crate::audio::ChannelPolicy::RequireMono))
+                .collect()
+        })
+        .collect()
+}
+
+/// Reads the channel copies of the held-out files (`None` stays `None`; parallel, in order).
+pub fn read_copies(
+    copies: &[Vec<Option<std::path::PathBuf>>],
+) -> Result<Vec<Vec<Option<Waveform>>>, RecipeError> {
+    copies
+        .par_iter()
+        .map(|files| {
+            files
+                .iter()
+                .map(|p| {
+                    p.as_ref()
+                        .map(|p| {
+                            super::read_telephone_wav(p, crate::audio::ChannelPolicy::RequireMono)
+                        })
+                        .transpose()
+                })
                 .collect()
         })
         .collect()
@@ -428,5 +519,77 @@ mod tests {
         let (s, _, l) = select_trials(&d, &full, &frames, 3);
         assert_eq!(s.len(), 36);
         assert_eq!(l.iter().filter(|&&y| y).count(), 18);
+    }
+
+    #[test]
+    fn channel_copies_double_the_tests_at_the_same_offsets_and_never_enrol() {
+        // Clean files hold positive values, their copies the negated values: an item made from
+        // copies is all negative, one from clean files all positive.
+        let opts = HeldOutDesignOptions::default();
+        let read: Vec<Waveform> = (0..10).map(|i| wave(4.0, 1.0 + i as f32)).collect();
+        let read_c: Vec<Option<Waveform>> =
+            (0..10).map(|i| Some(wave(4.0, -1.0 - i as f32))).collect();
+        let word: Vec<Waveform> = (0..17).map(|i| wave(1.0, 100.0 + i as f32)).collect();
+        let mut word_c: Vec<Option<Waveform>> = (0..17)
+            .map(|i| Some(wave(1.0, -100.0 - i as f32)))
+            .collect();
+        // Clip 16 has no copy: the last rotation (clips 10..17) gets no channel test.
+        word_c[16] = None;
+        let clean = held_out_design(&[read.clone(), word.clone()], &opts);
+        let d = held_out_design_with_copies(&[read, word], &[read_c, word_c], &opts);
+        // Same enrollments (clean items only) as the clean design.
+        assert_eq!(d.enrollments.len(), clean.enrollments.len());
+        for (a, b) in d.enrollments.iter().zip(&clean.enrollments) {
+            let av: Vec<&[f32]> = a.iter().map(|&i| d.items[i].samples.as_slice()).collect();
+            let bv: Vec<&[f32]> = b
+                .iter()
+                .map(|&i| clean.items[i].samples.as_slice())
+                .collect();
+            assert_eq!(av, bv);
+            assert!(a.iter().all(|&i| !d.channel_item[i]));
+            assert!(a
+                .iter()
+                .all(|&i| d.items[i].samples.iter().all(|&x| x > 0.0)));
+        }
+        // Read: 2 clean tests, each followed by its copy; word: 6 clean tests, 5 copies.
+        assert_eq!(clean.tests.len(), 8);
+        assert_eq!(d.tests.len(), 8 + 2 + 5);
+        assert_eq!(d.num_channel_tests(), 7);
+        assert_eq!(d.channel_test.len(), d.tests.len());
+        let clean_tests: Vec<(usize, &Waveform)> = d
+            .tests
+            .iter()
+            .zip(&d.channel_test)
+            .filter(|(_, &c)| !c)
+            .map(|(&(e, i), _)| (e, &d.items[i]))
+            .collect();
+        let oracle: Vec<(usize, &Waveform)> = clean
+            .tests
+            .iter()
+            .map(|&(e, i)| (e, &clean.items[i]))
+            .collect();
+        assert_eq!(clean_tests, oracle);
+        for (t, &(own, item)) in d.tests.iter().enumerate() {
+            let x = &d.items[item].samples;
+            assert_eq!(d.channel_item[item], d.channel_test[t]);
+            if d.channel_test[t] {
+                // The previous test is the clean rendering of the same cut, same enrollment.
+                let (own0, item0) = d.tests[t - 1];
+                assert!(!d.channel_test[t - 1]);
+                assert_eq!(own, own0);
+                let y = &d.items[item0].samples;
+                assert_eq!(x.len(), y.len());
+                assert!(x.iter().zip(y).all(|(a, b)| *a == -*b));
+            } else {
+                assert!(x.iter().all(|&v| v > 0.0));
+            }
+        }
+        // Channel tests are scored against other speakers' clean enrollments too.
+        let labels = d.labels();
+        let ne = d.enrollments.len();
+        let t = d.channel_test.iter().position(|&c| c).unwrap();
+        assert_eq!(labels[t * ne + d.tests[t].0], Some(true));
+        assert!(labels[t * ne..(t + 1) * ne].contains(&None));
+        assert_eq!(d.counts().0, d.tests.len());
     }
 }

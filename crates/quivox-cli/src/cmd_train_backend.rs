@@ -45,6 +45,14 @@ pub struct TrainBackendArgs {
     /// and the fusion.
     #[arg(long, default_value_t = 4)]
     pub word_trial_repeats: usize,
+    /// Calibrate and fuse on clean held-out tests only, even when the background holds
+    /// channel-augmented copies under `aug/` (by default each held-out test is also cut from the
+    /// copies of its files, enrollment clean: calibration under channel mismatch).
+    #[arg(long)]
+    pub clean_trials_only: bool,
+    /// Apply WCCN after LDA in both back ends (i-vector and embedding).
+    #[arg(long)]
+    pub wccn: bool,
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -70,6 +78,9 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.ivector.tv.iterations = args.tv_iters;
     opts.ivector.tv.seed = args.seed;
     opts.word_trial_repeats = args.word_trial_repeats;
+    opts.channel_trials = !args.clean_trials_only;
+    opts.ivector.backend.wccn = args.wccn;
+    opts.embedding.backend.wccn = args.wccn;
     let done = AtomicUsize::new(0);
     let progress = |p: BackendProgress| match p {
         BackendProgress::Stage(s) => {
@@ -124,6 +135,15 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        if report.augmented_train_files > 0 {
+            println!(
+                "augmented background: {} of the {} training files are channel copies (aug/); held-out split from the clean files; {} of the held-out tests are cut from channel copies (enrollment clean){}",
+                report.augmented_train_files,
+                report.train_files,
+                report.channel_tests,
+                if args.clean_trials_only { " (--clean-trials-only)" } else { "" }
+            );
+        }
         println!(
             "wrote {}, {}, {} in {:.0} s: {} training files of {} speakers; {} held-out speakers, {} target / {} non-target trials ({} word targets); fusion weights {:?} offset {:.3}",
             ivector_path.display(),
