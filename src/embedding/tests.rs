@@ -333,6 +333,117 @@ fn fast_lstm_matches_naive_f64_on_random_input() {
     ));
 }
 
+#[test]
+fn layered_advance_matches_the_naive_lstm() {
+    use rand::{Rng, SeedableRng};
+    let weights = EncoderWeights::from_file(bundled_weights_path()).unwrap();
+    let encoder = SpeakerEncoder::new(&weights);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let frames: Vec<Vec<f32>> = (0..40)
+        .map(|_| {
+            (0..MEL_BANDS)
+                .map(|_| 10f32.powf(rng.random_range(-5.0..1.0)))
+                .collect()
+        })
+        .collect();
+    let mel: Vec<f32> = frames.iter().flatten().copied().collect();
+    let window = 24;
+    let starts = [0usize, 3, 6];
+    let expected: Vec<Vec<f64>> = starts
+        .iter()
+        .map(|&s| {
+            naive_projection(
+                &weights,
+                &naive_lstm_last_hidden(&weights, &frames[s..s + window]),
+            )
+        })
+        .collect();
+    // blocks [0, 8), [8, 24), [24, 30): windows join a block at their start and leave it at
+    // their end, each continuing its slot's state
+    let mut batch = LstmBatch::new(4);
+    let mut got = vec![Vec::new(); 3];
+    for (first, end) in [(0usize, 8usize), (8, 24), (24, 30)] {
+        let mut tails = Vec::new();
+        for (slot, &start) in starts.iter().enumerate() {
+            if start >= first && start < end {
+                batch.reset_slot(slot);
+            }
+            let from = start.max(first);
+            let to = (start + window).min(end);
+            if to > from {
+                tails.push(WindowTail {
+                    slot: Some(slot),
+                    first_frame: from - first,
+                    frames: to - from,
+                });
+            }
+        }
+        encoder
+            .advance_windows(&mel[first * MEL_BANDS..end * MEL_BANDS], &tails, &mut batch)
+            .unwrap();
+        for (slot, &start) in starts.iter().enumerate() {
+            if start + window > first && start + window <= end {
+                let mut e = vec![0.0f32; EMBEDDING_DIM];
+                encoder.project(batch.top_hidden(slot), &mut e);
+                got[slot] = e;
+            }
+        }
+    }
+    for (i, want) in expected.iter().enumerate() {
+        let diff = max_abs_diff(&got[i], want);
+        assert!(diff < 2e-5, "window {i}: max |diff| {diff}");
+    }
+    // a tail without a slot, two tails on one slot, or too few frames are refused
+    let tail = |slot, frames| WindowTail {
+        slot,
+        first_frame: 0,
+        frames,
+    };
+    for bad in [
+        vec![tail(None, 4)],
+        vec![tail(Some(1), 4), tail(Some(1), 2)],
+        vec![tail(Some(0), 99)],
+    ] {
+        assert!(matches!(
+            encoder.advance_windows(&mel, &bad, &mut batch),
+            Err(EmbeddingError::InputSize { .. })
+        ));
+    }
+}
+
+#[test]
+fn snapshots_do_not_change_the_streamed_embedding() {
+    for name in FIXTURES {
+        let wav = read_wav(&format!("{name}.wav"));
+        let options = EmbedderOptions::default();
+        let run = |snapshot_every: Option<usize>| {
+            let mut stream = StreamingEmbedder::new(encoder(), options.clone()).unwrap();
+            let mut snapshots = Vec::new();
+            for (i, chunk) in wav.samples.chunks(160).enumerate() {
+                stream.accept_waveform(chunk).unwrap();
+                // after the gain window (2 s = 100 chunks), as the engine's decision points
+                if snapshot_every.is_some_and(|n| i >= 100 && i % n == 0) {
+                    snapshots.push(stream.snapshot().unwrap());
+                }
+            }
+            (stream.finish().unwrap(), snapshots)
+        };
+        let (plain, _) = run(None);
+        let (with, snapshots) = run(Some(37));
+        let cos = cosine(&plain.embedding, &with.embedding);
+        assert!(cos >= 0.999_999, "{name}: cosine {cos}");
+        assert_eq!(plain.partial_count(), with.partial_count(), "{name}");
+        // a snapshot is the embedding of the speech so far: its windows grow with the call
+        for pair in snapshots.windows(2) {
+            assert!(
+                pair[0].speech_samples_16k <= pair[1].speech_samples_16k,
+                "{name}"
+            );
+            assert!(pair[0].partial_count() <= pair[1].partial_count(), "{name}");
+        }
+    }
+}
+
 /// The synthetic signal of scripts/embedding_goldens.py, same formula.
 fn synthetic_signal() -> Vec<f32> {
     (0..16000)

@@ -21,9 +21,10 @@ pub struct DemoArgs {
     /// Folder with `<speaker>-enroll.wav` and `<speaker>-call.wav` files.
     #[arg(long, default_value = "audio-fixtures/demo")]
     pub fixtures: PathBuf,
-    /// GMM-UBM system file.
-    #[arg(long, default_value = "models/gmm-ubm.qvx")]
-    pub gmm: PathBuf,
+    /// Models: a folder gives the fused system (GMM-UBM, i-vector PLDA, embedding PLDA and
+    /// their fusion), a GMM-UBM `.qvx` file the GMM-UBM alone.
+    #[arg(long, alias = "gmm", default_value = "models")]
+    pub models: PathBuf,
 }
 
 const ENROLLED: [(&str, &str, &str); 4] = [
@@ -69,12 +70,12 @@ fn print_event(prefix: &str, e: &DecisionEvent) {
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    if !args.gmm.exists() {
+    if !args.models.exists() {
         return Err(CliError::new(
             Exit::NotFound,
             format!(
-                "{}: model file not found (run from the repository root, or give --gmm)",
-                args.gmm.display()
+                "{}: models not found (run from the repository root, or give --models)",
+                args.models.display()
             ),
         )
         .into());
@@ -94,14 +95,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let store_dir = tempfile::tempdir()?;
     let store_path = store_dir.path().join("demo.sqlite");
     let store = SqliteStore::open_sqlite(&store_path, StoreKey::generate())?;
-    let service = Service::open_model_file(&args.gmm, Box::new(store), options)
-        .with_context(|| format!("loading {}", args.gmm.display()))?;
+    let service = Service::open_model_file(&args.models, Box::new(store), options)
+        .with_context(|| format!("loading {}", args.models.display()))?;
     let actor = Actor::now("quivox-demo");
 
+    let models = service.engine().models();
     println!(
-        "quivox demo: {} ({} components), store {}",
-        args.gmm.display(),
-        service.engine().models().gmm.ubm.num_components(),
+        "quivox demo: {} ({}, UBM of {} components), store {}",
+        args.models.display(),
+        if models.is_fused() {
+            "GMM-UBM + i-vector PLDA + GE2E embedding PLDA, fused"
+        } else {
+            "GMM-UBM alone"
+        },
+        models.gmm.ubm.num_components(),
         store_path.display()
     );
     println!("\n== enrollment (voiceprints encrypted at rest, no raw audio kept)");

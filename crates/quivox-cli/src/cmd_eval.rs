@@ -41,7 +41,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "dev,dev-read", value_delimiter = ',')]
     pub sets: Vec<String>,
     /// System(s) to evaluate.
-    #[arg(long, value_enum, default_value = "gmm")]
+    #[arg(long, value_enum, default_value = "all")]
     pub system: SystemChoice,
     /// GMM-UBM system file.
     #[arg(long, default_value = "models/gmm-ubm.qvx")]

@@ -7,7 +7,7 @@
 //! | store              | `--store`           | `QUIVOX_STORE`                      | `store`             | `sqlite:quivox.sqlite` |
 //! | PostgreSQL schema  | `--pg-schema`       | `QUIVOX_PG_SCHEMA`                  | `postgres_schema`   | `quivox`               |
 //! | store key          | `--key-file`        | `QUIVOX_STORE_KEY` (the key itself), then `QUIVOX_KEY_FILE` | `key_file` | `quivox.key` |
-//! | models             | `--models`          | `QUIVOX_MODELS`                     | `models`            | `models/gmm-ubm.qvx`   |
+//! | models             | `--models`          | `QUIVOX_MODELS`                     | `models`            | `models` (folder: fused system; a `.qvx` file: GMM-UBM alone) |
 //! | operator (audit)   | `--operator`        | `QUIVOX_OPERATOR`                   | `operator`          | `$USER`, else `quivox-cli` |
 //! | engine options     | `--confidence`      | —                                   | `[engine]` table    | the engine's defaults  |
 //! | SQLite options     | —                   | —                                   | `[sqlite]` table    | the store's defaults   |
@@ -44,7 +44,7 @@ pub const DEFAULT_STORE: &str = "sqlite:quivox.sqlite";
 /// Default key file.
 pub const DEFAULT_KEY_FILE: &str = "quivox.key";
 /// Default model file.
-pub const DEFAULT_MODELS: &str = "models/gmm-ubm.qvx";
+pub const DEFAULT_MODELS: &str = "models";
 /// Default PostgreSQL schema.
 pub const DEFAULT_PG_SCHEMA: &str = "quivox";
 

@@ -209,7 +209,8 @@ typedef struct quivox_session quivox_session;
  */
 typedef struct quivox_engine_config {
   /**
-   * Path of the voice models file (e.g. `models/gmm-ubm.qvx`). Required.
+   * Path of the voice models: a folder (e.g. `models`, the fused system) or a GMM-UBM file
+   * (e.g. `models/gmm-ubm.qvx`, that system alone). Required.
    */
   const char *models_path;
   /**

@@ -38,7 +38,8 @@ pub enum quivox_audio_format {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct quivox_engine_config {
-    /// Path of the voice models file (e.g. `models/gmm-ubm.qvx`). Required.
+    /// Path of the voice models: a folder (e.g. `models`, the fused system) or a GMM-UBM file
+    /// (e.g. `models/gmm-ubm.qvx`, that system alone). Required.
     pub models_path: *const c_char,
     /// Path of the SQLite enrollment store (created if missing). NULL: no store, enrollments and
     /// number links live in memory only and are lost when the engine is freed.

@@ -38,14 +38,15 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
-    /// GMM-UBM system file.
+    /// Models: a folder (the fused GMM-UBM + i-vector + embedding system, default `models`) or a
+    /// GMM-UBM system file (that system alone).
     pub path: PathBuf,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("models/gmm-ubm.qvx"),
+            path: PathBuf::from("models"),
         }
     }
 }

@@ -1,0 +1,288 @@
+//! The fused engine (GMM-UBM + i-vector PLDA + GE2E embedding PLDA, `models/` folder): loading
+//! checks, voiceprints that carry the back ends' statistics, identification through the service
+//! with a restart, exact voiceprint updates, old voiceprints, and the streaming fused scores
+//! against the batch systems computed independently.
+
+use std::path::{Path, PathBuf};
+
+use quivox::audio::{ChannelPolicy, Waveform};
+use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256, EmbeddingSum};
+use quivox::engine::fused::{EMBEDDING_FILE, ENCODER_FILE, FUSION_FILE, GMM_FILE, IVECTOR_FILE};
+use quivox::engine::{
+    analyze, CallInfo, Decision, Engine, EngineError, EngineOptions, SpeakerId, VoiceModels,
+    Voiceprint,
+};
+use quivox::recipe::read_telephone_wav;
+use quivox::service::{EnrollRequest, Service, ServiceOptions};
+use quivox::store::{Actor, Consent, SqliteStore, StoreKey};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(speaker: &str, what: &str) -> Waveform {
+    read_telephone_wav(
+        &root().join(format!("audio-fixtures/demo/{speaker}-{what}.wav")),
+        ChannelPolicy::RequireMono,
+    )
+    .unwrap()
+}
+
+fn models() -> VoiceModels {
+    VoiceModels::load(&root().join("models")).unwrap()
+}
+
+fn split(wave: &Waveform) -> [Waveform; 2] {
+    let half = wave.samples.len() / 2;
+    [
+        Waveform {
+            sample_rate_hz: wave.sample_rate_hz,
+            samples: wave.samples[..half].to_vec(),
+        },
+        Waveform {
+            sample_rate_hz: wave.sample_rate_hz,
+            samples: wave.samples[half..].to_vec(),
+        },
+    ]
+}
+
+#[test]
+fn the_models_folder_loads_fused_and_a_swapped_component_is_refused() {
+    let fused = models();
+    assert!(fused.is_fused());
+    assert!(fused.version.starts_with("fused-"), "{}", fused.version);
+    let gmm = VoiceModels::load(&root().join("models").join(GMM_FILE)).unwrap();
+    assert!(!gmm.is_fused());
+    assert!(gmm.version.starts_with("gmm-ubm-"));
+
+    // A copy of the folder whose embedding back end was re-saved with another calibration: the
+    // fusion was trained on the shipped file's LLRs and must refuse it.
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        GMM_FILE,
+        IVECTOR_FILE,
+        EMBEDDING_FILE,
+        ENCODER_FILE,
+        FUSION_FILE,
+    ] {
+        std::fs::copy(root().join("models").join(f), dir.path().join(f)).unwrap();
+    }
+    assert!(VoiceModels::load(dir.path()).unwrap().is_fused());
+    let fp =
+        embedder_fingerprint(&file_sha256(&dir.path().join(ENCODER_FILE)).unwrap(), true).unwrap();
+    let path = dir.path().join(EMBEDDING_FILE);
+    let mut system =
+        quivox::engine::embedding_system::EmbeddingPldaSystem::load(&path, &fp).unwrap();
+    if let Some(cal) = system.calibration.as_mut() {
+        cal.fusion.offset += 1.0;
+    }
+    system.save(&path, &fp).unwrap();
+    let err = VoiceModels::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("retrain the fusion"), "{err}");
+
+    // Without fusion.qvx the folder gives the GMM-UBM alone.
+    std::fs::remove_file(dir.path().join(FUSION_FILE)).unwrap();
+    assert!(!VoiceModels::load(dir.path()).unwrap().is_fused());
+}
+
+#[test]
+fn fused_voiceprints_update_exactly_and_old_formats_are_handled() {
+    let engine = Engine::new(models(), EngineOptions::default()).unwrap();
+    let wave = fixture("so0457", "enroll");
+    let [a, b] = split(&wave);
+    engine
+        .enroll("once".into(), &[a.clone(), b.clone()])
+        .unwrap();
+    let mut opts = EngineOptions::default();
+    opts.min_enroll_speech_ms = 5_000;
+    let staged = Engine::new(models(), opts).unwrap();
+    staged.enroll("twice".into(), &[a]).unwrap();
+    staged.add_audio(&"twice".into(), &[b]).unwrap();
+    let once = engine.voiceprint(&"once".into()).unwrap();
+    let twice = staged.voiceprint(&"twice".into()).unwrap();
+    let (p1, p2) = (once.backend.unwrap(), twice.backend.unwrap());
+    let close = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .zip(y)
+            .all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + a.abs()))
+    };
+    assert!(close(&p1.stats.ivector.zeroth, &p2.stats.ivector.zeroth));
+    assert!(close(&p1.stats.ivector.first, &p2.stats.ivector.first));
+    assert_eq!(p1.stats.embedding.partials, p2.stats.embedding.partials);
+    assert!(p1
+        .stats
+        .embedding
+        .sum
+        .iter()
+        .zip(&p2.stats.embedding.sum)
+        .all(|(x, y)| (x - y).abs() < 1e-5));
+    assert!(close(
+        &p1.ivector.vector.plda.mean,
+        &p2.ivector.vector.plda.mean
+    ));
+    assert!(close(
+        &p1.embedding.vector.plda.mean,
+        &p2.embedding.vector.plda.mean
+    ));
+
+    // A voiceprint made by the GMM-UBM alone round-trips, and the fused engine refuses it with a
+    // message saying what to do.
+    let gmm_engine = Engine::new(
+        VoiceModels::load(&root().join("models").join(GMM_FILE)).unwrap(),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    gmm_engine.enroll("so0457".into(), &[wave.clone()]).unwrap();
+    let gmm_print = gmm_engine.voiceprint(&"so0457".into()).unwrap();
+    assert!(gmm_print.backend.is_none());
+    let bytes = gmm_print.to_bytes();
+    assert_eq!(Voiceprint::from_bytes(&bytes).unwrap(), gmm_print);
+    match engine.insert_voiceprint("so0457".into(), gmm_print.clone()) {
+        Err(EngineError::Voiceprint(m)) => assert!(m.contains("re-enroll"), "{m}"),
+        other => panic!("expected a voiceprint error, got {other:?}"),
+    }
+    // Format 1 (before the back ends): the same fields, version 1, still read.
+    let mut v1 = b"QVVP".to_vec();
+    v1.extend_from_slice(&1u16.to_le_bytes());
+    v1.extend(
+        postcard::to_allocvec(&(&gmm_print.stats, &gmm_print.model, gmm_print.net_speech_ms))
+            .unwrap(),
+    );
+    assert_eq!(Voiceprint::from_bytes(&v1).unwrap(), gmm_print);
+    let mut v9 = v1.clone();
+    v9[4] = 9;
+    assert!(Voiceprint::from_bytes(&v9).is_err());
+}
+
+#[test]
+fn streaming_fused_llrs_match_the_batch_systems() {
+    // Independent path: the batch front end, i-vector system, batch embedder and the fusion
+    // weights applied by hand; the session computes the same three systems in streaming.
+    let models = models();
+    let b = models.backends.clone().unwrap();
+    let speakers = ["so0457", "so1027", "so2061", "so2740"];
+    let engine = Engine::new(models.clone(), EngineOptions::default()).unwrap();
+    for s in speakers {
+        engine.enroll(s.into(), &[fixture(s, "enroll")]).unwrap();
+    }
+    let pop = engine.population();
+    let ivec: Vec<_> = pop
+        .ids()
+        .iter()
+        .map(|id| engine.voiceprint(id).unwrap().backend.unwrap().ivector)
+        .collect();
+    let emb: Vec<_> = pop
+        .ids()
+        .iter()
+        .map(|id| engine.voiceprint(id).unwrap().backend.unwrap().embedding)
+        .collect();
+    let mut embedder = b.embedder().unwrap();
+    for caller in ["so1027", "so0457"] {
+        let wave = fixture(caller, "call");
+        let a = analyze(&models, &wave).unwrap();
+        let g = models.llrs(&a.features, pop.bank()).unwrap();
+        let i = b.ivector.score(&a.features, &ivec).unwrap();
+        let u = embedder.embed(&wave).unwrap();
+        let e = b
+            .embedding
+            .score(&EmbeddingSum::from_utterance(&u), &emb)
+            .unwrap();
+        let batch: Vec<f64> = (0..pop.len()).map(|k| b.fuse(g[k], i[k], e[k])).collect();
+        let truth = pop.ids().iter().position(|id| id.0 == caller).unwrap();
+        let best = (0..pop.len())
+            .max_by(|&x, &y| batch[x].total_cmp(&batch[y]))
+            .unwrap();
+        assert_eq!(best, truth, "batch fusion picks the caller");
+
+        let mut session = engine.start_call(CallInfo::default()).unwrap();
+        for chunk in wave.to_i16().unwrap().chunks(160) {
+            session.push_pcm(chunk).unwrap();
+        }
+        let outcome = session.finish().unwrap();
+        let (speaker, llr) = match &outcome.final_decision.decision {
+            Decision::Identified { speaker, llr, .. } => (speaker.clone(), *llr),
+            other => panic!("{caller}: expected an identification, got {other:?}"),
+        };
+        assert_eq!(speaker, SpeakerId::from(caller));
+        // Streaming differs from batch by the running-mean VAD (a few frames), the encoder's
+        // gain measured over the first 2 s instead of the whole call, and its trimming: the
+        // fused LLRs agree to a few nats, not exactly.
+        assert!(
+            (llr - batch[truth]).abs() < 0.25 * batch[truth].abs().max(4.0),
+            "{caller}: streaming fused LLR {llr:.2}, batch {:.2}",
+            batch[truth]
+        );
+    }
+}
+
+fn request(speaker: &str, number: &str) -> EnrollRequest {
+    EnrollRequest {
+        speaker: SpeakerId::from(speaker),
+        display_name: format!("Customer {speaker}"),
+        external_id: None,
+        numbers: vec![number.into()],
+        consent: Consent {
+            given_at: 1_700_000_000,
+            method: "recorded-ivr".into(),
+            operator: "test".into(),
+            reference: "tests/fused.rs".into(),
+        },
+        recordings: vec![fixture(speaker, "enroll")],
+        keep_audio: false,
+    }
+}
+
+fn open(path: &Path, key: &StoreKey, models: &Path) -> Service {
+    let store = SqliteStore::open_sqlite(path, key.clone()).unwrap();
+    Service::open_model_file(models, Box::new(store), ServiceOptions::default()).unwrap()
+}
+
+#[test]
+fn fused_service_identifies_after_a_restart_and_keeps_model_versions_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let key = StoreKey::generate();
+    let actor = Actor::new("agent", 1_700_000_000);
+    let folder = root().join("models");
+    {
+        let service = open(&path, &key, &folder);
+        assert!(service.model_version().starts_with("fused-"));
+        for (id, number) in [
+            ("so0457", "+44 20 7946 0001"),
+            ("so1027", "+44 20 7946 0001"),
+        ] {
+            service.enroll(&actor, &request(id, number)).unwrap();
+        }
+    }
+    let service = open(&path, &key, &folder);
+    assert_eq!(service.engine().population().len(), 2);
+    let wave = fixture("so1027", "call");
+    let mut session = service
+        .start_call(CallInfo {
+            caller_number: Some("+44 20 7946 0001".into()),
+            call_id: "fused".into(),
+        })
+        .unwrap();
+    let codes: Vec<u8> = wave
+        .to_i16()
+        .unwrap()
+        .iter()
+        .map(|&s| quivox::audio::g711::i16_to_ulaw(s))
+        .collect();
+    for chunk in codes.chunks(160) {
+        session.push_ulaw(chunk).unwrap();
+    }
+    let outcome = service
+        .finish_call(&Actor::new("ivr", 1_700_000_100), session)
+        .unwrap();
+    match outcome.final_decision.decision {
+        Decision::Identified { speaker, .. } => assert_eq!(speaker, SpeakerId::from("so1027")),
+        other => panic!("expected so1027 identified, got {other:?}"),
+    }
+    drop(service);
+    // The same store opened with the GMM-UBM file alone: the fused voiceprints are of another
+    // model version, so nobody is scored with them; the speakers are listed for re-enrollment.
+    let gmm = open(&path, &key, &folder.join(GMM_FILE));
+    assert_eq!(gmm.engine().population().len(), 0);
+    assert_eq!(gmm.speakers_without_voiceprint().unwrap().len(), 2);
+}
