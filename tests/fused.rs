@@ -132,7 +132,9 @@ fn fused_voiceprints_update_exactly_and_old_formats_are_handled() {
         EngineOptions::default(),
     )
     .unwrap();
-    gmm_engine.enroll("so0457".into(), &[wave.clone()]).unwrap();
+    gmm_engine
+        .enroll("so0457".into(), std::slice::from_ref(&wave))
+        .unwrap();
     let gmm_print = gmm_engine.voiceprint(&"so0457".into()).unwrap();
     assert!(gmm_print.backend.is_none());
     let bytes = gmm_print.to_bytes();
