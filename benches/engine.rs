@@ -4,6 +4,9 @@
 //! MAP models; default scoring (linear pass + exact shortlist of 32) and the exact reference
 //! (everybody scored frame by frame at every decision point) in the same run.
 //!
+//! The fused system (the `models/` folder: GMM-UBM + i-vector PLDA + streaming GE2E embedding
+//! PLDA) is measured on the same call against the same 1 000 speakers.
+//!
 //! `cargo bench --bench engine`
 //!
 //! Measured figures are in the README's speed table (they depend heavily on the machine's load).
@@ -100,6 +103,42 @@ fn bench_engine(c: &mut Criterion) {
         b.iter(|| run_call(&exact))
     });
     drop(exact);
+    // The fused system of `models/` (GMM-UBM + i-vector PLDA + GE2E embedding PLDA, streaming
+    // encoder): the same 1 000 synthetic GMMs, each with the back-end part of a real enrollment
+    // whose PLDA means are shifted by N(0, 0.3²).
+    let fused_models = VoiceModels::load(&root().join("models")).unwrap();
+    let fused = Engine::new(fused_models, EngineOptions::default()).unwrap();
+    let enroll_wave = read_telephone_wav(
+        &root().join("audio-fixtures/demo/so0457-enroll.wav"),
+        ChannelPolicy::RequireMono,
+    )
+    .unwrap();
+    fused.enroll("seed".into(), &[enroll_wave]).unwrap();
+    let seed = fused.voiceprint(&"seed".into()).unwrap();
+    let shift = Normal::new(0.0_f64, 0.3).unwrap();
+    fused
+        .insert_voiceprints(engine.population().ids().iter().map(|id| {
+            let mut print = engine.voiceprint(id).unwrap();
+            let mut part = seed.backend.clone().unwrap();
+            for m in part
+                .ivector
+                .vector
+                .plda
+                .mean
+                .iter_mut()
+                .chain(part.embedding.vector.plda.mean.iter_mut())
+            {
+                *m += shift.sample(&mut rng);
+            }
+            print.backend = Some(part);
+            (id.clone(), print)
+        }))
+        .unwrap();
+    fused.remove(&"seed".into()).unwrap();
+    group.bench_function("7s_call_20ms_chunks_1000_speakers_fused", |b| {
+        b.iter(|| run_call(&fused))
+    });
+    drop(fused);
     // The front end alone (no speaker enrolled: decision points only run the VAD bookkeeping).
     let empty = Engine::new(models.clone(), EngineOptions::default()).unwrap();
     group.bench_function("7s_call_20ms_chunks_front_end_only", |b| {
