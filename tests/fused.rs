@@ -3,30 +3,20 @@
 //! with a restart, exact voiceprint updates, old voiceprints, and the streaming fused scores
 //! against the batch systems computed independently.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use quivox::audio::{ChannelPolicy, Waveform};
+use quivox::audio::Waveform;
 use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256, EmbeddingSum};
 use quivox::engine::fused::{EMBEDDING_FILE, ENCODER_FILE, FUSION_FILE, GMM_FILE, IVECTOR_FILE};
 use quivox::engine::{
     analyze, CallInfo, Decision, Engine, EngineError, EngineOptions, SpeakerId, VoiceModels,
     Voiceprint,
 };
-use quivox::recipe::read_telephone_wav;
 use quivox::service::{EnrollRequest, Service, ServiceOptions};
 use quivox::store::{Actor, Consent, SqliteStore, StoreKey};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(speaker: &str, what: &str) -> Waveform {
-    read_telephone_wav(
-        &root().join(format!("audio-fixtures/demo/{speaker}-{what}.wav")),
-        ChannelPolicy::RequireMono,
-    )
-    .unwrap()
-}
+mod common;
+use common::{fixture, root};
 
 fn models() -> VoiceModels {
     VoiceModels::load(&root().join("models")).unwrap()

@@ -2,26 +2,16 @@
 //! trace, erasure removes the person from memory and disk, calls are audited and counted only
 //! when the voice agrees with the number. Uses the shipped GMM-UBM and the demo fixtures.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use quivox::audio::{ChannelPolicy, Waveform};
+use quivox::audio::Waveform;
 use quivox::engine::{CallInfo, Decision, EngineError, QualityProblem, SpeakerId};
-use quivox::recipe::read_telephone_wav;
 use quivox::service::{EnrollRequest, Service, ServiceError, ServiceOptions, VOICEPRINT_KIND};
 use quivox::store::{Actor, AuditAction, Consent, SqliteStore, StoreError, StoreKey};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture(speaker: &str, what: &str) -> Waveform {
-    read_telephone_wav(
-        &root().join(format!("audio-fixtures/demo/{speaker}-{what}.wav")),
-        ChannelPolicy::RequireMono,
-    )
-    .unwrap()
-}
+mod common;
+use common::{fixture, root};
 
 fn consent() -> Consent {
     Consent {

@@ -168,17 +168,7 @@ impl SpeakerEncoder {
         batch: &mut LstmBatch,
         out: &mut [f32],
     ) -> Result<(), EmbeddingError> {
-        let frames = mel_frames(mel)?;
-        if let Some(tail) = tails
-            .iter()
-            .find(|t| t.frames == 0 || t.first_frame + t.frames > frames)
-        {
-            return Err(EmbeddingError::InputSize {
-                what: "mel frames covering every window tail (at least one frame each)",
-                expected: (tail.first_frame + tail.frames.max(1)) * MEL_BANDS,
-                found: mel.len(),
-            });
-        }
+        check_tail_frames(mel, tails)?;
         if let Some(slot) = tails
             .iter()
             .filter_map(|t| t.slot)
@@ -211,17 +201,7 @@ impl SpeakerEncoder {
         tails: &[WindowTail],
         batch: &mut LstmBatch,
     ) -> Result<(), EmbeddingError> {
-        let frames = mel_frames(mel)?;
-        if let Some(tail) = tails
-            .iter()
-            .find(|t| t.frames == 0 || t.first_frame + t.frames > frames)
-        {
-            return Err(EmbeddingError::InputSize {
-                what: "mel frames covering every window (at least one frame each)",
-                expected: (tail.first_frame + tail.frames.max(1)) * MEL_BANDS,
-                found: mel.len(),
-            });
-        }
+        check_tail_frames(mel, tails)?;
         for (i, tail) in tails.iter().enumerate() {
             let ok = tail.slot.is_some_and(|s| {
                 s < batch.capacity() && tails[..i].iter().all(|o| o.slot != Some(s))
@@ -603,6 +583,22 @@ impl LstmBatch {
     pub fn top_hidden(&self, slot: usize) -> &[f32] {
         let slot = slot.min(self.capacity - 1);
         &self.hidden[LAYERS - 1][slot * HIDDEN..(slot + 1) * HIDDEN]
+    }
+}
+
+/// Checks that `mel` is whole frames and covers every tail (at least one frame each).
+fn check_tail_frames(mel: &[f32], tails: &[WindowTail]) -> Result<(), EmbeddingError> {
+    let frames = mel_frames(mel)?;
+    match tails
+        .iter()
+        .find(|t| t.frames == 0 || t.first_frame + t.frames > frames)
+    {
+        Some(tail) => Err(EmbeddingError::InputSize {
+            what: "mel frames covering every window tail (at least one frame each)",
+            expected: (tail.first_frame + tail.frames.max(1)) * MEL_BANDS,
+            found: mel.len(),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -210,6 +210,40 @@ fn batched_lstm_matches_naive_scalar_lstm() {
     }
 }
 
+/// `n` random mel frames (seeded), power values spread over six decades as real spectrogram
+/// frames are; also flattened row-major.
+fn random_mel_frames(seed: u64, n: usize) -> (Vec<Vec<f32>>, Vec<f32>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let frames: Vec<Vec<f32>> = (0..n)
+        .map(|_| {
+            (0..MEL_BANDS)
+                .map(|_| 10f32.powf(rng.random_range(-5.0..1.0)))
+                .collect()
+        })
+        .collect();
+    let mel = frames.iter().flatten().copied().collect();
+    (frames, mel)
+}
+
+/// The f64 oracle's embedding of each window of `window` frames starting at `starts`.
+fn naive_window_embeddings(
+    weights: &EncoderWeights,
+    frames: &[Vec<f32>],
+    starts: &[usize],
+    window: usize,
+) -> Vec<Vec<f64>> {
+    starts
+        .iter()
+        .map(|&s| {
+            naive_projection(
+                weights,
+                &naive_lstm_last_hidden(weights, &frames[s..s + window]),
+            )
+        })
+        .collect()
+}
+
 /// Linear + ReLU + L2 norm in f64 (oracle for `SpeakerEncoder::project`).
 fn naive_projection(weights: &EncoderWeights, h: &[f64]) -> Vec<f64> {
     let mut out: Vec<f64> = (0..EMBEDDING_DIM)
@@ -239,30 +273,12 @@ fn max_abs_diff(got: &[f32], expected: &[f64]) -> f64 {
 /// from zero in the completion and windows of different remaining lengths.
 #[test]
 fn fast_lstm_matches_naive_f64_on_random_input() {
-    use rand::{Rng, SeedableRng};
     let weights = EncoderWeights::from_file(bundled_weights_path()).unwrap();
     let encoder = SpeakerEncoder::new(&weights);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
-    // mel power values spread over six decades, as real spectrogram frames are
-    let frames: Vec<Vec<f32>> = (0..60)
-        .map(|_| {
-            (0..MEL_BANDS)
-                .map(|_| 10f32.powf(rng.random_range(-5.0..1.0)))
-                .collect()
-        })
-        .collect();
-    let mel: Vec<f32> = frames.iter().flatten().copied().collect();
+    let (frames, mel) = random_mel_frames(2024, 60);
     let window = 24;
     let starts: Vec<usize> = (0..11).map(|i| i * 3).collect();
-    let expected: Vec<Vec<f64>> = starts
-        .iter()
-        .map(|&s| {
-            naive_projection(
-                &weights,
-                &naive_lstm_last_hidden(&weights, &frames[s..s + window]),
-            )
-        })
-        .collect();
+    let expected = naive_window_embeddings(&weights, &frames, &starts, window);
     let mut out = vec![0.0f32; starts.len() * EMBEDDING_DIM];
     encoder
         .embed_windows(&mel, &starts, window, &mut LstmBatch::new(8), &mut out)
@@ -335,29 +351,12 @@ fn fast_lstm_matches_naive_f64_on_random_input() {
 
 #[test]
 fn layered_advance_matches_the_naive_lstm() {
-    use rand::{Rng, SeedableRng};
     let weights = EncoderWeights::from_file(bundled_weights_path()).unwrap();
     let encoder = SpeakerEncoder::new(&weights);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let frames: Vec<Vec<f32>> = (0..40)
-        .map(|_| {
-            (0..MEL_BANDS)
-                .map(|_| 10f32.powf(rng.random_range(-5.0..1.0)))
-                .collect()
-        })
-        .collect();
-    let mel: Vec<f32> = frames.iter().flatten().copied().collect();
+    let (frames, mel) = random_mel_frames(7, 40);
     let window = 24;
     let starts = [0usize, 3, 6];
-    let expected: Vec<Vec<f64>> = starts
-        .iter()
-        .map(|&s| {
-            naive_projection(
-                &weights,
-                &naive_lstm_last_hidden(&weights, &frames[s..s + window]),
-            )
-        })
-        .collect();
+    let expected = naive_window_embeddings(&weights, &frames, &starts, window);
     // blocks [0, 8), [8, 24), [24, 30): windows join a block at their start and leave it at
     // their end, each continuing its slot's state
     let mut batch = LstmBatch::new(4);
