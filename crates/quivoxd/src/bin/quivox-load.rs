@@ -9,7 +9,8 @@
 //! calls identified correctly, and how late the senders themselves ran (client overload).
 //!
 //! `quivox-load --calls 50,100,200 [--seconds 7] [--fixtures audio-fixtures/demo]
-//!  [--model models/gmm-ubm.qvx] [--compute-threads 0]`
+//!  [--model models/gmm-ubm.qvx] [--compute-threads 0]` (the GMM-UBM alone by default, as the
+//! published load figures; `--model models` loads the fused system)
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
