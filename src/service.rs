@@ -44,11 +44,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::{encode_wav_pcm16, AudioError, Waveform};
 use crate::engine::{
-    analyze, CallInfo, CallOutcome, Decision, Engine, EngineError, EngineOptions, NumberDirectory,
+    CallInfo, CallOutcome, Decision, Engine, EngineError, EngineOptions, NumberDirectory,
     PhoneNumber, Session, SpeakerId, VoiceModels, Voiceprint,
 };
-use crate::features::FeatureMatrix;
-use crate::gmm::SpeakerBank;
 use crate::store::{
     Actor, AuditAction, Consent, Enrollment, KeptAudio, ModelBlob, Store, StoreError,
 };
@@ -505,22 +503,10 @@ impl Service {
         speaker: &SpeakerId,
         recordings: &[Waveform],
     ) -> Result<Verification, ServiceError> {
-        let print = self
-            .engine
-            .voiceprint(speaker)
-            .ok_or_else(|| ServiceError::UnknownSpeaker(speaker.clone()))?;
-        let models = self.engine.models();
-        let mut feats = FeatureMatrix::new(models.front_end.dim());
-        let mut speech_ms = 0;
-        for wave in recordings {
-            let a = analyze(models, wave)?;
-            for row in a.features.rows() {
-                feats.push_row(row);
-            }
-            speech_ms += a.net_speech_ms;
+        if self.engine.voiceprint(speaker).is_none() {
+            return Err(ServiceError::UnknownSpeaker(speaker.clone()));
         }
-        let bank = SpeakerBank::new(&models.gmm.ubm, &[&print.model]).map_err(EngineError::from)?;
-        let llr = models.llrs(&feats, &bank)?.first().copied().unwrap_or(0.0);
+        let (llr, speech_ms) = self.engine.verify_llr(speaker, recordings)?;
         let prior_log_odds = (self.options.verify_prior / (1.0 - self.options.verify_prior)).ln();
         let posterior = 1.0 / (1.0 + (-(llr + prior_log_odds)).exp());
         let accepted = posterior >= self.options.engine.confidence;

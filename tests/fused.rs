@@ -271,6 +271,48 @@ fn fused_service_identifies_after_a_restart_and_keeps_model_versions_apart() {
         Decision::Identified { speaker, .. } => assert_eq!(speaker, SpeakerId::from("so1027")),
         other => panic!("expected so1027 identified, got {other:?}"),
     }
+    // Verification with the fused LLR: the caller against their own voiceprint and another's.
+    let ivr = Actor::new("ivr", 1_700_000_200);
+    let own = service
+        .verify(
+            &ivr,
+            &SpeakerId::from("so1027"),
+            std::slice::from_ref(&wave),
+        )
+        .unwrap();
+    let other = service
+        .verify(
+            &ivr,
+            &SpeakerId::from("so0457"),
+            std::slice::from_ref(&wave),
+        )
+        .unwrap();
+    assert!(own.accepted && own.llr > 0.0, "{own:?}");
+    assert!(!other.accepted && other.llr < 0.0, "{other:?}");
+    // The same LLR from the three systems computed here and fused by hand.
+    let models = service.engine().models();
+    let b = models.backends.clone().unwrap();
+    let print = service
+        .engine()
+        .voiceprint(&SpeakerId::from("so1027"))
+        .unwrap();
+    let part = print.backend.clone().unwrap();
+    let a = analyze(models, &wave).unwrap();
+    let bank = quivox::gmm::SpeakerBank::new(&models.gmm.ubm, &[&print.model]).unwrap();
+    let g = models.llrs(&a.features, &bank).unwrap()[0];
+    let i = b
+        .ivector
+        .score(&a.features, std::slice::from_ref(&part.ivector))
+        .unwrap()[0];
+    let u = b.embedder().unwrap().embed(&wave).unwrap();
+    let e = b
+        .embedding
+        .score(
+            &EmbeddingSum::from_utterance(&u),
+            std::slice::from_ref(&part.embedding),
+        )
+        .unwrap()[0];
+    assert!((own.llr - b.fuse(g, i, e)).abs() < 1e-9, "{own:?}");
     drop(service);
     // The same store opened with the GMM-UBM file alone: the fused voiceprints are of another
     // model version, so nobody is scored with them; the speakers are listed for re-enrollment.

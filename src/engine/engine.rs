@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::decision::CallOutcome;
+use super::embedding_system::EmbeddingSum;
 use super::fused::{self, BackendBank, BackendPrint, BackendStats, FusedBackends};
 use super::number::{NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};
 use super::scoring::ScoringOptions;
@@ -1091,6 +1092,64 @@ impl Engine {
     pub fn voiceprint(&self, speaker: &SpeakerId) -> Option<Voiceprint> {
         let pop = self.population();
         pop.index.get(speaker).map(|&i| pop.prints[i].clone())
+    }
+
+    /// Verification score of recordings against one enrolled speaker (batch path): the
+    /// calibrated LLR (fused when the models carry the back ends: GMM-UBM on the pooled voiced
+    /// features, i-vector of their statistics, embedding of the recordings summed) and the net
+    /// speech scored, ms.
+    pub fn verify_llr(
+        &self,
+        speaker: &SpeakerId,
+        recordings: &[Waveform],
+    ) -> Result<(f64, u64), EngineError> {
+        let print = self
+            .voiceprint(speaker)
+            .ok_or_else(|| EngineError::UnknownSpeaker(speaker.clone()))?;
+        let models = &self.models;
+        let mut feats = FeatureMatrix::new(models.front_end.dim());
+        let mut speech_ms = 0;
+        let backends = models.backends.as_deref();
+        let mut embedder = backends.map(FusedBackends::embedder).transpose()?;
+        let mut embedding = EmbeddingSum::zeros();
+        for wave in recordings {
+            let a = analyze(models, wave)?;
+            for row in a.features.rows() {
+                feats.push_row(row);
+            }
+            speech_ms += a.net_speech_ms;
+            if let Some(e) = &mut embedder {
+                match e.embed(wave) {
+                    Ok(u) => embedding.add(&EmbeddingSum::from_utterance(&u)),
+                    Err(crate::embedding::EmbeddingError::NoSpeech(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        if feats.is_empty() {
+            return Ok((0.0, 0));
+        }
+        let bank = SpeakerBank::new(&models.gmm.ubm, &[&print.model])?;
+        let gmm = models.llrs(&feats, &bank)?.first().copied().unwrap_or(0.0);
+        let (Some(b), Some(part)) = (backends, &print.backend) else {
+            return Ok((gmm, speech_ms));
+        };
+        let ivector = b
+            .ivector
+            .score(&feats, std::slice::from_ref(&part.ivector))?
+            .first()
+            .copied()
+            .unwrap_or(0.0);
+        let emb = if embedding.partials == 0 {
+            0.0
+        } else {
+            b.embedding
+                .score(&embedding, std::slice::from_ref(&part.embedding))?
+                .first()
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Ok((b.fuse(gmm, ivector, emb), speech_ms))
     }
 
     /// Removes a speaker (voiceprint and number links); returns whether they were enrolled.
