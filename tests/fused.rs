@@ -320,3 +320,28 @@ fn fused_service_identifies_after_a_restart_and_keeps_model_versions_apart() {
     assert_eq!(gmm.engine().population().len(), 0);
     assert_eq!(gmm.speakers_without_voiceprint().unwrap().len(), 2);
 }
+
+#[test]
+fn fused_decisions_do_not_depend_on_chunk_sizes() {
+    let engine = Engine::new(models(), EngineOptions::default()).unwrap();
+    for s in ["so0457", "so1027"] {
+        engine.enroll(s.into(), &[fixture(s, "enroll")]).unwrap();
+    }
+    let pcm = fixture("so1027", "call").to_i16().unwrap();
+    let run = |chunk: usize| {
+        let mut session = engine.start_call(CallInfo::default()).unwrap();
+        for c in pcm.chunks(chunk) {
+            session.push_pcm(c).unwrap();
+        }
+        session.finish().unwrap()
+    };
+    let reference = run(160);
+    for chunk in [37, 1000, 4096] {
+        let other = run(chunk);
+        assert_eq!(other.timeline, reference.timeline, "chunks of {chunk}");
+    }
+    assert!(matches!(
+        reference.final_decision.decision,
+        Decision::Identified { .. }
+    ));
+}

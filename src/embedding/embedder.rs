@@ -302,7 +302,10 @@ impl StreamingEmbedder {
             None => {
                 self.gain_buffer.extend_from_slice(&self.resampled);
                 if self.gain_buffer.len() >= self.gain_window_samples || at_end {
-                    let gain = volume_gain(&self.gain_buffer);
+                    // over exactly the window (not however much the last chunk brought), so
+                    // the gain does not depend on chunk sizes
+                    let window = self.gain_window_samples.min(self.gain_buffer.len());
+                    let gain = volume_gain(&self.gain_buffer[..window]);
                     self.gain = Some(gain);
                     self.gain_buffer.iter_mut().for_each(|x| *x *= gain);
                     self.trimmer.push(&self.gain_buffer, &mut self.trimmed);
