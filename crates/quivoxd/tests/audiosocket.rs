@@ -208,3 +208,36 @@ async fn openapi_document_lists_every_route() {
     );
     d.shutdown().await;
 }
+
+/// The daemon's default models: the `models/` folder, i.e. the fused GMM-UBM + i-vector PLDA +
+/// GE2E embedding PLDA system, with its streaming encoder in every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fused_models_folder_identifies_the_caller() {
+    init_logs();
+    let mut c = config(true);
+    c.model.path = quivoxd::Config::default().model.path;
+    assert_eq!(c.model.path, std::path::PathBuf::from("models"));
+    c.model.path = repo().join("models");
+    let d = quivoxd::Daemon::start(c).await.expect("daemon starts");
+    let http = d.http_addr();
+    let asock = d.audiosocket_addr().unwrap();
+    let u = uuid(7);
+    let id = uuid_to_string(&u);
+    let r = client::post_json(
+        http,
+        "/v1/calls",
+        &json!({"uuid": id, "caller_number": "+44 20 7946 0001"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let mut sse = SseClient::connect(http, &format!("/v1/calls/{id}/events"))
+        .await
+        .unwrap();
+    send_call(asock, &u, &call_pcm("so1027"), 8.0).await;
+    let events = events_until_final(&mut sse).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["kind"], "identified", "{events:?}");
+    assert_eq!(last["speaker"], "so1027");
+    assert!(last["posterior"].as_f64().unwrap() >= 0.99);
+}
