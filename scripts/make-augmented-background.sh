@@ -17,13 +17,8 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 BACKGROUND=${1:-$HERE/../shared/corpus/background}
 OUT=${2:-/tmp/qvx-aug}
 SEED=${3:-2026}
-command -v sox >/dev/null || { echo "sox is needed for AMR-NB / GSM (apt-get install sox libsox-fmt-all)"; exit 1; }
-sox -h 2>&1 | grep -q amr-nb || { echo "this sox has no AMR-NB: apt-get install libsox-fmt-all"; exit 1; }
-QUIVOX=${QUIVOX:-}
-if [[ -z "$QUIVOX" ]]; then
-  (cd "$HERE" && cargo build --release -p quivox-cli)
-  QUIVOX=$HERE/target/release/quivox
-fi
+# shellcheck source=scripts/lib-prepare.sh
+source "$HERE/scripts/lib-prepare.sh"
 mkdir -p "$OUT"
 "$QUIVOX" augment-set --set "$BACKGROUND" --out "$OUT" --seed "$SEED"
 echo "clean + augmented background in $OUT/background-aug"

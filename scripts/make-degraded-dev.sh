@@ -23,13 +23,8 @@ OUT=${2:-/work/degraded}
 SEED=${3:-2026}
 SET=${SET:-dev-read}
 KINDS=${KINDS:-codec,noise,handset,packet-loss}
-command -v sox >/dev/null || { echo "sox is needed for AMR-NB / GSM (apt-get install sox libsox-fmt-all)"; exit 1; }
-sox -h 2>&1 | grep -q amr-nb || { echo "this sox has no AMR-NB: apt-get install libsox-fmt-all"; exit 1; }
-QUIVOX=${QUIVOX:-}
-if [[ -z "$QUIVOX" ]]; then
-  (cd "$HERE" && cargo build --release -p quivox-cli)
-  QUIVOX=$HERE/target/release/quivox
-fi
+# shellcheck source=scripts/lib-prepare.sh
+source "$HERE/scripts/lib-prepare.sh"
 mkdir -p "$OUT"
 "$QUIVOX" augment-set --set "$CORPUS/$SET" --babble "$CORPUS/background" --out "$OUT" \
   --kinds "$KINDS" --seed "$SEED"

@@ -315,7 +315,7 @@ impl SpeakerEncoder {
     pub fn project(&self, hidden: &[f32], embedding: &mut [f32]) {
         for (row, out) in embedding.iter_mut().enumerate() {
             let w = &self.linear_weight[row * HIDDEN..(row + 1) * HIDDEN];
-            *out = (dot8(w, hidden) + self.linear_bias[row]).max(0.0);
+            *out = (crate::gmm::dot_f32(w, hidden) + self.linear_bias[row]).max(0.0);
         }
         l2_normalize(embedding);
     }
@@ -464,25 +464,6 @@ impl WithSimd for Step<'_> {
             }
         }
     }
-}
-
-/// Dot product with 8 independent partial sums (the compiler vectorises it; a single running
-/// sum must stay sequential in f32).
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Scales `v` to unit L2 norm (left as is when it is all zeros).

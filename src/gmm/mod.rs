@@ -43,6 +43,7 @@ mod io;
 mod math;
 mod model;
 mod score;
+pub(crate) use score::dot_f32;
 mod stats;
 mod train;
 mod update;
