@@ -121,9 +121,23 @@ impl SqlStore<SqliteBackend> {
     ) -> StoreResult<Self> {
         conn.busy_timeout(Duration::from_millis(options.busy_timeout_ms))
             .map_err(sqlite_err("setting the busy timeout"))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(sqlite_err("switching to write-ahead logging"))?;
+        // Switching a fresh file to WAL needs an exclusive lock, and SQLite answers BUSY at once
+        // (without the busy handler) while another connection opens the same new file: retry
+        // within the busy timeout.
+        let deadline = std::time::Instant::now() + Duration::from_millis(options.busy_timeout_ms);
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => break other.map_err(sqlite_err("switching to write-ahead logging"))?,
+            }
+        };
         if mode != "wal" && mode != "memory" {
             return Err(StoreError::Corrupt {
                 detail: format!(
