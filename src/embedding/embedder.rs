@@ -291,17 +291,19 @@ impl StreamingEmbedder {
         self.unit.clear();
         self.unit.extend(samples.iter().map(|x| x / INT16_SCALE));
         self.upsampler.push(&self.unit, &mut self.resampled)?;
-        self.take_resampled(false);
+        self.take_resampled(false, false);
         self.advance_frames()
     }
 
-    /// Moves freshly resampled audio through gain and trimming into the speech buffer.
-    fn take_resampled(&mut self, at_end: bool) {
+    /// Moves freshly resampled audio through gain and trimming into the speech buffer. The gain
+    /// is frozen once its window is full, or now with `freeze_gain`; `at_end` also flushes the
+    /// silence trimmer (the call is over).
+    fn take_resampled(&mut self, freeze_gain: bool, at_end: bool) {
         self.trimmed.clear();
         match self.gain {
             None => {
                 self.gain_buffer.extend_from_slice(&self.resampled);
-                if self.gain_buffer.len() >= self.gain_window_samples || at_end {
+                if self.gain_buffer.len() >= self.gain_window_samples || freeze_gain {
                     // over exactly the window (not however much the last chunk brought), so
                     // the gain does not depend on chunk sizes
                     let window = self.gain_window_samples.min(self.gain_buffer.len());
@@ -415,7 +417,7 @@ impl StreamingEmbedder {
     pub fn finish(mut self) -> Result<UtteranceEmbedding, EmbeddingError> {
         self.resampled.clear();
         self.upsampler.finish(&mut self.resampled)?;
-        self.take_resampled(true);
+        self.take_resampled(true, true);
         self.advance_frames()?;
         self.embed_so_far()
     }
@@ -427,22 +429,11 @@ impl StreamingEmbedder {
     /// is frozen now over the audio so far (as [`StreamingEmbedder::finish`] would).
     pub fn snapshot(&mut self) -> Result<UtteranceEmbedding, EmbeddingError> {
         if self.gain.is_none() && !self.gain_buffer.is_empty() {
-            let gain = volume_gain(&self.gain_buffer);
-            self.gain = Some(gain);
-            self.gain_buffer.iter_mut().for_each(|x| *x *= gain);
-            self.trimmed.clear();
-            self.trimmer.push(&self.gain_buffer, &mut self.trimmed);
-            self.gain_buffer.clear();
-            self.speech.extend_from_slice(&self.trimmed);
-            self.speech_len += self.trimmed.len();
+            self.resampled.clear();
+            self.take_resampled(true, false);
             self.advance_frames()?;
         }
         self.embed_so_far()
-    }
-
-    /// Speech (16 kHz samples after trimming) accepted so far.
-    pub fn speech_samples(&self) -> usize {
-        self.speech_len
     }
 
     fn embed_so_far(&mut self) -> Result<UtteranceEmbedding, EmbeddingError> {
