@@ -7,7 +7,6 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::decision::CallOutcome;
-use super::embedding_system::EmbeddingSum;
 use super::fused::{self, BackendBank, BackendPrint, BackendStats, FusedBackends};
 use super::number::{NumberDirectory, NumberError, PhoneNumber, PriorOptions, SpeakerId};
 use super::scoring::ScoringOptions;
@@ -1111,19 +1110,17 @@ impl Engine {
         let mut speech_ms = 0;
         let backends = models.backends.as_deref();
         let mut embedder = backends.map(FusedBackends::embedder).transpose()?;
-        let mut embedding = EmbeddingSum::zeros();
+        let mut backend_stats = backends.map(FusedBackends::empty_stats);
         for wave in recordings {
             let a = analyze(models, wave)?;
             for row in a.features.rows() {
                 feats.push_row(row);
             }
             speech_ms += a.net_speech_ms;
-            if let Some(e) = &mut embedder {
-                match e.embed(wave) {
-                    Ok(u) => embedding.add(&EmbeddingSum::from_utterance(&u)),
-                    Err(crate::embedding::EmbeddingError::NoSpeech(_)) => {}
-                    Err(err) => return Err(err.into()),
-                }
+            if let (Some(b), Some(total), Some(embedder)) =
+                (backends, &mut backend_stats, &mut embedder)
+            {
+                total.add(&b.recording_stats(embedder, &a.features, wave)?)?;
             }
         }
         if feats.is_empty() {
@@ -1131,25 +1128,15 @@ impl Engine {
         }
         let bank = SpeakerBank::new(&models.gmm.ubm, &[&print.model])?;
         let gmm = models.llrs(&feats, &bank)?.first().copied().unwrap_or(0.0);
-        let (Some(b), Some(part)) = (backends, &print.backend) else {
+        let (Some(b), Some(part), Some(stats)) = (backends, &print.backend, backend_stats) else {
             return Ok((gmm, speech_ms));
         };
-        let ivector = b
-            .ivector
-            .score(&feats, std::slice::from_ref(&part.ivector))?
-            .first()
-            .copied()
-            .unwrap_or(0.0);
-        let emb = if embedding.partials == 0 {
-            0.0
-        } else {
-            b.embedding
-                .score(&embedding, std::slice::from_ref(&part.embedding))?
-                .first()
-                .copied()
-                .unwrap_or(0.0)
-        };
-        Ok((b.fuse(gmm, ivector, emb), speech_ms))
+        // the same scorers as a session's, over a population of one
+        let bank = b.bank(&[part])?;
+        let (mut ivector, mut embedding) = (Vec::new(), Vec::new());
+        b.ivector_llrs(&bank, &stats.ivector, feats.num_frames(), &mut ivector)?;
+        b.embedding_llrs(&bank, &stats.embedding, &mut embedding)?;
+        Ok((b.fuse(gmm, ivector[0], embedding[0]), speech_ms))
     }
 
     /// Removes a speaker (voiceprint and number links); returns whether they were enrolled.

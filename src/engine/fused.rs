@@ -28,7 +28,9 @@ use super::engine::EngineError;
 use super::ivector_system::{IvectorEnrollment, IvectorPldaSystem, VectorEnrollment};
 use crate::audio::Waveform;
 use crate::calibration::Fusion;
-use crate::embedding::{EmbedderOptions, SpeakerEmbedder, SpeakerEncoder, UtteranceEmbedding};
+use crate::embedding::{
+    EmbedderOptions, EmbeddingError, SpeakerEmbedder, SpeakerEncoder, UtteranceEmbedding,
+};
 use crate::features::{FeatureMatrix, FrontEndOptions};
 use crate::gmm::BaumWelchStats;
 use crate::plda::PldaScorer;
@@ -107,6 +109,18 @@ pub struct BackendPrint {
     pub ivector: IvectorEnrollment,
     /// Embedding PLDA enrollment.
     pub embedding: EmbeddingEnrollment,
+}
+
+/// The embedding sum of an embedder's result: empty (no evidence) when the encoder's own
+/// silence trimming found no speech.
+pub(crate) fn speech_embedding(
+    result: Result<UtteranceEmbedding, EmbeddingError>,
+) -> Result<EmbeddingSum, EngineError> {
+    match result {
+        Ok(u) => Ok(EmbeddingSum::from_utterance(&u)),
+        Err(EmbeddingError::NoSpeech(_)) => Ok(EmbeddingSum::zeros()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The back ends' batched scorers over an enrolled population.
@@ -246,13 +260,10 @@ impl FusedBackends {
         features: &FeatureMatrix,
         wave: &Waveform,
     ) -> Result<BackendStats, EngineError> {
-        let ivector = self.ivector_stats(features)?;
-        let embedding = match embedder.embed(wave) {
-            Ok(u) => EmbeddingSum::from_utterance(&u),
-            Err(crate::embedding::EmbeddingError::NoSpeech(_)) => EmbeddingSum::zeros(),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(BackendStats { ivector, embedding })
+        Ok(BackendStats {
+            ivector: self.ivector_stats(features)?,
+            embedding: speech_embedding(embedder.embed(wave))?,
+        })
     }
 
     /// The enrollments of some statistics. Refuses statistics without embedding windows.
@@ -338,18 +349,17 @@ impl FusedBackends {
     pub(crate) fn embedding_llrs(
         &self,
         bank: &BackendBank,
-        test: Option<&UtteranceEmbedding>,
+        sum: &EmbeddingSum,
         out: &mut Vec<f64>,
     ) -> Result<(), EngineError> {
         out.clear();
-        let Some(u) = test.filter(|u| u.partial_count() > 0) else {
+        if sum.partials == 0 {
             out.resize(bank.embedding.len(), 0.0);
             return Ok(());
-        };
+        }
         if bank.embedding.is_empty() {
             return Ok(());
         }
-        let sum = EmbeddingSum::from_utterance(u);
         let raw = self.embedding.backend.score_with(
             &bank.embedding_scorer,
             &bank.embedding,

@@ -13,12 +13,14 @@ use std::sync::Arc;
 
 use super::bayes::{caller_posterior, Best, CallerPosterior};
 use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
+use super::embedding_system::EmbeddingSum;
 use super::engine::{snr_estimate_db, CallEnrollment, DB_PER_NEPER_ENERGY};
 use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
+use super::fused::speech_embedding;
 use super::number::{CallerPrior, SpeakerId};
 use super::scoring::ShortlistState;
 use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
-use crate::embedding::{EmbeddingError, StreamingEmbedder};
+use crate::embedding::StreamingEmbedder;
 use crate::features::{
     apply_sliding_cmn_into, FeatureMatrix, MfccExtractor, StreamingDeltas, StreamingVad,
 };
@@ -96,8 +98,6 @@ pub struct Session {
     /// Samples received but not yet given to the embedder (it is fed up to the start of the
     /// first undecided frame, so its state at a decision point does not depend on chunking).
     embed_pending: Vec<f32>,
-    /// Samples given to the embedder.
-    embed_fed: u64,
     /// Scratch: per-speaker LLRs of the i-vector and embedding systems.
     ivector_llrs: Vec<f64>,
     embedding_llrs: Vec<f64>,
@@ -132,7 +132,6 @@ impl Session {
         Ok(Self {
             embedder,
             embed_pending: Vec::with_capacity(4 * CONVERT_BLOCK),
-            embed_fed: 0,
             ivector_llrs: Vec::new(),
             embedding_llrs: Vec::new(),
             capture: None,
@@ -262,7 +261,7 @@ impl Session {
     /// UBM's full-posterior statistics, as [`super::Engine::enroll`] computes them).
     fn enrollment_stats(
         &self,
-        embedding: Option<crate::embedding::UtteranceEmbedding>,
+        embedding: EmbeddingSum,
     ) -> Result<Option<CallEnrollment>, EngineError> {
         let Some(capture) = &self.capture else {
             return Ok(None);
@@ -281,10 +280,7 @@ impl Session {
         let backend = match self.models.backends.as_deref() {
             Some(b) => Some(super::fused::BackendStats {
                 ivector: b.ivector_stats(&normalised)?,
-                embedding: embedding.as_ref().map_or_else(
-                    super::embedding_system::EmbeddingSum::zeros,
-                    super::embedding_system::EmbeddingSum::from_utterance,
-                ),
+                embedding,
             }),
             None => None,
         };
@@ -303,13 +299,14 @@ impl Session {
         let Some(embedder) = &mut self.embedder else {
             return Ok(());
         };
-        let n = (upto.saturating_sub(self.embed_fed) as usize).min(self.embed_pending.len());
+        // every received sample is either given to the embedder or pending
+        let fed = self.samples_in - self.embed_pending.len() as u64;
+        let n = (upto.saturating_sub(fed) as usize).min(self.embed_pending.len());
         if n == 0 {
             return Ok(());
         }
         embedder.accept_waveform(&self.embed_pending[..n])?;
         self.embed_pending.drain(..n);
-        self.embed_fed += n as u64;
         Ok(())
     }
 
@@ -577,12 +574,11 @@ impl Session {
             self.normalised.num_frames(),
             &mut self.ivector_llrs,
         )?;
-        let embedding = match self.embedder.as_mut().map(StreamingEmbedder::snapshot) {
-            Some(Ok(u)) => Some(u),
-            Some(Err(EmbeddingError::NoSpeech(_))) | None => None,
-            Some(Err(e)) => return Err(e.into()),
+        let embedding = match self.embedder.as_mut() {
+            Some(e) => speech_embedding(e.snapshot())?,
+            None => EmbeddingSum::zeros(),
         };
-        b.embedding_llrs(bank, embedding.as_ref(), &mut self.embedding_llrs)?;
+        b.embedding_llrs(bank, &embedding, &mut self.embedding_llrs)?;
         for ((g, &i), &e) in llrs
             .iter_mut()
             .zip(&self.ivector_llrs)
@@ -666,12 +662,8 @@ impl Session {
             self.timeline.push(final_decision.clone());
         }
         let embedding = match self.embedder.take() {
-            Some(e) if self.capture.is_some() => match e.finish() {
-                Ok(u) => Some(u),
-                Err(EmbeddingError::NoSpeech(_)) => None,
-                Err(e) => return Err(e.into()),
-            },
-            _ => None,
+            Some(e) if self.capture.is_some() => speech_embedding(e.finish())?,
+            _ => EmbeddingSum::zeros(),
         };
         let enrollment = self.enrollment_stats(embedding)?;
         Ok(CallOutcome {
