@@ -34,7 +34,7 @@ use crate::embedding::{
 use crate::features::{FeatureMatrix, FrontEndOptions};
 use crate::gmm::BaumWelchStats;
 use crate::plda::PldaScorer;
-use crate::recipe::backend::FusedSystem;
+use crate::recipe::backend::{FusedSystem, FusionComponent};
 
 /// File name of the GMM-UBM system in a models folder.
 pub const GMM_FILE: &str = "gmm-ubm.qvx";
@@ -168,32 +168,13 @@ impl FusedBackends {
                 fused.systems
             )));
         }
-        let mut shas = Vec::new();
-        for c in &components {
-            let path = match c.system.as_str() {
-                "gmm" => &gmm_path,
-                "ivector" => &ivector_path,
-                "embedding" => &embedding_path,
-                other => {
-                    return Err(EngineError::FrontEnd(format!(
-                        "{}: unknown fused system {other:?}; expected one of {FUSED_SYSTEMS:?}",
-                        fusion_path.display()
-                    )))
-                }
-            };
-            let sha = file_sha256(path)?;
-            if sha != c.sha256 {
-                return Err(EngineError::FrontEnd(format!(
-                    "{} was trained on a {} file with SHA-256 {}, but {} has {sha}: retrain \
-                     the fusion (quivox train-backend)",
-                    fusion_path.display(),
-                    c.system,
-                    c.sha256,
-                    path.display()
-                )));
-            }
-            shas.push(sha);
-        }
+        let mut shas =
+            FusionComponent::verify_all(&fusion_path, &components, |system| match system {
+                "gmm" => Some(gmm_path.clone()),
+                "ivector" => Some(ivector_path.clone()),
+                "embedding" => Some(embedding_path.clone()),
+                _ => None,
+            })?;
         if components.len() != FUSED_SYSTEMS.len() {
             return Err(EngineError::FrontEnd(format!(
                 "{} names {} component files; expected {}",

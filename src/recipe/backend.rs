@@ -625,6 +625,47 @@ pub struct FusionComponent {
     pub sha256: String,
 }
 
+impl FusionComponent {
+    /// Checks a fusion's component list against the model files it will be applied to:
+    /// `path_of(system)` names the file of each system (`None`: a system this caller cannot
+    /// provide). Returns the files' SHA-256 in component order; an error names the file that
+    /// differs and says to retrain the fusion.
+    pub fn verify_all(
+        fusion: &std::path::Path,
+        components: &[FusionComponent],
+        path_of: impl Fn(&str) -> Option<std::path::PathBuf>,
+    ) -> Result<Vec<String>, crate::model_io::ModelIoError> {
+        let invalid = |message: String| crate::model_io::ModelIoError::InvalidModel {
+            kind: FUSION_KIND.to_owned(),
+            message,
+        };
+        components
+            .iter()
+            .map(|c| {
+                let path = path_of(&c.system).ok_or_else(|| {
+                    invalid(format!(
+                        "{}: unknown fused system {:?}",
+                        fusion.display(),
+                        c.system
+                    ))
+                })?;
+                let sha = crate::engine::embedding_system::file_sha256(&path)?;
+                if sha != c.sha256 {
+                    return Err(invalid(format!(
+                        "{} was trained on a {} file with SHA-256 {}, but {} has {sha}: retrain \
+                         the fusion (quivox train-backend)",
+                        fusion.display(),
+                        c.system,
+                        c.sha256,
+                        path.display()
+                    )));
+                }
+                Ok(sha)
+            })
+            .collect()
+    }
+}
+
 impl FusedSystem {
     /// Saves the fusion (postcard) with the MFCC front end of its GMM-UBM / i-vector inputs and
     /// the checksums of the component model files.

@@ -13,7 +13,9 @@ use quivox::engine::ivector_system::IvectorPldaSystem;
 use quivox::engine::voice::GmmUbmSystem;
 use quivox::eval::{markdown_table, report, DevSet, OpenSetRule, ScoreMatrix, SystemReport};
 use quivox::metrics::{det_curve, DetPlot};
-use quivox::recipe::backend::{score_embedding, score_ivector, set_embeddings, FusedSystem};
+use quivox::recipe::backend::{
+    score_embedding, score_ivector, set_embeddings, FusedSystem, FusionComponent,
+};
 use quivox::recipe::eval::{score_gmm, set_features};
 
 /// Which system(s) `eval` scores.
@@ -100,24 +102,12 @@ fn load(args: &EvalArgs) -> anyhow::Result<Loaded> {
     let fusion = if matches!(args.system, All | Fusion) {
         let (fused, components) = FusedSystem::load(&args.fusion, &front_end)
             .with_context(|| format!("loading {}", args.fusion.display()))?;
-        for c in &components {
-            let path = match c.system.as_str() {
-                "gmm" => &args.gmm,
-                "ivector" => &args.ivector,
-                "embedding" => &args.embedding,
-                other => bail!("{}: unknown fused system {other:?}", args.fusion.display()),
-            };
-            let sha = file_sha256(path)?;
-            if sha != c.sha256 {
-                bail!(
-                    "{} was trained on {} with SHA-256 {}, but {} has {sha}: retrain the fusion (quivox train-backend)",
-                    args.fusion.display(),
-                    c.system,
-                    c.sha256,
-                    path.display()
-                );
-            }
-        }
+        FusionComponent::verify_all(&args.fusion, &components, |system| match system {
+            "gmm" => Some(args.gmm.clone()),
+            "ivector" => Some(args.ivector.clone()),
+            "embedding" => Some(args.embedding.clone()),
+            _ => None,
+        })?;
         if fused.systems != ["gmm", "ivector", "embedding"] {
             bail!(
                 "{}: fuses {:?}; this eval fuses gmm, ivector, embedding",
