@@ -169,22 +169,8 @@ fn batched_lstm_matches_naive_scalar_lstm() {
         .unwrap();
     for (i, &start) in starts.iter().enumerate() {
         let h = naive_lstm_last_hidden(&weights, &frames[start..start + 6]);
-        let mut expected: Vec<f64> = (0..EMBEDDING_DIM)
-            .map(|r| {
-                let dot: f64 = (0..HIDDEN)
-                    .map(|k| f64::from(weights.linear_weight[r * HIDDEN + k]) * h[k])
-                    .sum();
-                (dot + f64::from(weights.linear_bias[r])).max(0.0)
-            })
-            .collect();
-        let norm = expected.iter().map(|v| v * v).sum::<f64>().sqrt();
-        expected.iter_mut().for_each(|v| *v /= norm);
-        let got = &out[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM];
-        let max_diff = got
-            .iter()
-            .zip(&expected)
-            .map(|(g, e)| (f64::from(*g) - e).abs())
-            .fold(0.0, f64::max);
+        let expected = naive_projection(&weights, &h);
+        let max_diff = max_abs_diff(&out[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM], &expected);
         assert!(max_diff < 2e-5, "window {i}: max |diff| {max_diff}");
     }
     // the frame-by-frame (streaming) schedule gives the same embeddings
