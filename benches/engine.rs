@@ -47,6 +47,17 @@ fn bench_engine(c: &mut Criterion) {
     // A 7-s call pushed in 20-ms chunks against 1 000 enrolled speakers.
     let engine = Engine::new(models.clone(), EngineOptions::default()).unwrap();
     let stats = AccumDiagGmm::for_model(&ubm);
+    // Cohort statistics (the Z side of the GMM-UBM's adaptive S-norm) of a few synthetic
+    // speakers, reused in turn: measuring them costs ≈ 0.1 s per speaker, and only their
+    // presence matters to the scoring cost benched here.
+    let norms: Vec<_> = (0..8)
+        .map(|_| {
+            models
+                .gmm
+                .model_norm(&synthetic_speaker(&ubm, &mut rng))
+                .unwrap()
+        })
+        .collect();
     engine
         .insert_voiceprints((0..1000).map(|i| {
             let print = Voiceprint {
@@ -54,6 +65,7 @@ fn bench_engine(c: &mut Criterion) {
                 model: synthetic_speaker(&ubm, &mut rng),
                 net_speech_ms: 30_000,
                 backend: None,
+                gmm_norm: norms[i % norms.len()],
             };
             (SpeakerId(format!("spk{i:05}")), print)
         }))
@@ -162,6 +174,7 @@ fn bench_engine(c: &mut Criterion) {
                 model: synthetic_speaker(&ubm, &mut rng),
                 net_speech_ms: 30_000,
                 backend: None,
+                gmm_norm: norms[i % norms.len()],
             };
             (SpeakerId(format!("spk{i:05}")), print)
         }))
@@ -192,6 +205,9 @@ fn bench_engine(c: &mut Criterion) {
             let refs: Vec<&DiagGmm> = spk.iter().collect();
             SpeakerBank::new(&ubm, &refs).unwrap()
         };
+        let bank_norms: Vec<_> = (0..speakers)
+            .filter_map(|i| norms[i % norms.len()])
+            .collect();
         let ids: Vec<SpeakerId> = (0..speakers)
             .map(|i| SpeakerId(format!("spk{i:05}")))
             .collect();
@@ -205,7 +221,7 @@ fn bench_engine(c: &mut Criterion) {
                     &mut normalised,
                 )
                 .unwrap();
-                let llrs = models.llrs(&normalised, &bank).unwrap();
+                let llrs = models.llrs(&normalised, &bank, &bank_norms).unwrap();
                 caller_posterior(&prior, &llrs).best()
             })
         });
@@ -230,6 +246,7 @@ fn bench_engine(c: &mut Criterion) {
                         &normalised,
                         &sel,
                         &bank,
+                        &bank_norms,
                         scoring.shortlist,
                         scoring.min_occupancy,
                         &on_line,

@@ -25,7 +25,7 @@
 //! # use quivox::gmm::DiagGmm;
 //! # let fe = FrontEndOptions::default();
 //! # let ubm = DiagGmm::new(fe.dim(), vec![1.0], vec![0.0; fe.dim()], vec![1.0; fe.dim()]).unwrap();
-//! # let system = GmmUbmSystem { ubm, options: GmmUbmOptions::default(), calibration: None };
+//! # let system = GmmUbmSystem { ubm, options: GmmUbmOptions::default(), calibration: None, cohort: None };
 //! // let models = VoiceModels::load("models/gmm-ubm.qvx".as_ref())?;
 //! let models = VoiceModels::new(system, fe)?;
 //! let store = SqliteStore::open_sqlite_in_memory(StoreKey::generate())?;

@@ -449,7 +449,7 @@ fn session_features_equal_the_batch_front_end_with_the_running_vad() {
     let i = population.ids().iter().position(|s| s == speaker).unwrap();
     let oracle = engine
         .models()
-        .llrs(&batch.features, population.bank())
+        .llrs(&batch.features, population.bank(), population.norms())
         .unwrap()[i];
     assert!(
         (oracle - llr).abs() < 1e-6 * (1.0 + oracle.abs()),
@@ -516,11 +516,13 @@ fn population_with_synthetic(extra: usize) -> Vec<(SpeakerId, Voiceprint)> {
         let model =
             quivox::gmm::DiagGmm::new(ubm.dim(), ubm.weights().to_vec(), means, ubm.variances())
                 .unwrap();
+        let gmm_norm = base.models().gmm.model_norm(&model).unwrap();
         let print = Voiceprint {
             stats: quivox::gmm::AccumDiagGmm::for_model(&ubm),
             model,
             net_speech_ms: 30_000,
             backend: None,
+            gmm_norm,
         };
         prints.push((SpeakerId(format!("synthetic{i:03}")), print));
     }
@@ -576,15 +578,39 @@ fn shortlist_scores_equal_brute_force_frame_scoring() {
     // Shortlist of 8 plus one speaker forced in (as if on the calling line).
     let mut forced = vec![false; speakers.len()];
     forced[39] = true;
+    let norms: Vec<_> = prints.iter().filter_map(|p| p.1.gmm_norm).collect();
     let (llrs, exact) = models
-        .shortlisted_llrs(&feats, &sel, &bank, 8, 0.05, &forced)
+        .shortlisted_llrs(&feats, &sel, &bank, &norms, 8, 0.05, &forced)
         .unwrap();
     assert_eq!(exact.iter().filter(|&&e| e).count(), 9);
     assert!(exact[39]);
     let n = feats.num_frames();
+    // The shipped GMM-UBM normalises by adaptive S-norm: the test side from the brute-force
+    // scores against every cohort model, top K by hand; the speakers' side from their prints.
+    let cohort = models
+        .gmm
+        .cohort
+        .as_ref()
+        .expect("the shipped GMM-UBM has a cohort");
+    assert_eq!(norms.len(), speakers.len());
+    let cohort_models: Vec<_> = (0..cohort.num_models())
+        .map(|i| cohort.model(ubm, i).unwrap())
+        .collect();
+    let mut t: Vec<f64> = brute_force_scores(ubm, &cohort_models, &feats, top_c)
+        .iter()
+        .map(|s| s.0)
+        .collect();
+    t.sort_by(|a, b| b.total_cmp(a));
+    let top = &t[..cohort.top_k()];
+    let t_mean = top.iter().sum::<f64>() / top.len() as f64;
+    let t_std = (top.iter().map(|s| (s - t_mean).powi(2)).sum::<f64>() / top.len() as f64).sqrt();
     let calibrated: Vec<f64> = oracle
         .iter()
-        .map(|o| models.gmm.calibrate(o.0, n))
+        .zip(&norms)
+        .map(|(o, z)| {
+            let s = 0.5 * ((o.0 - z.mean) / z.std + (o.0 - t_mean) / t_std);
+            models.gmm.calibrate(s, n)
+        })
         .collect();
     for s in (0..speakers.len()).filter(|&s| exact[s]) {
         assert!(
@@ -609,10 +635,10 @@ fn shortlist_scores_equal_brute_force_frame_scoring() {
     }
     // Shortlist 0 = everybody exact, equal to the batch path.
     let (all, flags) = models
-        .shortlisted_llrs(&feats, &sel, &bank, 0, 0.05, &forced)
+        .shortlisted_llrs(&feats, &sel, &bank, &norms, 0, 0.05, &forced)
         .unwrap();
     assert!(flags.iter().all(|&f| f));
-    assert_eq!(all, models.llrs(&feats, &bank).unwrap());
+    assert_eq!(all, models.llrs(&feats, &bank, &norms).unwrap());
 }
 
 #[test]

@@ -140,7 +140,33 @@ fn fused_voiceprints_update_exactly_and_old_formats_are_handled() {
         postcard::to_allocvec(&(&gmm_print.stats, &gmm_print.model, gmm_print.net_speech_ms))
             .unwrap(),
     );
-    assert_eq!(Voiceprint::from_bytes(&v1).unwrap(), gmm_print);
+    // Formats 1 and 2 carry no cohort statistics: they parse without them, and an engine whose
+    // GMM-UBM normalises scores refuses such a print ("re-enroll").
+    assert!(
+        gmm_print.gmm_norm.is_some(),
+        "the shipped GMM-UBM has a cohort"
+    );
+    let without_norm = Voiceprint {
+        gmm_norm: None,
+        ..gmm_print.clone()
+    };
+    assert_eq!(Voiceprint::from_bytes(&v1).unwrap(), without_norm);
+    let mut v2 = b"QVVP".to_vec();
+    v2.extend_from_slice(&2u16.to_le_bytes());
+    v2.extend(
+        postcard::to_allocvec(&(
+            &gmm_print.stats,
+            &gmm_print.model,
+            gmm_print.net_speech_ms,
+            &gmm_print.backend,
+        ))
+        .unwrap(),
+    );
+    assert_eq!(Voiceprint::from_bytes(&v2).unwrap(), without_norm);
+    match gmm_engine.insert_voiceprint("old".into(), without_norm) {
+        Err(EngineError::Voiceprint(m)) => assert!(m.contains("re-enroll"), "{m}"),
+        other => panic!("expected a voiceprint error, got {other:?}"),
+    }
     let mut v9 = v1.clone();
     v9[4] = 9;
     assert!(Voiceprint::from_bytes(&v9).is_err());
@@ -172,7 +198,7 @@ fn streaming_fused_llrs_match_the_batch_systems() {
     for caller in ["so1027", "so0457"] {
         let wave = fixture(caller, "call");
         let a = analyze(&models, &wave).unwrap();
-        let g = models.llrs(&a.features, pop.bank()).unwrap();
+        let g = models.llrs(&a.features, pop.bank(), pop.norms()).unwrap();
         let i = b.ivector.score(&a.features, &ivec).unwrap();
         let u = embedder.embed(&wave).unwrap();
         let e = b
@@ -299,7 +325,8 @@ fn fused_service_identifies_after_a_restart_and_keeps_model_versions_apart() {
     let part = print.backend.clone().unwrap();
     let a = analyze(models, &wave).unwrap();
     let bank = quivox::gmm::SpeakerBank::new(&models.gmm.ubm, &[&print.model]).unwrap();
-    let g = models.llrs(&a.features, &bank).unwrap()[0];
+    let norms: Vec<_> = print.gmm_norm.into_iter().collect();
+    let g = models.llrs(&a.features, &bank, &norms).unwrap()[0];
     let i = b
         .ivector
         .score(&a.features, std::slice::from_ref(&part.ivector))

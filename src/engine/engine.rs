@@ -19,6 +19,7 @@ use crate::features::{
 };
 use crate::gmm::{map_update, AccumDiagGmm, DiagGmm, GmmError, SpeakerBank};
 use crate::model_io::ModelIoError;
+use crate::plda::CohortStats;
 
 /// Errors of the engine API.
 #[derive(Debug, thiserror::Error)]
@@ -354,12 +355,18 @@ impl VoiceModels {
         self.front_end.mfcc.sample_rate_hz
     }
 
-    /// Calibrated LLRs (natural log) of normalised voiced `feats` against every speaker of `bank`.
-    pub fn llrs(&self, feats: &FeatureMatrix, bank: &SpeakerBank) -> Result<Vec<f64>, EngineError> {
+    /// Calibrated LLRs (natural log) of normalised voiced `feats` against every speaker of `bank`;
+    /// `norms`: the speakers' cohort statistics ([`Population::norms`]; empty without a cohort).
+    pub fn llrs(
+        &self,
+        feats: &FeatureMatrix,
+        bank: &SpeakerBank,
+        norms: &[CohortStats],
+    ) -> Result<Vec<f64>, EngineError> {
         if bank.num_speakers() == 0 || feats.is_empty() {
             return Ok(Vec::new());
         }
-        let raw = self.gmm.raw_scores(feats, bank)?;
+        let raw = self.gmm.scores(feats, bank, norms)?;
         let n = feats.num_frames();
         Ok(raw.into_iter().map(|s| self.gmm.calibrate(s, n)).collect())
     }
@@ -482,8 +489,9 @@ pub fn analyze(models: &VoiceModels, wave: &Waveform) -> Result<AudioAnalysis, E
 
 /// Magic bytes of a serialised [`Voiceprint`].
 const VOICEPRINT_MAGIC: &[u8; 4] = b"QVVP";
-/// Current voiceprint format version (1: GMM only; 2: GMM and optional back-end part).
-pub const VOICEPRINT_VERSION: u16 = 2;
+/// Current voiceprint format version (1: GMM only; 2: GMM and optional back-end part; 3: and
+/// the GMM's cohort statistics).
+pub const VOICEPRINT_VERSION: u16 = 3;
 
 /// An enrolled speaker's voice: the MAP-adapted GMM and the sufficient statistics it was adapted
 /// from (so adding audio updates it exactly as if all audio had been enrolled at once), and, for
@@ -498,6 +506,18 @@ pub struct Voiceprint {
     pub net_speech_ms: u64,
     /// The back ends' part (fused engines only).
     pub backend: Option<BackendPrint>,
+    /// The MAP model's scores against the GMM-UBM system's cohort utterances (Z side of its
+    /// adaptive S-norm), when the system has a cohort.
+    pub gmm_norm: Option<CohortStats>,
+}
+
+/// Format 2 (no cohort statistics), still readable.
+#[derive(Deserialize)]
+struct VoiceprintV2 {
+    stats: AccumDiagGmm,
+    model: DiagGmm,
+    net_speech_ms: u64,
+    backend: Option<BackendPrint>,
 }
 
 /// Format 1 (GMM only), still readable.
@@ -536,18 +556,21 @@ impl EnrollStats {
 }
 
 impl Voiceprint {
-    /// Builds a voiceprint from statistics (MAP adaptation of the system's UBM).
+    /// Builds a voiceprint from statistics (MAP adaptation of the system's UBM, and the model's
+    /// cohort statistics when the system has a cohort).
     pub fn from_stats(
         system: &GmmUbmSystem,
         stats: AccumDiagGmm,
         net_speech_ms: u64,
     ) -> Result<Self, EngineError> {
         let model = map_update(&system.ubm, &stats, &system.options.map)?;
+        let gmm_norm = system.model_norm(&model)?;
         Ok(Self {
             stats,
             model,
             net_speech_ms,
             backend: None,
+            gmm_norm,
         })
     }
 
@@ -588,11 +611,22 @@ impl Voiceprint {
                     model: v1.model,
                     net_speech_ms: v1.net_speech_ms,
                     backend: None,
+                    gmm_norm: None,
+                })
+            }
+            2 => {
+                let v2: VoiceprintV2 = postcard::from_bytes(&bytes[6..]).map_err(corrupt)?;
+                Ok(Self {
+                    stats: v2.stats,
+                    model: v2.model,
+                    net_speech_ms: v2.net_speech_ms,
+                    backend: v2.backend,
+                    gmm_norm: None,
                 })
             }
             VOICEPRINT_VERSION => postcard::from_bytes(&bytes[6..]).map_err(corrupt),
             _ => Err(EngineError::Voiceprint(format!(
-                "format version {version}; expected 1 or {VOICEPRINT_VERSION}"
+                "format version {version}; expected 1 to {VOICEPRINT_VERSION}"
             ))),
         }
     }
@@ -606,6 +640,8 @@ pub struct Population {
     prints: Vec<Voiceprint>,
     index: HashMap<SpeakerId, usize>,
     bank: SpeakerBank,
+    /// Per speaker, the GMM-UBM cohort statistics (empty when the models have no cohort).
+    norms: Vec<CohortStats>,
     backend: Option<BackendBank>,
 }
 
@@ -617,6 +653,22 @@ impl Population {
         let (ids, prints): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
         let gmms: Vec<&DiagGmm> = prints.iter().map(|p: &Voiceprint| &p.model).collect();
         let bank = SpeakerBank::new(&models.gmm.ubm, &gmms)?;
+        let norms = if models.gmm.cohort.is_some() {
+            prints
+                .iter()
+                .zip(&ids)
+                .map(|(p, id)| {
+                    p.gmm_norm.ok_or_else(|| {
+                        EngineError::Voiceprint(format!(
+                            "{id}'s voiceprint has no cohort statistics, which these models' \
+                             score normalisation needs: re-enroll"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
         let backend = match &models.backends {
             Some(b) => {
                 let parts: Vec<&BackendPrint> = prints
@@ -646,6 +698,7 @@ impl Population {
             prints,
             index,
             bank,
+            norms,
             backend,
         })
     }
@@ -672,6 +725,12 @@ impl Population {
     /// The packed speaker models.
     pub fn bank(&self) -> &SpeakerBank {
         &self.bank
+    }
+
+    /// Per speaker (scoring order), the GMM-UBM cohort statistics of its voiceprint; empty when
+    /// the models have no cohort.
+    pub fn norms(&self) -> &[CohortStats] {
+        &self.norms
     }
 
     fn entries(&self) -> Vec<(SpeakerId, Voiceprint)> {
@@ -1127,7 +1186,12 @@ impl Engine {
             return Ok((0.0, 0));
         }
         let bank = SpeakerBank::new(&models.gmm.ubm, &[&print.model])?;
-        let gmm = models.llrs(&feats, &bank)?.first().copied().unwrap_or(0.0);
+        let norms: Vec<CohortStats> = print.gmm_norm.into_iter().collect();
+        let gmm = models
+            .llrs(&feats, &bank, &norms)?
+            .first()
+            .copied()
+            .unwrap_or(0.0);
         let (Some(b), Some(part), Some(stats)) = (backends, &print.backend, backend_stats) else {
             return Ok((gmm, speech_ms));
         };

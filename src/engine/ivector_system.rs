@@ -868,6 +868,7 @@ mod tests {
             ubm,
             options: Default::default(),
             calibration: None,
+            cohort: None,
         };
         gmm.save(&path, &fe).unwrap();
         assert!(matches!(

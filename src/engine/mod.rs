@@ -14,7 +14,7 @@
 //! # let fe = FrontEndOptions::default();
 //! # let d = fe.dim();
 //! # let ubm = DiagGmm::new(d, vec![1.0], vec![0.0; d], vec![1.0; d]).unwrap();
-//! # let system = GmmUbmSystem { ubm, options: GmmUbmOptions::default(), calibration: None };
+//! # let system = GmmUbmSystem { ubm, options: GmmUbmOptions::default(), calibration: None, cohort: None };
 //! // let models = VoiceModels::load("models/gmm-ubm.qvx".as_ref())?;
 //! let models = VoiceModels::new(system, fe)?;
 //! let engine = std::sync::Arc::new(Engine::new(models, EngineOptions::default())?);
@@ -41,6 +41,7 @@ pub mod embedding_system;
 #[allow(clippy::module_inception)]
 pub mod engine;
 pub mod fused;
+pub mod gmm_cohort;
 pub mod ivector_system;
 pub mod number;
 pub mod scoring;

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::engine::{EngineError, VoiceModels};
 use crate::features::FeatureMatrix;
 use crate::gmm::{GaussianSelection, SpeakerBank};
+use crate::plda::CohortStats;
 
 /// How sessions score the population at decision points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +107,10 @@ struct LinearPass {
 pub(crate) struct ShortlistState {
     options: ScoringOptions,
     last: Option<LinearPass>,
+    /// The call's cohort statistics (GMM-UBM adaptive S-norm, T side) and the frames they were
+    /// measured on: remeasured on the same schedule as the linear passes (the cohort is scored
+    /// exactly, as large as a population of several hundred).
+    test_norm: Option<(usize, CohortStats)>,
 }
 
 impl ShortlistState {
@@ -113,21 +118,44 @@ impl ShortlistState {
         Self {
             options,
             last: None,
+            test_norm: None,
         }
     }
 
-    /// Calibrated LLRs of the call so far; `full` forces a new linear pass.
+    /// Calibrated LLRs of the call so far; `full` forces a new linear pass. `norms`: the
+    /// speakers' cohort statistics (empty without a cohort).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn llrs(
         &mut self,
         models: &VoiceModels,
         feats: &FeatureMatrix,
         sel: &GaussianSelection,
         bank: &SpeakerBank,
+        norms: &[CohortStats],
         always_exact: &[bool],
         full: bool,
     ) -> Result<Vec<f64>, EngineError> {
-        let options = &self.options;
         let n = feats.num_frames();
+        let test = match self.test_norm {
+            Some((frames, stats))
+                if !full && (n as f64) < frames as f64 * self.options.linear_pass_growth =>
+            {
+                Some(stats)
+            }
+            _ => {
+                let stats = models.gmm.test_norm(feats, sel)?;
+                self.test_norm = stats.map(|s| (n, s));
+                stats
+            }
+        };
+        let calibrate = |mut raw: Vec<f64>| -> Result<Vec<f64>, EngineError> {
+            models.gmm.normalize(&mut raw, norms, test.as_ref())?;
+            Ok(raw
+                .into_iter()
+                .map(|s| models.gmm.calibrate(s, n))
+                .collect())
+        };
+        let options = &self.options;
         let s_count = bank.num_speakers();
         let reusable = self.last.as_ref().filter(|last| {
             !full
@@ -143,25 +171,17 @@ impl ShortlistState {
                 options.min_occupancy,
                 always_exact,
             )?;
-            let llrs = scored
-                .raw
-                .iter()
-                .map(|&s| models.gmm.calibrate(s, n))
-                .collect();
             self.last = scored.approx.map(|approx| LinearPass {
                 frames: n,
                 approx,
                 shortlist: scored.shortlist,
             });
-            return Ok(llrs);
+            return calibrate(scored.raw);
         };
         let (raw, _) = rescore(feats, sel, bank, &last.shortlist, always_exact, |_| {
             Ok(last.approx.clone())
         })?;
-        Ok(raw
-            .into_iter()
-            .map(|s| models.gmm.calibrate(s, n))
-            .collect())
+        calibrate(raw)
     }
 }
 
@@ -211,19 +231,24 @@ impl VoiceModels {
     /// scored linearly ([`SpeakerBank::linear_scores`]), the best `shortlist` and those flagged in
     /// `always_exact` are rescored exactly, and the others get their linear score raised by the
     /// largest exact − linear gap of the shortlist. `shortlist` = 0 scores everybody exactly.
-    /// Returns the LLRs and, per speaker, whether its LLR is exact.
+    /// `norms`: the speakers' cohort statistics ([`super::Population::norms`]; empty without a
+    /// cohort). Returns the LLRs and, per speaker, whether its LLR is exact.
+    #[allow(clippy::too_many_arguments)]
     pub fn shortlisted_llrs(
         &self,
         feats: &FeatureMatrix,
         sel: &GaussianSelection,
         bank: &SpeakerBank,
+        norms: &[CohortStats],
         shortlist: usize,
         min_occupancy: f64,
         always_exact: &[bool],
     ) -> Result<(Vec<f64>, Vec<bool>), EngineError> {
         let n = feats.num_frames();
-        let scored =
+        let mut scored =
             self.shortlist_scores(feats, sel, bank, shortlist, min_occupancy, always_exact)?;
+        let test = self.gmm.test_norm(feats, sel)?;
+        self.gmm.normalize(&mut scored.raw, norms, test.as_ref())?;
         let llrs = scored
             .raw
             .into_iter()

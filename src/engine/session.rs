@@ -552,6 +552,7 @@ impl Session {
             &self.normalised,
             &sel,
             bank,
+            self.population.norms(),
             &self.prior.on_line,
             force,
         )

@@ -7,7 +7,12 @@ use std::path::Path;
 
 use crate::calibration::{CalibrationError, CalibrationOptions, Fusion};
 use crate::features::{FeatureMatrix, FrontEndOptions};
-use crate::gmm::{map_update, AccumDiagGmm, DiagGmm, GmmError, MapDiagGmmOptions, SpeakerBank};
+use crate::gmm::{
+    map_update, AccumDiagGmm, DiagGmm, GaussianSelection, GmmError, MapDiagGmmOptions, SpeakerBank,
+};
+use crate::plda::CohortStats;
+
+pub use super::gmm_cohort::{as_norm, GmmCohort, GmmCohortOptions};
 use crate::model_io::{FrontEndCheck, FrontEndFingerprint, ModelFile, ModelIoError};
 
 /// Model-file kind of a saved [`GmmUbmSystem`].
@@ -126,8 +131,11 @@ pub struct GmmUbmSystem {
     pub ubm: DiagGmm,
     /// Enrollment and scoring options.
     pub options: GmmUbmOptions,
-    /// Calibration of average frame LLRs to natural-log LRs, if trained.
+    /// Calibration of (normalised) scores to natural-log LRs, if trained.
     pub calibration: Option<DurationCalibration>,
+    /// Cohort for adaptive S-norm of raw scores ([`GmmCohort`]); `None`: raw scores are
+    /// calibrated directly.
+    pub cohort: Option<GmmCohort>,
 }
 
 impl GmmUbmSystem {
@@ -148,8 +156,69 @@ impl GmmUbmSystem {
         bank.score(feats, &sel)
     }
 
-    /// Calibrated LLR of a raw score computed on `frames` voiced frames (the raw score itself when
-    /// no calibration is loaded).
+    /// Z-norm side statistics of an enrolled `model` (None when the system has no cohort).
+    pub fn model_norm(&self, model: &DiagGmm) -> Result<Option<CohortStats>, GmmError> {
+        self.cohort
+            .as_ref()
+            .map(|c| c.model_stats(&self.ubm, self.options.top_c, model))
+            .transpose()
+    }
+
+    /// T-norm side statistics of a test (`feats` with its top-C selection `sel`; None when the
+    /// system has no cohort or the test no frames).
+    pub fn test_norm(
+        &self,
+        feats: &FeatureMatrix,
+        sel: &GaussianSelection,
+    ) -> Result<Option<CohortStats>, GmmError> {
+        match &self.cohort {
+            Some(c) if !feats.is_empty() => c.test_stats(feats, sel).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Normalises `raw` scores in place (adaptive S-norm) with each speaker's Z-side statistics
+    /// `models` and the test's `test`; raw scores stay as they are without a cohort.
+    pub fn normalize(
+        &self,
+        raw: &mut [f64],
+        models: &[CohortStats],
+        test: Option<&CohortStats>,
+    ) -> Result<(), GmmError> {
+        let (Some(_), Some(test)) = (&self.cohort, test) else {
+            return Ok(());
+        };
+        if models.len() != raw.len() {
+            return Err(GmmError::ShapeMismatch {
+                what: "speakers' cohort statistics",
+                expected: raw.len(),
+                actual: models.len(),
+            });
+        }
+        for (s, m) in raw.iter_mut().zip(models) {
+            *s = as_norm(*s, m, test);
+        }
+        Ok(())
+    }
+
+    /// Scores before calibration of `feats` against every speaker of `bank`: raw average frame
+    /// LLRs, adaptive-S-normalised with the speakers' statistics `models` when the system has a
+    /// cohort.
+    pub fn scores(
+        &self,
+        feats: &FeatureMatrix,
+        bank: &SpeakerBank,
+        models: &[CohortStats],
+    ) -> Result<Vec<f64>, GmmError> {
+        let sel = self.ubm.gaussian_selection(feats, self.options.top_c)?;
+        let mut raw = bank.score(feats, &sel)?;
+        let test = self.test_norm(feats, &sel)?;
+        self.normalize(&mut raw, models, test.as_ref())?;
+        Ok(raw)
+    }
+
+    /// Calibrated LLR of a (normalised) score computed on `frames` voiced frames (the score
+    /// itself when no calibration is loaded).
     pub fn calibrate(&self, raw: f64, frames: usize) -> f64 {
         self.calibration
             .as_ref()
@@ -164,11 +233,16 @@ impl GmmUbmSystem {
             .to_model_writer(GMM_UBM_SYSTEM_KIND, Some(front_end_fingerprint(front_end)?))?;
         w.add_postcard("options", &self.options)?;
         w.add_postcard("calibration", &self.calibration)?;
+        if let Some(cohort) = &self.cohort {
+            cohort.write_sections(&mut w)?;
+        }
         w.set_metadata(serde_json::json!({
             "components": self.ubm.num_components(),
             "dim": self.ubm.dim(),
             "top_c": self.options.top_c,
             "calibrated": self.calibration.is_some(),
+            "cohort_models": self.cohort.as_ref().map(GmmCohort::num_models),
+            "cohort_utterances": self.cohort.as_ref().map(GmmCohort::num_utterances),
         }));
         w.save(path)
     }
@@ -178,10 +252,13 @@ impl GmmUbmSystem {
     pub fn load(path: &Path) -> Result<(Self, FrontEndOptions), ModelIoError> {
         let file = ModelFile::load(path, GMM_UBM_SYSTEM_KIND, FrontEndCheck::Ignore)?;
         let front_end = front_end_of(&file)?;
+        let ubm = DiagGmm::from_model_file(&file)?;
+        let cohort = GmmCohort::from_model_file(&file, &ubm)?;
         let system = GmmUbmSystem {
-            ubm: DiagGmm::from_model_file(&file)?,
+            ubm,
             options: file.postcard("options")?,
             calibration: file.postcard("calibration")?,
+            cohort,
         };
         Ok((system, front_end))
     }
@@ -211,6 +288,7 @@ mod tests {
                 ..Default::default()
             },
             calibration: Some(DurationCalibration { fusion }),
+            cohort: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gmm.qvx");

@@ -8,6 +8,7 @@ use crate::engine::voice::{DurationCalibration, GmmUbmSystem};
 use crate::eval::Background;
 use crate::features::FeatureMatrix;
 use crate::gmm::{train_ubm, DiagGmm, SpeakerBank, UbmTrainOptions};
+use crate::plda::CohortStats;
 
 use super::RecipeError;
 
@@ -227,7 +228,8 @@ pub fn calibration_set(
 /// Raw GMM-UBM scores of every test against every enrollment, and the time each test took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredTest {
-    /// Average frame LLR (nats) against each enrollment's MAP model, in enrollment order.
+    /// Score before calibration against each enrollment's MAP model, in enrollment order:
+    /// average frame LLR (nats), adaptive-S-normalised when the system has a cohort.
     pub raw: Vec<f64>,
     /// Wall time of scoring this test against all models (ms, one thread).
     pub ms: f64,
@@ -249,11 +251,16 @@ pub fn score_tests_against_enrollments(
         .map_err(|e| RecipeError::stage(stage, e))?;
     let refs: Vec<&DiagGmm> = models.iter().collect();
     let bank = SpeakerBank::new(&system.ubm, &refs).map_err(|e| RecipeError::stage(stage, e))?;
+    let norms: Vec<CohortStats> = models
+        .par_iter()
+        .filter_map(|m| system.model_norm(m).transpose())
+        .collect::<Result<_, _>>()
+        .map_err(|e| RecipeError::stage(stage, e))?;
     tests
         .par_iter()
         .map(|f| {
             let t0 = std::time::Instant::now();
-            let raw = system.raw_scores(f, &bank)?;
+            let raw = system.scores(f, &bank, &norms)?;
             Ok(ScoredTest {
                 raw,
                 ms: t0.elapsed().as_secs_f64() * 1e3,
@@ -286,6 +293,127 @@ pub fn train_gmm_calibration(
         .map_err(|e| RecipeError::stage("calibration", e))?;
     let targets = labels.iter().filter(|&&t| t).count();
     Ok((cal, targets, labels.len() - targets))
+}
+
+/// Options of [`add_gmm_cohort`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GmmCohortRecipeOptions {
+    /// The cohort (top K, frames kept per model and utterance).
+    pub cohort: crate::engine::voice::GmmCohortOptions,
+    /// Held-out split (as the UBM's: every n-th eligible speaker, eligible from this many clean
+    /// utterances).
+    pub holdout_every: usize,
+    /// Speakers need this many clean utterances to be eligible for hold-out.
+    pub holdout_min_utterances: usize,
+    /// How the held-out calibration trials are made.
+    pub held_out: super::trials::HeldOutDesignOptions,
+    /// Weight of isolated-word speakers' trials in the calibration. Default 4.
+    pub word_trial_repeats: usize,
+    /// Calibrate on mismatched trials (tests cut from the held-out speakers' channel copies as
+    /// well as their clean files) when the background has copies. Default true.
+    pub channel_trials: bool,
+}
+
+impl Default for GmmCohortRecipeOptions {
+    fn default() -> Self {
+        let gmm = GmmRecipeOptions::default();
+        Self {
+            cohort: Default::default(),
+            holdout_every: gmm.holdout_every,
+            holdout_min_utterances: gmm.holdout_min_utterances,
+            held_out: gmm.held_out,
+            word_trial_repeats: gmm.word_trial_repeats,
+            channel_trials: true,
+        }
+    }
+}
+
+/// What [`add_gmm_cohort`] did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GmmCohortReport {
+    /// Training speakers the cohort was drawn from.
+    pub speakers: usize,
+    /// Cohort models / utterances (one per speaker from its clean files, one from its channel
+    /// copies when the background has them).
+    pub models: usize,
+    /// Cohort utterances.
+    pub utterances: usize,
+    /// Held-out calibration speakers.
+    pub calibration_speakers: usize,
+    /// Calibration target / non-target trials.
+    pub calibration_trials: (usize, usize),
+}
+
+/// Gives a GMM-UBM system an adaptive-S-norm cohort drawn from the training speakers of `bg`
+/// (never the held-out ones) and retrains its calibration on the normalised scores of the
+/// held-out trials. With channel copies under `aug/`, each speaker gives one cohort model and
+/// utterance from its clean files and one from its copies (a channel-diverse cohort), and the
+/// calibration trials are mismatched (clean enrollment, clean and channel tests).
+pub fn add_gmm_cohort(
+    system: &GmmUbmSystem,
+    front_end: &crate::features::FrontEndOptions,
+    bg: &Background,
+    opts: &GmmCohortRecipeOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(GmmUbmSystem, GmmCohortReport), RecipeError> {
+    let aug = split_background_with_copies(bg, opts.holdout_every, opts.holdout_min_utterances);
+    let mut by_speaker: BTreeMap<&str, (Vec<PathBuf>, Vec<PathBuf>)> = BTreeMap::new();
+    for (path, spk) in &aug.split.train {
+        let entry = by_speaker.entry(spk).or_default();
+        if is_augmented_copy(&bg.root, path) {
+            entry.1.push(path.clone());
+        } else {
+            entry.0.push(path.clone());
+        }
+    }
+    let groups: Vec<Vec<PathBuf>> = by_speaker
+        .values()
+        .flat_map(|(clean, copies)| [clean.clone(), copies.clone()])
+        .filter(|g| !g.is_empty())
+        .collect();
+    progress("cohort features");
+    let feats = super::features_of_groups(&groups, front_end, &|| {})?;
+    progress("cohort models");
+    let cohort = crate::engine::voice::GmmCohort::build(
+        &system.ubm,
+        |f| system.enroll(f),
+        &feats,
+        &feats,
+        &opts.cohort,
+    )
+    .map_err(|e| RecipeError::stage("cohort", e))?;
+    drop(feats);
+    let mut out = GmmUbmSystem {
+        cohort: Some(cohort),
+        calibration: None,
+        ..system.clone()
+    };
+    progress("held-out trials");
+    let audio = super::trials::read_speakers(&aug.split.calibration)?;
+    let copies = if opts.channel_trials {
+        super::trials::read_copies(&aug.calibration_copies)?
+    } else {
+        Vec::new()
+    };
+    let design = super::trials::held_out_design_with_copies(&audio, &copies, &opts.held_out);
+    drop((audio, copies));
+    let item_feats = super::trials::item_features(&design.items, front_end)?;
+    progress("calibration");
+    let (raw, frames) = super::trials::gmm_design_scores(&out, &design, &item_feats)?;
+    let (scores, frames, labels) =
+        super::trials::select_trials(&design, &raw, &frames, opts.word_trial_repeats);
+    let cal = DurationCalibration::train(&scores, &frames, &labels, &CalibrationOptions::default())
+        .map_err(|e| RecipeError::stage("calibration", e))?;
+    out.calibration = Some(cal);
+    let (targets, nontargets, _) = design.counts();
+    let report = GmmCohortReport {
+        speakers: by_speaker.len(),
+        models: out.cohort.as_ref().map_or(0, |c| c.num_models()),
+        utterances: out.cohort.as_ref().map_or(0, |c| c.num_utterances()),
+        calibration_speakers: aug.split.calibration.len(),
+        calibration_trials: (targets, nontargets),
+    };
+    Ok((out, report))
 }
 
 #[cfg(test)]
@@ -506,6 +634,7 @@ pub fn train_gmm_ubm_system(
         ubm,
         options: opts.system.clone(),
         calibration: None,
+        cohort: None,
     };
     let audio = super::trials::read_speakers(&split.calibration)?;
     let design = super::trials::held_out_design(&audio, &opts.held_out);

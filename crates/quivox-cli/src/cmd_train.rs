@@ -105,3 +105,67 @@ pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Arguments of `quivox train-cohort`.
+#[derive(Debug, Args)]
+pub struct TrainCohortArgs {
+    /// Background folder with `utt2spk`, optionally with channel copies under `aug/` (made by
+    /// `scripts/make-augmented-background.sh`): each training speaker then gives one cohort model
+    /// from its clean files and one from its copies.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The GMM-UBM system to give a cohort (its UBM and MAP options are kept).
+    #[arg(long, default_value = "models/gmm-ubm.qvx")]
+    pub gmm: PathBuf,
+    /// Cohort scores kept per side (adaptive S-norm's top K).
+    #[arg(long, default_value_t = 200)]
+    pub top_k: usize,
+    /// Voiced frames kept of each cohort utterance (Z-norm side).
+    #[arg(long, default_value_t = 300)]
+    pub utterance_frames: usize,
+    /// Calibrate on clean held-out trials only (default: clean and channel-copy tests).
+    #[arg(long)]
+    pub clean_trials_only: bool,
+    /// Output system file (may be the input).
+    #[arg(long, default_value = "models/gmm-ubm.qvx")]
+    pub out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `train-cohort`: adaptive S-norm cohort and recalibration of a GMM-UBM system.
+pub fn run_cohort(args: &TrainCohortArgs) -> anyhow::Result<()> {
+    use quivox::engine::voice::GmmUbmSystem;
+    use quivox::recipe::gmm::{add_gmm_cohort, GmmCohortRecipeOptions};
+    let bg =
+        Background::load(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
+    let (system, front_end) =
+        GmmUbmSystem::load(&args.gmm).with_context(|| format!("loading {}", args.gmm.display()))?;
+    let mut opts = GmmCohortRecipeOptions::default();
+    opts.cohort.top_k = args.top_k;
+    opts.cohort.utterance_frames = args.utterance_frames;
+    opts.channel_trials = !args.clean_trials_only;
+    let (system, report) = add_gmm_cohort(&system, &front_end, &bg, &opts, &|stage| {
+        eprintln!("{stage}...")
+    })?;
+    system
+        .save(&args.out, &front_end)
+        .with_context(|| format!("saving {}", args.out.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "wrote {}: cohort of {} models and {} utterances from {} training speakers (top K {}); calibration on {} held-out speakers ({} target / {} non-target trials)",
+            args.out.display(),
+            report.models,
+            report.utterances,
+            report.speakers,
+            args.top_k,
+            report.calibration_speakers,
+            report.calibration_trials.0,
+            report.calibration_trials.1
+        );
+    }
+    Ok(())
+}

@@ -53,6 +53,10 @@ pub struct TrainBackendArgs {
     /// Apply WCCN after LDA in both back ends (i-vector and embedding).
     #[arg(long)]
     pub wccn: bool,
+    /// Keep a cohort of background vectors in both back ends for adaptive S-norm of their
+    /// PLDA scores (top K = 200).
+    #[arg(long)]
+    pub s_norm: bool,
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +85,8 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.channel_trials = !args.clean_trials_only;
     opts.ivector.backend.wccn = args.wccn;
     opts.embedding.backend.wccn = args.wccn;
+    opts.ivector.backend.s_norm = args.s_norm;
+    opts.embedding.backend.s_norm = args.s_norm;
     let done = AtomicUsize::new(0);
     let progress = |p: BackendProgress| match p {
         BackendProgress::Stage(s) => {

@@ -85,6 +85,8 @@ enum Command {
     Features(cmd_features::FeaturesArgs),
     /// Train the GMM-UBM system (UBM + held-out calibration) on a background folder.
     TrainUbm(cmd_train::TrainUbmArgs),
+    /// Give a GMM-UBM system an adaptive S-norm cohort from background speakers and recalibrate it.
+    TrainCohort(cmd_train::TrainCohortArgs),
     /// Train the i-vector / embedding PLDA back ends, their calibrations and the fusion.
     TrainBackend(cmd_train_backend::TrainBackendArgs),
     /// Evaluate on development sets: EER, minDCF, Cllr, identification.
@@ -120,6 +122,7 @@ fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Demo(args) => cmd_demo::run(&args)?,
         Command::Features(args) => cmd_features::run(&args)?,
         Command::TrainUbm(args) => cmd_train::run(&args)?,
+        Command::TrainCohort(args) => cmd_train::run_cohort(&args)?,
         Command::TrainBackend(args) => cmd_train_backend::run(&args)?,
         Command::Eval(args) => cmd_eval::run(&args)?,
         Command::AugmentSet(args) => cmd_augment::run(&args)?,
