@@ -1,10 +1,11 @@
 //! DET plots with probit axes, rendered as SVG or PNG from one geometry.
 //!
 //! [`DetLayout`] holds the geometry (the probit mapping of probabilities to pixels, the ticks, the
-//! half-pixel thinning of curves); [`DetPlot`] turns it into a small list of marks (lines, curves,
-//! texts) that both renderers draw, so the two files put every point at the same pixel. The PNG
-//! is rasterised with `tiny-skia` (anti-aliased strokes) and its text drawn with the bitmap fonts
-//! compiled into `embedded-graphics`: nothing is read from the system (no font files).
+//! half-pixel thinning of curves, the legend box); [`DetPlot`] walks it once, back to front,
+//! calling a small drawing interface (line, rectangle, curve, text) that each renderer implements,
+//! so the two files put every point at the same pixel. The PNG is rasterised with `tiny-skia`
+//! (anti-aliased strokes) and its text drawn with the bitmap fonts compiled into
+//! `embedded-graphics`: nothing is read from the system (no font files).
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -155,9 +156,9 @@ impl DetLayout {
         ((left, Self::MARGIN_PX + 6.0), (width, height))
     }
 
-    /// Width of a legend name's character (px): the PNG's 6 × 10 bitmap font, and about that of
-    /// the SVG's 11 px sans-serif.
-    pub const LEGEND_CHAR_PX: f64 = 6.0;
+    /// Width allowed for each character of a legend name (px): the PNG's 6 × 10 bitmap font
+    /// needs 6, the SVG's 11 px sans-serif up to about 7 for capitals and digits.
+    pub const LEGEND_CHAR_PX: f64 = 7.0;
 
     /// Left end of the legend sample line of the `index`-th system in a legend box whose
     /// top-left corner is `box_corner` (px, px); the line is 20 px long and its name starts 5 px
@@ -223,36 +224,24 @@ impl TextSize {
     }
 }
 
-/// One thing drawn on the canvas, in pixel coordinates.
-#[derive(Debug, Clone, PartialEq)]
-enum Mark {
-    Line {
-        from: (f64, f64),
-        to: (f64, f64),
-        colour: Rgb,
-        width_px: f64,
-    },
-    /// A 1-px outlined rectangle, optionally filled white with an opacity in (0, 1].
-    Rect {
+/// What a renderer draws on, in pixel coordinates; [`DetPlot::draw`] calls it back to front
+/// after the white background.
+trait Canvas {
+    /// A straight line.
+    fn line(&mut self, from: (f64, f64), to: (f64, f64), colour: Rgb, width_px: f64);
+    /// A rectangle outlined 1 px wide, filled white with an opacity in (0, 1] when given.
+    fn rect(
+        &mut self,
         corner: (f64, f64),
         size: (f64, f64),
         stroke: Rgb,
         white_fill_opacity: Option<f64>,
-    },
-    Curve {
-        vertices: Vec<(f64, f64)>,
-        colour: Rgb,
-        width_px: f64,
-    },
-    /// A line of text whose baseline passes through `at`; `vertical` turns it a quarter turn
-    /// counter-clockwise about `at` (reading upwards).
-    Text {
-        text: String,
-        at: (f64, f64),
-        anchor: Anchor,
-        size: TextSize,
-        vertical: bool,
-    },
+    );
+    /// An open polyline with round joins; fewer than two vertices draw nothing visible.
+    fn curve(&mut self, vertices: &[(f64, f64)], colour: Rgb, width_px: f64);
+    /// A line of text in the ink colour whose baseline passes through `at`; `vertical` turns
+    /// it a quarter turn counter-clockwise about `at` (reading upwards).
+    fn text(&mut self, text: &str, at: (f64, f64), anchor: Anchor, size: TextSize, vertical: bool);
 }
 
 /// A DET plot of one or more systems, rendered as a self-contained SVG ([`Self::to_svg`]) or a
@@ -288,70 +277,63 @@ impl DetPlot {
         DetLayout::new(self.min_probability, self.max_probability)
     }
 
-    /// Everything drawn after the white background, back to front.
-    fn marks(&self) -> Vec<Mark> {
+    /// Draws everything after the white background, back to front: title, grid and tick
+    /// labels, frame, axis labels, curves, legend.
+    fn draw(&self, canvas: &mut impl Canvas) {
         let layout = self.layout();
-        let canvas = DetLayout::canvas();
+        let size = DetLayout::canvas();
         let margin = DetLayout::MARGIN_PX;
-        let far = canvas - margin;
-        let mut marks = vec![Mark::Text {
-            text: self.title.clone(),
-            at: (canvas / 2.0, 30.0),
-            anchor: Anchor::Middle,
-            size: TextSize::Title,
-            vertical: false,
-        }];
+        let far = size - margin;
+        canvas.text(
+            &self.title,
+            (size / 2.0, 30.0),
+            Anchor::Middle,
+            TextSize::Title,
+            false,
+        );
         for tick in layout.visible_ticks_percent() {
             let p = tick / 100.0;
             let (x, y) = (layout.x_px(p), layout.y_px(p));
-            let grid = |from, to| Mark::Line {
-                from,
-                to,
-                colour: GRID,
-                width_px: 1.0,
-            };
-            marks.push(grid((x, margin), (x, far)));
-            marks.push(grid((margin, y), (far, y)));
-            let label = |at, anchor| Mark::Text {
-                text: tick.to_string(),
-                at,
-                anchor,
-                size: TextSize::Tick,
-                vertical: false,
-            };
-            marks.push(label((x, far + 15.0), Anchor::Middle));
-            marks.push(label((margin - 5.0, y + 4.0), Anchor::End));
+            canvas.line((x, margin), (x, far), GRID, 1.0);
+            canvas.line((margin, y), (far, y), GRID, 1.0);
+            let label = tick.to_string();
+            canvas.text(
+                &label,
+                (x, far + 15.0),
+                Anchor::Middle,
+                TextSize::Tick,
+                false,
+            );
+            canvas.text(
+                &label,
+                (margin - 5.0, y + 4.0),
+                Anchor::End,
+                TextSize::Tick,
+                false,
+            );
         }
         let side = DetLayout::frame_side_px();
-        marks.push(Mark::Rect {
-            corner: (margin, margin),
-            size: (side, side),
-            stroke: INK,
-            white_fill_opacity: None,
-        });
-        marks.push(Mark::Text {
-            text: "False alarm probability (%)".into(),
-            at: (canvas / 2.0, canvas - 25.0),
-            anchor: Anchor::Middle,
-            size: TextSize::Axis,
-            vertical: false,
-        });
-        marks.push(Mark::Text {
-            text: "Miss probability (%)".into(),
-            at: (20.0, canvas / 2.0),
-            anchor: Anchor::Middle,
-            size: TextSize::Axis,
-            vertical: true,
-        });
+        canvas.rect((margin, margin), (side, side), INK, None);
+        canvas.text(
+            "False alarm probability (%)",
+            (size / 2.0, size - 25.0),
+            Anchor::Middle,
+            TextSize::Axis,
+            false,
+        );
+        canvas.text(
+            "Miss probability (%)",
+            (20.0, size / 2.0),
+            Anchor::Middle,
+            TextSize::Axis,
+            true,
+        );
         for (k, (_, points)) in self.systems.iter().enumerate() {
-            marks.push(Mark::Curve {
-                vertices: layout.curve_px(points),
-                colour: PLOT_COLOURS[k % PLOT_COLOURS.len()],
-                width_px: CURVE_WIDTH_PX,
-            });
+            let colour = PLOT_COLOURS[k % PLOT_COLOURS.len()];
+            canvas.curve(&layout.curve_px(points), colour, CURVE_WIDTH_PX);
         }
         if self.systems.is_empty() {
-            return marks;
+            return;
         }
         let longest = self
             .systems
@@ -359,125 +341,39 @@ impl DetPlot {
             .map(|(name, _)| name.chars().count())
             .max()
             .unwrap_or(0);
-        let (corner, size) = DetLayout::legend_box_px(longest, self.systems.len());
-        marks.push(Mark::Rect {
-            corner,
-            size,
-            stroke: GRID,
-            white_fill_opacity: Some(LEGEND_FILL_OPACITY),
-        });
+        let (corner, legend_size) = DetLayout::legend_box_px(longest, self.systems.len());
+        canvas.rect(corner, legend_size, GRID, Some(LEGEND_FILL_OPACITY));
         for (k, (name, _)) in self.systems.iter().enumerate() {
             let colour = PLOT_COLOURS[k % PLOT_COLOURS.len()];
             let (lx, ly) = DetLayout::legend_line_start_px(corner, k);
-            marks.push(Mark::Line {
-                from: (lx, ly),
-                to: (lx + LEGEND_SAMPLE_PX, ly),
+            canvas.line(
+                (lx, ly),
+                (lx + LEGEND_SAMPLE_PX, ly),
                 colour,
-                width_px: LEGEND_WIDTH_PX,
-            });
-            marks.push(Mark::Text {
-                text: name.clone(),
-                at: (lx + LEGEND_SAMPLE_PX + LEGEND_GAP_PX, ly + 4.0),
-                anchor: Anchor::Start,
-                size: TextSize::Tick,
-                vertical: false,
-            });
+                LEGEND_WIDTH_PX,
+            );
+            canvas.text(
+                name,
+                (lx + LEGEND_SAMPLE_PX + LEGEND_GAP_PX, ly + 4.0),
+                Anchor::Start,
+                TextSize::Tick,
+                false,
+            );
         }
-        marks
     }
 
     /// Renders the plot: 600 × 600 px SVG, P_fa (%) on x, P_miss (%) on y, probit-scaled.
     pub fn to_svg(&self) -> String {
         let size = DetLayout::CANVAS_PX;
-        let mut svg = String::new();
+        let mut svg = SvgCanvas(String::new());
         let _ = writeln!(
-            svg,
+            svg.0,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}" font-family="sans-serif" font-size="11">"#
         );
-        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        for mark in self.marks() {
-            match mark {
-                Mark::Line {
-                    from,
-                    to,
-                    colour,
-                    width_px,
-                } => {
-                    let _ = writeln!(
-                        svg,
-                        r#"<line x1="{:.2}" y1="{:.2}" x2="{:.2}" y2="{:.2}" stroke="{}" stroke-width="{width_px}"/>"#,
-                        from.0,
-                        from.1,
-                        to.0,
-                        to.1,
-                        colour.hex()
-                    );
-                }
-                Mark::Rect {
-                    corner,
-                    size,
-                    stroke,
-                    white_fill_opacity,
-                } => {
-                    let fill = match white_fill_opacity {
-                        Some(opacity) => format!(r#"fill="white" fill-opacity="{opacity}""#),
-                        None => r#"fill="none""#.to_owned(),
-                    };
-                    let _ = writeln!(
-                        svg,
-                        r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" {fill} stroke="{}"/>"#,
-                        corner.0,
-                        corner.1,
-                        size.0,
-                        size.1,
-                        stroke.hex()
-                    );
-                }
-                Mark::Curve {
-                    vertices,
-                    colour,
-                    width_px,
-                } => {
-                    let mut path = String::new();
-                    for (i, (x, y)) in vertices.iter().enumerate() {
-                        let _ = write!(path, "{}{x:.2},{y:.2} ", if i == 0 { "M" } else { "L" });
-                    }
-                    let _ = writeln!(
-                        svg,
-                        r#"<path d="{}" fill="none" stroke="{}" stroke-width="{width_px}" stroke-linejoin="round"/>"#,
-                        path.trim_end(),
-                        colour.hex()
-                    );
-                }
-                Mark::Text {
-                    text,
-                    at,
-                    anchor,
-                    size,
-                    vertical,
-                } => {
-                    let anchor = match anchor {
-                        Anchor::Start => "start",
-                        Anchor::Middle => "middle",
-                        Anchor::End => "end",
-                    };
-                    let (x, y) = at;
-                    let transform = if vertical {
-                        format!(r#" transform="rotate(-90 {x:.2} {y:.2})""#)
-                    } else {
-                        String::new()
-                    };
-                    let _ = writeln!(
-                        svg,
-                        r#"<text x="{x:.2}" y="{y:.2}" text-anchor="{anchor}" font-size="{}"{transform}>{}</text>"#,
-                        size.svg_px(),
-                        xml_escape(&text)
-                    );
-                }
-            }
-        }
-        svg.push_str("</svg>\n");
-        svg
+        let _ = writeln!(svg.0, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        self.draw(&mut svg);
+        svg.0.push_str("</svg>\n");
+        svg.0
     }
 
     /// Renders the same figure as [`Self::to_svg`] as a PNG file's bytes: 600 × 600 px, 8-bit
@@ -490,69 +386,129 @@ impl DetPlot {
                 reason: format!("could not allocate a {size} × {size} px canvas"),
             })?;
         pixmap.fill(tiny_skia::Color::WHITE);
-        for mark in self.marks() {
-            match mark {
-                Mark::Line {
-                    from,
-                    to,
-                    colour,
-                    width_px,
-                } => stroke_png(
-                    &mut pixmap,
-                    &[snap(from, to, width_px), snap(to, from, width_px)],
-                    colour,
-                    width_px,
-                ),
-                Mark::Rect {
-                    corner,
-                    size,
-                    stroke,
-                    white_fill_opacity,
-                } => {
-                    // Whole pixels: the outline covers the rows and columns the corners fall
-                    // in, the fill what lies between.
-                    let (x0, y0) = (corner.0.floor(), corner.1.floor());
-                    let (x1, y1) = ((corner.0 + size.0).floor(), (corner.1 + size.1).floor());
-                    if let (Some(opacity), Some(rect)) = (
-                        white_fill_opacity,
-                        tiny_skia::Rect::from_ltrb(x0 as f32, y0 as f32, x1 as f32, y1 as f32),
-                    ) {
-                        let mut paint = tiny_skia::Paint::default();
-                        paint.set_color_rgba8(
-                            255,
-                            255,
-                            255,
-                            (opacity.clamp(0.0, 1.0) * 255.0).round() as u8,
-                        );
-                        pixmap.fill_rect(rect, &paint, tiny_skia::Transform::identity(), None);
-                    }
-                    let (x0, y0, x1, y1) = (x0 + 0.5, y0 + 0.5, x1 + 0.5, y1 + 0.5);
-                    stroke_png(
-                        &mut pixmap,
-                        &[(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)],
-                        stroke,
-                        1.0,
-                    );
-                }
-                Mark::Curve {
-                    vertices,
-                    colour,
-                    width_px,
-                } => stroke_png(&mut pixmap, &vertices, colour, width_px),
-                Mark::Text {
-                    text,
-                    at,
-                    anchor,
-                    size,
-                    vertical,
-                } => draw_text_png(&mut pixmap, &text, at, anchor, size, vertical),
-            }
-        }
-        pixmap
+        let mut png = PngCanvas(pixmap);
+        self.draw(&mut png);
+        png.0
             .encode_png()
             .map_err(|error| MetricsError::PlotRendering {
                 reason: format!("PNG encoding failed: {error}"),
             })
+    }
+}
+
+/// Writes SVG elements.
+struct SvgCanvas(String);
+
+impl Canvas for SvgCanvas {
+    fn line(&mut self, from: (f64, f64), to: (f64, f64), colour: Rgb, width_px: f64) {
+        let _ = writeln!(
+            self.0,
+            r#"<line x1="{:.2}" y1="{:.2}" x2="{:.2}" y2="{:.2}" stroke="{}" stroke-width="{width_px}"/>"#,
+            from.0,
+            from.1,
+            to.0,
+            to.1,
+            colour.hex()
+        );
+    }
+
+    fn rect(
+        &mut self,
+        corner: (f64, f64),
+        size: (f64, f64),
+        stroke: Rgb,
+        white_fill_opacity: Option<f64>,
+    ) {
+        let fill = match white_fill_opacity {
+            Some(opacity) => format!(r#"fill="white" fill-opacity="{opacity}""#),
+            None => r#"fill="none""#.to_owned(),
+        };
+        let _ = writeln!(
+            self.0,
+            r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" {fill} stroke="{}"/>"#,
+            corner.0,
+            corner.1,
+            size.0,
+            size.1,
+            stroke.hex()
+        );
+    }
+
+    fn curve(&mut self, vertices: &[(f64, f64)], colour: Rgb, width_px: f64) {
+        let mut path = String::new();
+        for (i, (x, y)) in vertices.iter().enumerate() {
+            let _ = write!(path, "{}{x:.2},{y:.2} ", if i == 0 { "M" } else { "L" });
+        }
+        let _ = writeln!(
+            self.0,
+            r#"<path d="{}" fill="none" stroke="{}" stroke-width="{width_px}" stroke-linejoin="round"/>"#,
+            path.trim_end(),
+            colour.hex()
+        );
+    }
+
+    fn text(&mut self, text: &str, at: (f64, f64), anchor: Anchor, size: TextSize, vertical: bool) {
+        let anchor = match anchor {
+            Anchor::Start => "start",
+            Anchor::Middle => "middle",
+            Anchor::End => "end",
+        };
+        let (x, y) = at;
+        let transform = if vertical {
+            format!(r#" transform="rotate(-90 {x:.2} {y:.2})""#)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            self.0,
+            r#"<text x="{x:.2}" y="{y:.2}" text-anchor="{anchor}" font-size="{}"{transform}>{}</text>"#,
+            size.svg_px(),
+            xml_escape(text)
+        );
+    }
+}
+
+/// Rasterises into a pixmap.
+struct PngCanvas(tiny_skia::Pixmap);
+
+impl Canvas for PngCanvas {
+    fn line(&mut self, from: (f64, f64), to: (f64, f64), colour: Rgb, width_px: f64) {
+        let ends = [snap(from, to, width_px), snap(to, from, width_px)];
+        stroke_png(&mut self.0, &ends, colour, width_px);
+    }
+
+    fn rect(
+        &mut self,
+        corner: (f64, f64),
+        size: (f64, f64),
+        stroke: Rgb,
+        white_fill_opacity: Option<f64>,
+    ) {
+        // Whole pixels: the outline covers the rows and columns the corners fall in, the fill
+        // what lies between.
+        let (x0, y0) = (corner.0.floor(), corner.1.floor());
+        let (x1, y1) = ((corner.0 + size.0).floor(), (corner.1 + size.1).floor());
+        if let (Some(opacity), Some(rect)) = (
+            white_fill_opacity,
+            tiny_skia::Rect::from_ltrb(x0 as f32, y0 as f32, x1 as f32, y1 as f32),
+        ) {
+            let mut paint = tiny_skia::Paint::default();
+            let alpha = (opacity.clamp(0.0, 1.0) * 255.0).round() as u8;
+            paint.set_color_rgba8(255, 255, 255, alpha);
+            self.0
+                .fill_rect(rect, &paint, tiny_skia::Transform::identity(), None);
+        }
+        let (x0, y0, x1, y1) = (x0 + 0.5, y0 + 0.5, x1 + 0.5, y1 + 0.5);
+        let outline = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)];
+        stroke_png(&mut self.0, &outline, stroke, 1.0);
+    }
+
+    fn curve(&mut self, vertices: &[(f64, f64)], colour: Rgb, width_px: f64) {
+        stroke_png(&mut self.0, vertices, colour, width_px);
+    }
+
+    fn text(&mut self, text: &str, at: (f64, f64), anchor: Anchor, size: TextSize, vertical: bool) {
+        draw_text_png(&mut self.0, text, at, anchor, size, vertical);
     }
 }
 
@@ -844,6 +800,31 @@ mod tests {
             && y <= (top + height).floor()
     }
 
+    /// The pixels of a curve colour outside the legend box (`legend`: longest name in
+    /// characters, rows), after checking that every one of them lies on the segment start–end
+    /// (within the 2-px stroke's half width plus a pixel's half diagonal).
+    fn pixels_on_segment(
+        image: &Decoded,
+        colour: Rgb,
+        start: (f64, f64),
+        end: (f64, f64),
+        legend: (usize, usize),
+    ) -> Vec<(u32, u32)> {
+        let curve: Vec<_> = image
+            .pixels_where(near(colour))
+            .into_iter()
+            .filter(|&p| !in_legend_box(p, legend.0, legend.1))
+            .collect();
+        for &p in &curve {
+            let d = distance_to_segment(p, start, end);
+            assert!(
+                d < 1.6,
+                "pixel {p:?} of {colour:?} is {d:.2} px off its line"
+            );
+        }
+        curve
+    }
+
     #[test]
     fn layout_maps_probabilities_by_probit() {
         let layout = DetLayout::new(0.001, 0.5);
@@ -964,19 +945,7 @@ mod tests {
         let start = expected_px(z_from, a + b * z_from);
         let end = expected_px(z_to, a + b * z_to);
         let blue = PLOT_COLOURS[0];
-        let curve: Vec<_> = image
-            .pixels_where(near(blue))
-            .into_iter()
-            .filter(|&p| !in_legend_box(p, 4, 1))
-            .collect();
-        // Every pixel of the curve's colour lies on the predicted segment (2-px stroke).
-        for &p in &curve {
-            let d = distance_to_segment(p, start, end);
-            assert!(
-                d < 1.6,
-                "pixel {p:?} of the curve colour is {d:.2} px off the line"
-            );
-        }
+        let curve = pixels_on_segment(&image, blue, start, end, (4, 1));
         // And the segment is covered along its whole length: a curve pixel near each point.
         for i in 0..=50 {
             let t = f64::from(i) / 50.0;
@@ -1029,22 +998,14 @@ mod tests {
         for (k, &(a, b, z_from, z_to)) in lines.iter().enumerate() {
             let start = expected_px(z_from, a + b * z_from);
             let end = expected_px(z_to, a + b * z_to);
-            let colour = PLOT_COLOURS[k];
-            let curve: Vec<_> = image
-                .pixels_where(near(colour))
-                .into_iter()
-                .filter(|&p| !in_legend_box(p, 8, 2))
-                .collect();
+            // Where the curves cross, the later one is drawn on top: pixels of the first colour
+            // may be missing there, but none may lie off its own line.
+            let curve = pixels_on_segment(&image, PLOT_COLOURS[k], start, end, (8, 2));
             assert!(
                 curve.len() > 100,
                 "system {k}: {} pixels of its colour",
                 curve.len()
             );
-            // Where the curves cross, the later one is drawn on top: allow pixels of the first
-            // colour to be missing there, but none may lie off its own line.
-            assert!(curve
-                .iter()
-                .all(|&p| distance_to_segment(p, start, end) < 1.6));
         }
     }
 
