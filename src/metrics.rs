@@ -8,7 +8,9 @@
 //! P_miss − P_fa changes sign, minDCF normalised by min(C_miss·P_target, C_fa·(1 − P_target)).
 //! Cllr and min Cllr follow BOSARIS (min Cllr from the PAV / ROC-convex-hull optimal calibration).
 
-use std::fmt::Write as _;
+mod det_plot;
+
+pub use det_plot::{DetLayout, DetPlot};
 
 /// Errors of the metric functions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,6 +49,12 @@ pub enum MetricsError {
         value: f64,
         /// What was expected.
         expected: &'static str,
+    },
+    /// A plot could not be rendered (canvas allocation or image encoding failed).
+    #[error("rendering the DET plot failed: {reason}")]
+    PlotRendering {
+        /// What went wrong.
+        reason: String,
     },
 }
 
@@ -542,165 +550,6 @@ pub fn probit(p: f64) -> f64 {
         (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
             / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     }
-}
-
-/// A DET plot of one or more systems, rendered as a self-contained SVG with probit axes.
-#[derive(Debug, Clone)]
-pub struct DetPlot {
-    title: String,
-    systems: Vec<(String, Vec<DetPoint>)>,
-    /// Smallest probability shown on both axes (fraction). Default 0.001 (0.1 %).
-    pub min_probability: f64,
-    /// Largest probability shown on both axes (fraction). Default 0.5 (50 %).
-    pub max_probability: f64,
-}
-
-const PLOT_COLOURS: [&str; 8] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-];
-
-impl DetPlot {
-    /// An empty plot with a title (escaped when rendered).
-    pub fn new(title: &str) -> Self {
-        Self {
-            title: title.to_owned(),
-            systems: Vec::new(),
-            min_probability: 0.001,
-            max_probability: 0.5,
-        }
-    }
-
-    /// Adds a system's curve (from [`det_curve`]) under a legend name.
-    pub fn add_system(&mut self, name: &str, points: Vec<DetPoint>) {
-        self.systems.push((name.to_owned(), points));
-    }
-
-    /// Renders the plot: 600 × 600 px SVG, P_fa (%) on x, P_miss (%) on y, probit-scaled.
-    pub fn to_svg(&self) -> String {
-        const SIZE: f64 = 600.0;
-        const MARGIN: f64 = 70.0;
-        // Out-of-range or NaN axis limits fall back to the defaults rather than panic in clamp.
-        let min_p = if self.min_probability.is_finite() {
-            self.min_probability.clamp(1e-9, 0.49)
-        } else {
-            0.001
-        };
-        let max_p = if self.max_probability.is_finite() {
-            self.max_probability.clamp(0.01, 1.0 - 1e-9)
-        } else {
-            0.5
-        };
-        let lo = probit(min_p);
-        let hi = probit(max_p).max(lo + 0.1);
-        let span = SIZE - 2.0 * MARGIN;
-        let to_x = |p: f64| MARGIN + (probit(p).clamp(lo, hi) - lo) / (hi - lo) * span;
-        let to_y = |p: f64| SIZE - MARGIN - (probit(p).clamp(lo, hi) - lo) / (hi - lo) * span;
-        let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{SIZE}" height="{SIZE}" viewBox="0 0 {SIZE} {SIZE}" font-family="sans-serif" font-size="11">"#
-        );
-        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="30" text-anchor="middle" font-size="15">{}</text>"#,
-            SIZE / 2.0,
-            xml_escape(&self.title)
-        );
-        const TICKS_PERCENT: [f64; 13] = [
-            0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 60.0,
-        ];
-        for tick in TICKS_PERCENT {
-            let p = tick / 100.0;
-            let z = probit(p);
-            if z < lo - 1e-9 || z > hi + 1e-9 {
-                continue;
-            }
-            let (x, y) = (to_x(p), to_y(p));
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{x:.2}" y1="{MARGIN}" x2="{x:.2}" y2="{:.2}" stroke="#ddd"/><line x1="{MARGIN}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="#ddd"/>"##,
-                SIZE - MARGIN,
-                SIZE - MARGIN
-            );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{x:.2}" y="{:.2}" text-anchor="middle">{tick}</text><text x="{:.2}" y="{:.2}" text-anchor="end">{tick}</text>"#,
-                SIZE - MARGIN + 15.0,
-                MARGIN - 5.0,
-                y + 4.0
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{MARGIN}" y="{MARGIN}" width="{span}" height="{span}" fill="none" stroke="black"/>"#
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle" font-size="13">False alarm probability (%)</text>"#,
-            SIZE / 2.0,
-            SIZE - 25.0
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="20" y="{}" text-anchor="middle" font-size="13" transform="rotate(-90 20 {})">Miss probability (%)</text>"#,
-            SIZE / 2.0,
-            SIZE / 2.0
-        );
-        for (k, (name, points)) in self.systems.iter().enumerate() {
-            let colour = PLOT_COLOURS[k % PLOT_COLOURS.len()];
-            let mut path = String::new();
-            let mut last: Option<(f64, f64)> = None;
-            for point in points {
-                let (x, y) = (to_x(point.p_fa), to_y(point.p_miss));
-                // Drop points closer than half a pixel to the previous one: a DET curve of 10⁵
-                // trials would otherwise be megabytes of SVG.
-                if let Some((lx, ly)) = last {
-                    if (x - lx).abs() < 0.5 && (y - ly).abs() < 0.5 {
-                        continue;
-                    }
-                }
-                let _ = write!(
-                    path,
-                    "{}{x:.2},{y:.2} ",
-                    if last.is_none() { "M" } else { "L" }
-                );
-                last = Some((x, y));
-            }
-            let _ = writeln!(
-                svg,
-                r#"<path d="{}" fill="none" stroke="{colour}" stroke-width="1.8"/>"#,
-                path.trim_end()
-            );
-            let ly = MARGIN + 15.0 + 16.0 * k as f64;
-            let lx = SIZE - MARGIN - 150.0;
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-                lx + 20.0,
-                lx + 25.0,
-                ly + 4.0,
-                xml_escape(name)
-            );
-        }
-        svg.push_str("</svg>\n");
-        svg
-    }
-}
-
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(ch),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

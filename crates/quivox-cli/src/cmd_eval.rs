@@ -60,7 +60,8 @@ pub struct EvalArgs {
     /// Fusion file.
     #[arg(long, default_value = "models/fusion.qvx")]
     pub fusion: PathBuf,
-    /// Write a DET curve (SVG) per set to this folder.
+    /// Write a DET curve per set and system to this folder, as SVG and PNG
+    /// (det-<set>-<system>.svg and det-<set>-<system>.png).
     #[arg(long)]
     pub det_dir: Option<PathBuf>,
     /// Print JSON instead of a table.
@@ -205,9 +206,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                     .chars()
                     .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                     .collect();
-                let path = dir.join(format!("det-{name}-{slug}.svg"));
-                std::fs::write(&path, plot.to_svg())
-                    .with_context(|| format!("writing {}", path.display()))?;
+                let svg_path = dir.join(format!("det-{name}-{slug}.svg"));
+                std::fs::write(&svg_path, plot.to_svg())
+                    .with_context(|| format!("writing {}", svg_path.display()))?;
+                let png_path = svg_path.with_extension("png");
+                std::fs::write(&png_path, plot.to_png()?)
+                    .with_context(|| format!("writing {}", png_path.display()))?;
             }
             reports.push(r);
         }

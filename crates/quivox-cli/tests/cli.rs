@@ -190,3 +190,65 @@ fn back_end_model_files_of_the_wrong_kind_are_refused() {
         .failure()
         .code(2);
 }
+
+/// Width and height from a PNG's IHDR chunk (bytes 16..24, big-endian), after checking the
+/// signature: read from the bytes as the PNG specification lays them out.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+#[test]
+fn eval_writes_a_det_svg_and_png_per_set_and_system() {
+    // A two-speaker set from the demo fixtures (absolute paths: the set's root joins them as is).
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("mini");
+    std::fs::create_dir_all(&set).unwrap();
+    let demo = repo_root().join("audio-fixtures/demo");
+    let wav = |name: &str| demo.join(name).display().to_string();
+    let mut enroll = String::new();
+    let mut trials = String::new();
+    for speaker in ["so0457", "so1027"] {
+        enroll.push_str(&format!(
+            "{speaker} {}\n",
+            wav(&format!("{speaker}-enroll.wav"))
+        ));
+        for caller in ["so0457", "so1027"] {
+            let kind = if caller == speaker {
+                "target"
+            } else {
+                "nontarget"
+            };
+            trials.push_str(&format!(
+                "{speaker} {} {kind}\n",
+                wav(&format!("{caller}-call.wav"))
+            ));
+        }
+    }
+    std::fs::write(set.join("enroll.lst"), enroll).unwrap();
+    std::fs::write(set.join("trials.txt"), trials).unwrap();
+    let det_dir = dir.path().join("det");
+    quivox()
+        .args(["eval", "--system", "gmm", "--sets", "mini", "--corpus"])
+        .arg(dir.path())
+        .arg("--det-dir")
+        .arg(&det_dir)
+        .assert()
+        .success();
+    let mut names: Vec<String> = std::fs::read_dir(&det_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    // One SVG and one PNG of the same stem, det-<set>-<system slug>.
+    assert_eq!(names.len(), 2, "{names:?}");
+    let stem = names[0].strip_suffix(".png").expect("a PNG");
+    assert!(stem.starts_with("det-mini-GMM-UBM-"), "{names:?}");
+    assert_eq!(names[1], format!("{stem}.svg"));
+    let svg = std::fs::read_to_string(det_dir.join(&names[1])).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("<path"));
+    let png = std::fs::read(det_dir.join(&names[0])).unwrap();
+    assert_eq!(png_size(&png), (600, 600));
+}
