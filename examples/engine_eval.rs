@@ -1,11 +1,13 @@
 //! Simulated-call evaluation of the caller-identification engine on a dev set.
 //!
 //! ```text
-//! cargo run --release --example engine_eval -- [/work/shared/corpus/dev-read] [models/gmm-ubm.qvx] [--exact | --shortlist N]
+//! cargo run --release --example engine_eval -- [/work/shared/corpus/dev-read] [models/gmm-ubm.qvx] [--exact | --shortlist N] [--pass-growth F]
 //! ```
 //!
 //! `--exact` scores everybody exactly at every decision point (the reference path); `--shortlist N`
-//! rescores only the best N by linear score (plus the calling line's members) exactly (default 32).
+//! rescores only the best N by linear score (plus the calling line's members) exactly (default 32);
+//! `--pass-growth F` redoes the linear pass and the GMM-UBM's cohort statistics when the scored
+//! speech has grown by the factor F (default 1.5; 1 = at every decision point).
 //!
 //! Enrolls the open-set gallery (`ident_open_models.txt`, from `enroll.lst`), groups it into
 //! households of 1–3 people sharing a number (seeded), then plays every `ident_open.txt` test
@@ -84,6 +86,12 @@ fn main() -> Result<()> {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .ok_or("--shortlist expects a number of speakers")?;
+            }
+            "--pass-growth" => {
+                scoring.linear_pass_growth = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--pass-growth expects a factor ≥ 1")?;
             }
             _ => positional.push(arg),
         }
