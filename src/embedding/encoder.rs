@@ -380,7 +380,7 @@ impl WithSimd for Layered<'_> {
                         &mut batch.apack,
                     );
                 }
-                cell_update(gates, GATE_ROWS, cell, current, HIDDEN, running);
+                cell_update(simd, gates, GATE_ROWS, cell, current, HIDDEN, running);
             }
             // final states back to the slots (layered advance of streaming windows)
             for (row, &slot) in batch.row_slots.iter().enumerate() {
@@ -449,6 +449,7 @@ impl WithSimd for Step<'_> {
                 &mut batch.apack,
             );
             cell_update(
+                simd,
                 gates,
                 GATE_ROWS,
                 &mut batch.step_c,
