@@ -612,6 +612,59 @@ fn trim_oracle(wav: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// The window level against its definition written with `f64::round` and a clamp, exactly,
+/// on random samples and on the rounding ties and their neighbours (x = ±0.5 gives ±16383.5).
+#[test]
+fn window_level_matches_rounded_definition() {
+    let definition = |window: &[f32]| {
+        let energy: f64 = window
+            .iter()
+            .map(|&x| {
+                let pcm = (f64::from(x) * 32767.0).round().clamp(-32768.0, 32767.0);
+                pcm * pcm
+            })
+            .sum();
+        10.0 * (energy / window.len() as f64 / (32767.0f64 * 32767.0))
+            .max(1e-20)
+            .log10()
+    };
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let mut edges = Vec::new();
+    for x in [0.5f32, 1.5, 1.0, 1.0 / 32767.0, 0.5 / 32767.0, 1e-30] {
+        for bits in [x.to_bits() - 1, x.to_bits(), x.to_bits() + 1] {
+            edges.extend([f32::from_bits(bits), -f32::from_bits(bits)]);
+        }
+    }
+    edges.extend([0.0, 3.0, -3.0, 1e30, -1e30, 0.25, -0.75]);
+    let level = window_level_dbfs(&edges);
+    assert_eq!(
+        level.to_bits(),
+        definition(&edges).to_bits(),
+        "edges: {level}"
+    );
+    for (&x, i) in edges.iter().zip(0..) {
+        let one = [x];
+        assert_eq!(
+            window_level_dbfs(&one).to_bits(),
+            definition(&one).to_bits(),
+            "sample {i}: {x:e}"
+        );
+    }
+    for scale in [1e-4f32, 1e-2, 0.3, 1.0, 2.0] {
+        for _ in 0..200 {
+            let window: Vec<f32> = (0..480)
+                .map(|_| scale * rng.random_range(-1.0f32..1.0))
+                .collect();
+            assert_eq!(
+                window_level_dbfs(&window).to_bits(),
+                definition(&window).to_bits(),
+                "scale {scale}"
+            );
+        }
+    }
+}
+
 #[test]
 fn silence_trimming_matches_array_oracle_in_any_chunking() {
     // bursts of tone separated by silences of various lengths, plus a faint floor
