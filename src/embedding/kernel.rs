@@ -70,9 +70,9 @@ pub(crate) fn gemm_acc<S: Simd>(
     apack: &mut [f32],
 ) {
     match S::F32_LANES {
-        16 => gemm_blocked::<S, 8, 2, 4, 2, 2>(simd, m, a, lda, w, c, ldc, bias, apack),
-        8 => gemm_blocked::<S, 3, 4, 2, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
-        4 => gemm_blocked::<S, 2, 8, 1, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
+        16 => gemm_blocked::<S, 8, 2, 4, 2, 2, 2>(simd, m, a, lda, w, c, ldc, bias, apack),
+        8 => gemm_blocked::<S, 3, 4, 2, 1, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
+        4 => gemm_blocked::<S, 2, 8, 1, 1, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
         _ => gemm_plain(m, a, lda, w, c, ldc, bias),
     }
 }
@@ -111,8 +111,9 @@ fn gemm_plain(
 }
 
 /// Blocked product: chunks of [`MC`] rows of `A` are packed (`k × MR` per block of `MR` rows),
-/// then every panel of `W` streams past the chunk's blocks. `U1`, `U2`, `U34`: `k` splits of
-/// the micro-kernel for blocks of 1, 2 and 3-4 rows.
+/// then every panel of `W` streams past the chunk's blocks. `U1`, `U2`, `U34`, `U56`: `k`
+/// splits of the micro-kernel for blocks of 1, 2, 3-4 and 5-6 rows (AVX-512: 5 windows' recurrent
+/// product with 20 accumulators instead of 10 measured 2-4 % faster on the whole call).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemm_blocked<
@@ -122,6 +123,7 @@ fn gemm_blocked<
     const U1: usize,
     const U2: usize,
     const U34: usize,
+    const U56: usize,
 >(
     simd: S,
     m: usize,
@@ -166,8 +168,8 @@ fn gemm_blocked<
                     2 => micro::<S, 2, V, U2>(simd, block, panel, c_block, ldc, col, col_bias),
                     3 => micro::<S, 3, V, U34>(simd, block, panel, c_block, ldc, col, col_bias),
                     4 => micro::<S, 4, V, U34>(simd, block, panel, c_block, ldc, col, col_bias),
-                    5 => micro::<S, 5, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
-                    6 => micro::<S, 6, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
+                    5 => micro::<S, 5, V, U56>(simd, block, panel, c_block, ldc, col, col_bias),
+                    6 => micro::<S, 6, V, U56>(simd, block, panel, c_block, ldc, col, col_bias),
                     7 => micro::<S, 7, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
                     _ => micro::<S, 8, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
                 }
@@ -385,6 +387,8 @@ mod tests {
             (1, 32, 1),
             (3, 64, 40),
             (8, 96, 17),
+            (5, 32, 256),
+            (6, 64, 33),
             (13, 32, 256),
             (300, 64, 9),
         ] {
