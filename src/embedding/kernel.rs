@@ -48,12 +48,34 @@ impl PackedMatrix {
     }
 }
 
+/// Values the output rows of a product start from instead of `C`'s own (see [`gemm_acc`]): row
+/// `i` starts from `values[i · stride ..][..n]`; with `stride` 0 every row starts from the same
+/// bias.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowStart<'a> {
+    pub(crate) values: &'a [f32],
+    pub(crate) stride: usize,
+}
+
+impl<'a> RowStart<'a> {
+    /// One bias row (`n` values) for every output row.
+    pub(crate) fn bias(values: &'a [f32]) -> Self {
+        RowStart { values, stride: 0 }
+    }
+
+    /// The values of row `i`, `n` of them.
+    #[inline(always)]
+    fn row(&self, i: usize, n: usize) -> &'a [f32] {
+        &self.values[i * self.stride..i * self.stride + n]
+    }
+}
+
 /// Scratch floats [`gemm_acc`] needs for its packed copy of `A` (for `k` ≤ `max_k`).
 pub(crate) fn apack_len(max_k: usize) -> usize {
     MC * max_k
 }
 
-/// `C[i][..n] += A[i][..k] · Wᵀ` for `i < m`, or with `bias` (`n`), `C[i][..n] = bias +
+/// `C[i][..n] += A[i][..k] · Wᵀ` for `i < m`, or with `start`, `C[i][..n] = start row i +
 /// A[i][..k] · Wᵀ` (C's old values unread): `A` row stride `lda`, `C` row stride `ldc`.
 /// `apack` holds at least [`apack_len`]`(k)` floats of scratch.
 #[inline(always)]
@@ -66,14 +88,14 @@ pub(crate) fn gemm_acc<S: Simd>(
     w: &PackedMatrix,
     c: &mut [f32],
     ldc: usize,
-    bias: Option<&[f32]>,
+    start: Option<RowStart<'_>>,
     apack: &mut [f32],
 ) {
     match S::F32_LANES {
-        16 => gemm_blocked::<S, 8, 2, 4, 2, 2, 2>(simd, m, a, lda, w, c, ldc, bias, apack),
-        8 => gemm_blocked::<S, 3, 4, 2, 1, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
-        4 => gemm_blocked::<S, 2, 8, 1, 1, 1, 1>(simd, m, a, lda, w, c, ldc, bias, apack),
-        _ => gemm_plain(m, a, lda, w, c, ldc, bias),
+        16 => gemm_blocked::<S, 8, 2, 4, 2, 2, 2>(simd, m, a, lda, w, c, ldc, start, apack),
+        8 => gemm_blocked::<S, 3, 4, 2, 1, 1, 1>(simd, m, a, lda, w, c, ldc, start, apack),
+        4 => gemm_blocked::<S, 2, 8, 1, 1, 1, 1>(simd, m, a, lda, w, c, ldc, start, apack),
+        _ => gemm_plain(m, a, lda, w, c, ldc, start),
     }
 }
 
@@ -85,7 +107,7 @@ fn gemm_plain(
     w: &PackedMatrix,
     c: &mut [f32],
     ldc: usize,
-    bias: Option<&[f32]>,
+    start: Option<RowStart<'_>>,
 ) {
     let k = w.k;
     for i in 0..m {
@@ -98,11 +120,11 @@ fn gemm_plain(
                 }
             }
             let out = &mut c[i * ldc + p * NR..i * ldc + (p + 1) * NR];
-            match bias {
-                Some(bias) => out
+            match start {
+                Some(start) => out
                     .iter_mut()
                     .zip(&acc)
-                    .zip(&bias[p * NR..(p + 1) * NR])
+                    .zip(&start.values[i * start.stride + p * NR..i * start.stride + (p + 1) * NR])
                     .for_each(|((o, s), b)| *o = b + s),
                 None => out.iter_mut().zip(&acc).for_each(|(o, s)| *o += s),
             }
@@ -132,7 +154,7 @@ fn gemm_blocked<
     w: &PackedMatrix,
     c: &mut [f32],
     ldc: usize,
-    bias: Option<&[f32]>,
+    start: Option<RowStart<'_>>,
     apack: &mut [f32],
 ) {
     let k = w.k;
@@ -162,16 +184,20 @@ fn gemm_blocked<
                 let block = &apack[offset..offset + k * rows];
                 let c_block = &mut c[(chunk_start + row) * ldc..];
                 let col = p * NR;
-                let col_bias = bias.map(|b| &b[col..col + NR]);
+                let first = chunk_start + row;
+                let col_start = start.map(|s| RowStart {
+                    values: &s.values[first * s.stride + col..],
+                    stride: s.stride,
+                });
                 match rows {
-                    1 => micro::<S, 1, V, U1>(simd, block, panel, c_block, ldc, col, col_bias),
-                    2 => micro::<S, 2, V, U2>(simd, block, panel, c_block, ldc, col, col_bias),
-                    3 => micro::<S, 3, V, U34>(simd, block, panel, c_block, ldc, col, col_bias),
-                    4 => micro::<S, 4, V, U34>(simd, block, panel, c_block, ldc, col, col_bias),
-                    5 => micro::<S, 5, V, U56>(simd, block, panel, c_block, ldc, col, col_bias),
-                    6 => micro::<S, 6, V, U56>(simd, block, panel, c_block, ldc, col, col_bias),
-                    7 => micro::<S, 7, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
-                    _ => micro::<S, 8, V, 1>(simd, block, panel, c_block, ldc, col, col_bias),
+                    1 => micro::<S, 1, V, U1>(simd, block, panel, c_block, ldc, col, col_start),
+                    2 => micro::<S, 2, V, U2>(simd, block, panel, c_block, ldc, col, col_start),
+                    3 => micro::<S, 3, V, U34>(simd, block, panel, c_block, ldc, col, col_start),
+                    4 => micro::<S, 4, V, U34>(simd, block, panel, c_block, ldc, col, col_start),
+                    5 => micro::<S, 5, V, U56>(simd, block, panel, c_block, ldc, col, col_start),
+                    6 => micro::<S, 6, V, U56>(simd, block, panel, c_block, ldc, col, col_start),
+                    7 => micro::<S, 7, V, 1>(simd, block, panel, c_block, ldc, col, col_start),
+                    _ => micro::<S, 8, V, 1>(simd, block, panel, c_block, ldc, col, col_start),
                 }
                 offset += k * rows;
                 row += rows;
@@ -199,8 +225,8 @@ fn accumulate<S: Simd, const M: usize, const V: usize>(
     }
 }
 
-/// `M` rows × [`NR`] columns: `C[i][col..col + NR] += Σ_kk a[kk][i] · panel[kk][..]` (or `= bias +
-/// Σ…` with `bias`), with
+/// `M` rows × [`NR`] columns: `C[i][col..col + NR] += Σ_kk a[kk][i] · panel[kk][..]` (or `=
+/// start row i + Σ…` with `start`, its values beginning at this block's row 0, column `col`), with
 /// `U × M × V` vector accumulators in registers over the whole `k` loop (`U` > 1 splits `k`
 /// into interleaved partial sums, so that few rows still give enough independent
 /// multiply-add chains to hide their latency).
@@ -212,7 +238,7 @@ fn micro<S: Simd, const M: usize, const V: usize, const U: usize>(
     c: &mut [f32],
     ldc: usize,
     col: usize,
-    bias: Option<&[f32]>,
+    start: Option<RowStart<'_>>,
 ) {
     let zero = simd.splat_f32s(0.0);
     let mut acc = [[[zero; V]; M]; U];
@@ -236,7 +262,7 @@ fn micro<S: Simd, const M: usize, const V: usize, const U: usize>(
     for i in 0..M {
         let out = &mut c[i * ldc + col..i * ldc + col + NR];
         let (out_vectors, _) = S::as_mut_simd_f32s(out);
-        let base: Option<&[S::f32s]> = bias.map(|b| S::as_simd_f32s(b).0);
+        let base: Option<&[S::f32s]> = start.map(|s| S::as_simd_f32s(s.row(i, NR)).0);
         for (j, o) in out_vectors.iter_mut().enumerate().take(V) {
             let mut sum = acc[0][i][j];
             for acc_u in acc.iter().skip(1) {
@@ -364,7 +390,7 @@ mod tests {
         w: &'a PackedMatrix,
         c: &'a mut [f32],
         ldc: usize,
-        bias: Option<&'a [f32]>,
+        start: Option<RowStart<'a>>,
     }
 
     impl pulp::WithSimd for Product<'_> {
@@ -373,7 +399,7 @@ mod tests {
         fn with_simd<S: Simd>(self, simd: S) {
             let mut apack = vec![0.0f32; apack_len(self.w.k)];
             gemm_acc(
-                simd, self.m, self.a, self.lda, self.w, self.c, self.ldc, self.bias, &mut apack,
+                simd, self.m, self.a, self.lda, self.w, self.c, self.ldc, self.start, &mut apack,
             );
         }
     }
@@ -398,9 +424,20 @@ mod tests {
             let c0: Vec<f32> = (0..m * ldc).map(|_| rng.random_range(-1.0..1.0)).collect();
             let packed = PackedMatrix::pack(&w, n, k, k);
             assert_eq!((packed.k, packed.data.len()), (k, n * k));
-            let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-            for with_bias in [false, true] {
-                let bias = with_bias.then_some(&bias[..]);
+            // start rows: none (accumulate), one bias row, or a row of its own per output row
+            let start_stride = n + 2;
+            let starts: Vec<f32> = (0..m * start_stride)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            for mode in ["accumulate", "bias", "rows"] {
+                let start = match mode {
+                    "accumulate" => None,
+                    "bias" => Some(RowStart::bias(&starts[..n])),
+                    _ => Some(RowStart {
+                        values: &starts,
+                        stride: start_stride,
+                    }),
+                };
                 let run = |simd: &dyn Fn(Product<'_>)| {
                     let mut c = c0.clone();
                     simd(Product {
@@ -410,7 +447,7 @@ mod tests {
                         w: &packed,
                         c: &mut c,
                         ldc,
-                        bias,
+                        start,
                     });
                     c
                 };
@@ -422,12 +459,12 @@ mod tests {
                 #[cfg(not(target_arch = "x86_64"))]
                 let avx2: Option<Vec<f32>> = None;
                 let mut plain = c0.clone();
-                gemm_plain(m, &a, lda, &packed, &mut plain, ldc, bias);
+                gemm_plain(m, &a, lda, &packed, &mut plain, ldc, start);
                 for i in 0..m {
                     for j in 0..ldc {
                         let idx = i * ldc + j;
                         let expected = if j < n {
-                            let start = bias.map_or(c0[idx], |b| b[j]);
+                            let start = start.map_or(c0[idx], |s| s.values[i * s.stride + j]);
                             f64::from(start)
                                 + (0..k)
                                     .map(|kk| f64::from(a[i * lda + kk]) * f64::from(w[j * k + kk]))
@@ -443,7 +480,7 @@ mod tests {
                         ] {
                             assert!(
                                 (f64::from(got) - expected).abs() < 1e-5 * (k as f64).sqrt() + 1e-6,
-                                "{label} bias {with_bias} m {m} n {n} k {k} at ({i}, {j}): \
+                                "{label} {mode} m {m} n {n} k {k} at ({i}, {j}): \
                                  {got} vs {expected}"
                             );
                         }

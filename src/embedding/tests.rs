@@ -196,6 +196,38 @@ fn batched_lstm_matches_naive_scalar_lstm() {
     }
 }
 
+/// The batch path's two layouts of the bottom layer's input: evenly spaced overlapping windows
+/// share one projection per distinct frame; unevenly spaced, disjoint or repeated windows each
+/// read their own frames. Both against the naive f64 LSTM.
+#[test]
+fn batch_windows_in_any_placement_match_the_naive_lstm() {
+    let weights = EncoderWeights::from_file(bundled_weights_path()).unwrap();
+    let encoder = SpeakerEncoder::new(&weights);
+    let (frames, mel) = random_mel_frames(77, 60);
+    let window = 20;
+    let placements: [&[usize]; 5] = [
+        &[2, 9, 16, 23], // shared, step 7
+        &[0, 5, 7, 30],  // uneven
+        &[0, 25],        // disjoint (step beyond the window)
+        &[11, 11, 11],   // repeated (step 0)
+        &[40],           // one window
+    ];
+    for starts in placements {
+        let expected = naive_window_embeddings(&weights, &frames, starts, window);
+        let mut out = vec![0.0f32; starts.len() * EMBEDDING_DIM];
+        encoder
+            .embed_windows(&mel, starts, window, &mut LstmBatch::new(8), &mut out)
+            .unwrap();
+        for (i, want) in expected.iter().enumerate() {
+            let diff = max_abs_diff(&out[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM], want);
+            assert!(
+                diff < 2e-5,
+                "starts {starts:?} window {i}: max |diff| {diff}"
+            );
+        }
+    }
+}
+
 /// `n` random mel frames (seeded), power values spread over six decades as real spectrogram
 /// frames are; also flattened row-major.
 fn random_mel_frames(seed: u64, n: usize) -> (Vec<Vec<f32>>, Vec<f32>) {
