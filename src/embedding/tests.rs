@@ -228,6 +228,33 @@ fn batch_windows_in_any_placement_match_the_naive_lstm() {
     }
 }
 
+/// Centred frames against frames cut by hand (zeros outside the waveform), at the start, in
+/// the middle, at the end and wholly beyond the end.
+#[test]
+fn centred_frames_match_hand_cut_frames() {
+    let wav: Vec<f32> = (0..1000)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 60.0)
+        .collect();
+    let mut mel = MelExtractor::new();
+    let mut padded = vec![0.0f32; 400];
+    for index in [0usize, 1, 3, 6, 7, 9] {
+        let mut got = vec![0.0f32; MEL_BANDS];
+        mel.centred_frame(&wav, index, &mut padded, &mut got);
+        let cut: Vec<f32> = (0..400)
+            .map(|k| {
+                let pos = (index * 160 + k) as isize - 200;
+                usize::try_from(pos)
+                    .ok()
+                    .and_then(|p| wav.get(p).copied())
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        let mut want = vec![0.0f32; MEL_BANDS];
+        mel.frame(&cut, &mut want);
+        assert_eq!(got, want, "frame {index}");
+    }
+}
+
 /// `n` random mel frames (seeded), power values spread over six decades as real spectrogram
 /// frames are; also flattened row-major.
 fn random_mel_frames(seed: u64, n: usize) -> (Vec<Vec<f32>>, Vec<f32>) {
