@@ -7,8 +7,10 @@
 //! Two schedules of the same arithmetic:
 //! - layer after layer ([`SpeakerEncoder::embed_windows`], the batch path, and
 //!   [`SpeakerEncoder::complete_windows`], the end of a stream): the input projection of every
-//!   frame of every window is one product (`m` = frames × windows), then per frame one product
-//!   `m` = windows with `W_hh`, whose 1 MB stays in cache for the whole layer;
+//!   frame of every window is one product (`m` = frames × windows; for the bottom layer of
+//!   evenly spaced overlapping windows, as the batch path's partial windows are, one row per
+//!   distinct mel frame), then per frame one product `m` = windows with `W_hh`, whose 1 MB
+//!   stays in cache for the whole layer;
 //! - frame by frame ([`SpeakerEncoder::step`], streaming while the call goes on): the open
 //!   windows advance one frame through all three layers.
 //!
