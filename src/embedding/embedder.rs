@@ -81,6 +81,13 @@ fn mean_embedding(partials: &[f32]) -> Vec<f32> {
 }
 
 fn check_samples(samples: &[f32]) -> Result<(), EmbeddingError> {
+    // a branch-free (vectorised) pass first; the index is searched only when there is one
+    let all_finite = samples
+        .chunks(1024)
+        .all(|chunk| chunk.iter().fold(true, |ok, x| ok & x.is_finite()));
+    if all_finite {
+        return Ok(());
+    }
     match samples.iter().position(|x| !x.is_finite()) {
         Some(index) => Err(EmbeddingError::NonFiniteSample { index }),
         None => Ok(()),

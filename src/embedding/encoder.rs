@@ -7,8 +7,10 @@
 //! Two schedules of the same arithmetic:
 //! - layer after layer ([`SpeakerEncoder::embed_windows`], the batch path, and
 //!   [`SpeakerEncoder::complete_windows`], the end of a stream): the input projection of every
-//!   frame of every window is one product (`m` = frames × windows), then per frame one product
-//!   `m` = windows with `W_hh`, whose 1 MB stays in cache for the whole layer;
+//!   frame of every window is one product (`m` = frames × windows; for the bottom layer of
+//!   evenly spaced overlapping windows, as the batch path's partial windows are, one row per
+//!   distinct mel frame), then per frame one product `m` = windows with `W_hh`, whose 1 MB
+//!   stays in cache for the whole layer;
 //! - frame by frame ([`SpeakerEncoder::step`], streaming while the call goes on): the open
 //!   windows advance one frame through all three layers.
 //!
@@ -22,7 +24,7 @@ use pulp::{Arch, Simd, WithSimd};
 
 use super::arch::{EMBEDDING_DIM, GATE_ROWS, HIDDEN, LAYERS, MEL_BANDS};
 use super::error::EmbeddingError;
-use super::kernel::{apack_len, cell_update, gemm_acc, PackedMatrix};
+use super::kernel::{apack_len, cell_update, gemm_acc, PackedMatrix, RowStart};
 use super::weights::EncoderWeights;
 
 /// The speaker encoder network with its weights, ready for inference.
@@ -134,12 +136,31 @@ impl SpeakerEncoder {
             batch.lens.clear();
             batch.lens.resize(n, window_frames);
             batch.prepare_layered(window_frames, n);
-            for t in 0..window_frames {
-                for (slot, &start) in chunk_starts.iter().enumerate() {
-                    let dst = (t * n + slot) * MEL_BANDS;
-                    batch.layer_input[dst..dst + MEL_BANDS].copy_from_slice(
-                        &mel[(start + t) * MEL_BANDS..(start + t + 1) * MEL_BANDS],
-                    );
+            // windows a constant step apart that overlap (as partial windows do) share the
+            // bottom layer's input projection of their common frames: it is computed once per
+            // distinct frame
+            let step = chunk_starts
+                .get(1)
+                .map_or(0, |&s| s.saturating_sub(chunk_starts[0]));
+            let evenly_spaced = chunk_starts
+                .windows(2)
+                .all(|p| p[1] >= p[0] && p[1] - p[0] == step);
+            let shared = (evenly_spaced && step < window_frames).then(|| {
+                let first = chunk_starts[0] * MEL_BANDS;
+                let distinct = (n - 1) * step + window_frames;
+                SharedInput {
+                    mel: &mel[first..first + distinct * MEL_BANDS],
+                    step,
+                }
+            });
+            if shared.is_none() {
+                for t in 0..window_frames {
+                    for (slot, &start) in chunk_starts.iter().enumerate() {
+                        let dst = (t * n + slot) * MEL_BANDS;
+                        batch.layer_input[dst..dst + MEL_BANDS].copy_from_slice(
+                            &mel[(start + t) * MEL_BANDS..(start + t + 1) * MEL_BANDS],
+                        );
+                    }
                 }
             }
             for layer in 0..LAYERS {
@@ -147,7 +168,7 @@ impl SpeakerEncoder {
                 batch.init_c[layer][..n * HIDDEN].fill(0.0);
             }
             batch.row_slots.clear();
-            self.run_layered(batch, n, false);
+            self.run_layered(batch, n, false, shared);
             for (slot, embedding) in chunk_out.chunks_exact_mut(EMBEDDING_DIM).enumerate() {
                 let last = ((window_frames - 1) * n + slot) * HIDDEN;
                 self.project(&batch.sequence[last..last + HIDDEN], embedding);
@@ -269,7 +290,7 @@ impl SpeakerEncoder {
                     .row_slots
                     .extend(chunk.iter().map(|&i| tails[i].slot.unwrap_or(0)));
             }
-            self.run_layered(batch, n, true);
+            self.run_layered(batch, n, true, None);
             if write_back {
                 continue;
             }
@@ -284,13 +305,21 @@ impl SpeakerEncoder {
     /// Layer after layer over `rows` windows of lengths `batch.lens` (non-increasing), inputs
     /// time-major in `batch.layer_input` (`frames × rows × 40`), initial states in
     /// `batch.init_h` / `batch.init_c`; leaves the top layer's hidden states in
-    /// `batch.sequence` (`frames × rows × 256`, time-major).
-    fn run_layered(&self, batch: &mut LstmBatch, rows: usize, from_state: bool) {
+    /// `batch.sequence` (`frames × rows × 256`, time-major). With `shared`, the bottom layer
+    /// reads its input from there instead (`batch.layer_input` unused).
+    fn run_layered(
+        &self,
+        batch: &mut LstmBatch,
+        rows: usize,
+        from_state: bool,
+        shared: Option<SharedInput<'_>>,
+    ) {
         Arch::new().dispatch(Layered {
             encoder: self,
             batch,
             rows,
             from_state,
+            shared,
         });
     }
 
@@ -321,12 +350,22 @@ impl SpeakerEncoder {
     }
 }
 
+/// Input of the bottom layer for windows of equal length starting `step` frames apart (`step`
+/// below the window length): the mel frames from the first window's start to the last window's
+/// end, each once.
+#[derive(Debug, Clone, Copy)]
+struct SharedInput<'a> {
+    mel: &'a [f32],
+    step: usize,
+}
+
 /// The layer-after-layer schedule as a SIMD-dispatched operation.
 struct Layered<'a> {
     encoder: &'a SpeakerEncoder,
     batch: &'a mut LstmBatch,
     rows: usize,
     from_state: bool,
+    shared: Option<SharedInput<'a>>,
 }
 
 impl WithSimd for Layered<'_> {
@@ -339,9 +378,15 @@ impl WithSimd for Layered<'_> {
             batch,
             rows,
             from_state,
+            shared,
         } = self;
         let frames = batch.lens.first().copied().unwrap_or(0);
         for layer in 0..LAYERS {
+            if let (0, Some(shared)) = (layer, shared) {
+                shared_bottom_layer(simd, encoder, batch, rows, frames, shared);
+                std::mem::swap(&mut batch.layer_input, &mut batch.sequence);
+                continue;
+            }
             let input = layer_input(layer);
             let projections = &mut batch.projections[..frames * rows * GATE_ROWS];
             gemm_acc(
@@ -352,7 +397,7 @@ impl WithSimd for Layered<'_> {
                 &encoder.w_ih[layer],
                 projections,
                 GATE_ROWS,
-                Some(&encoder.biases[layer]),
+                Some(RowStart::bias(&encoder.biases[layer])),
                 &mut batch.apack,
             );
             let cell = &mut batch.cell_scratch[..rows * HIDDEN];
@@ -380,7 +425,7 @@ impl WithSimd for Layered<'_> {
                         &mut batch.apack,
                     );
                 }
-                cell_update(gates, GATE_ROWS, cell, current, HIDDEN, running);
+                cell_update(simd, gates, GATE_ROWS, cell, current, HIDDEN, running);
             }
             // final states back to the slots (layered advance of streaming windows)
             for (row, &slot) in batch.row_slots.iter().enumerate() {
@@ -394,6 +439,68 @@ impl WithSimd for Layered<'_> {
                 std::mem::swap(&mut batch.layer_input, &mut batch.sequence);
             }
         }
+    }
+}
+
+/// The bottom layer over windows sharing their input frames (see [`SharedInput`]; all `rows`
+/// windows run `frames` frames from zero state): the input projection once per distinct frame
+/// into `batch.projections`, then per frame the recurrent product starting from each window's
+/// row of it (`step` frames apart) into `batch.gates`; hidden states into `batch.sequence`.
+#[inline(always)]
+fn shared_bottom_layer<S: Simd>(
+    simd: S,
+    encoder: &SpeakerEncoder,
+    batch: &mut LstmBatch,
+    rows: usize,
+    frames: usize,
+    shared: SharedInput<'_>,
+) {
+    let distinct = shared.mel.len() / MEL_BANDS;
+    gemm_acc(
+        simd,
+        distinct,
+        shared.mel,
+        MEL_BANDS,
+        &encoder.w_ih[0],
+        &mut batch.projections[..distinct * GATE_ROWS],
+        GATE_ROWS,
+        Some(RowStart::bias(&encoder.biases[0])),
+        &mut batch.apack,
+    );
+    let cell = &mut batch.cell_scratch[..rows * HIDDEN];
+    cell.fill(0.0);
+    for t in 0..frames {
+        let (done, current) = batch.sequence.split_at_mut(t * rows * HIDDEN);
+        let projected = RowStart {
+            values: &batch.projections[t * GATE_ROWS..distinct * GATE_ROWS],
+            stride: shared.step * GATE_ROWS,
+        };
+        if t == 0 {
+            // zero state: the gates are the projections themselves
+            cell_update(
+                simd,
+                projected.values,
+                projected.stride,
+                cell,
+                current,
+                HIDDEN,
+                rows,
+            );
+            continue;
+        }
+        let gates = &mut batch.gates[..rows * GATE_ROWS];
+        gemm_acc(
+            simd,
+            rows,
+            &done[(t - 1) * rows * HIDDEN..t * rows * HIDDEN],
+            HIDDEN,
+            &encoder.w_hh[0],
+            gates,
+            GATE_ROWS,
+            Some(projected),
+            &mut batch.apack,
+        );
+        cell_update(simd, gates, GATE_ROWS, cell, current, HIDDEN, rows);
     }
 }
 
@@ -434,7 +541,7 @@ impl WithSimd for Step<'_> {
                 &encoder.w_ih[layer],
                 gates,
                 GATE_ROWS,
-                Some(&encoder.biases[layer]),
+                Some(RowStart::bias(&encoder.biases[layer])),
                 &mut batch.apack,
             );
             gemm_acc(
@@ -449,6 +556,7 @@ impl WithSimd for Step<'_> {
                 &mut batch.apack,
             );
             cell_update(
+                simd,
                 gates,
                 GATE_ROWS,
                 &mut batch.step_c,

@@ -148,13 +148,13 @@ impl MelExtractor {
         out: &mut [f32],
     ) {
         let start = (index * HOP_SAMPLES) as isize - (N_FFT / 2) as isize;
-        for (k, dst) in padded.iter_mut().enumerate().take(N_FFT) {
-            let pos = start + k as isize;
-            *dst = if pos >= 0 && (pos as usize) < wav.len() {
-                wav[pos as usize]
-            } else {
-                0.0
-            };
+        // the part of the frame inside `wav`, copied; zeros around it
+        let from = start.clamp(0, wav.len() as isize) as usize;
+        let to = (start + N_FFT as isize).clamp(0, wav.len() as isize) as usize;
+        padded[..N_FFT].fill(0.0);
+        if to > from {
+            let offset = (from as isize - start) as usize;
+            padded[offset..offset + (to - from)].copy_from_slice(&wav[from..to]);
         }
         self.frame(padded, out);
     }

@@ -141,19 +141,23 @@ pub fn volume_gain(wav: &[f32]) -> f32 {
     }
 }
 
-/// Level of one window of [-1, 1] samples in dBFS, measured on the samples rounded to 16 bits.
+/// Level of one window of [-1, 1] samples in dBFS, measured on the samples rounded to 16 bits
+/// (half away from zero, then clamped to the 16-bit range).
 pub fn window_level_dbfs(window: &[f32]) -> f64 {
     let full_scale = f64::from(i16::MAX);
-    let energy: f64 = window
+    // the largest double below 0.5: adding it with the sign of v and truncating rounds half
+    // away from zero exactly as `f64::round` does (for |v| < 2^52), without a libm call per
+    // sample; the squares are integers, so their sum is exact in any order
+    let below_half = 0.5 - f64::EPSILON / 4.0;
+    let energy: i64 = window
         .iter()
         .map(|&x| {
-            let pcm = (f64::from(x) * full_scale)
-                .round()
-                .clamp(f64::from(i16::MIN), full_scale);
+            let v = (f64::from(x) * full_scale).clamp(f64::from(i16::MIN), full_scale);
+            let pcm = (v + below_half.copysign(v)) as i64;
             pcm * pcm
         })
         .sum();
-    10.0 * (energy / window.len() as f64 / (full_scale * full_scale))
+    10.0 * (energy as f64 / window.len() as f64 / (full_scale * full_scale))
         .max(1e-20)
         .log10()
 }

@@ -196,6 +196,65 @@ fn batched_lstm_matches_naive_scalar_lstm() {
     }
 }
 
+/// The batch path's two layouts of the bottom layer's input: evenly spaced overlapping windows
+/// share one projection per distinct frame; unevenly spaced, disjoint or repeated windows each
+/// read their own frames. Both against the naive f64 LSTM.
+#[test]
+fn batch_windows_in_any_placement_match_the_naive_lstm() {
+    let weights = EncoderWeights::from_file(bundled_weights_path()).unwrap();
+    let encoder = SpeakerEncoder::new(&weights);
+    let (frames, mel) = random_mel_frames(77, 60);
+    let window = 20;
+    let placements: [&[usize]; 5] = [
+        &[2, 9, 16, 23], // shared, step 7
+        &[0, 5, 7, 30],  // uneven
+        &[0, 25],        // disjoint (step beyond the window)
+        &[11, 11, 11],   // repeated (step 0)
+        &[40],           // one window
+    ];
+    for starts in placements {
+        let expected = naive_window_embeddings(&weights, &frames, starts, window);
+        let mut out = vec![0.0f32; starts.len() * EMBEDDING_DIM];
+        encoder
+            .embed_windows(&mel, starts, window, &mut LstmBatch::new(8), &mut out)
+            .unwrap();
+        for (i, want) in expected.iter().enumerate() {
+            let diff = max_abs_diff(&out[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM], want);
+            assert!(
+                diff < 2e-5,
+                "starts {starts:?} window {i}: max |diff| {diff}"
+            );
+        }
+    }
+}
+
+/// Centred frames against frames cut by hand (zeros outside the waveform), at the start, in
+/// the middle, at the end and wholly beyond the end.
+#[test]
+fn centred_frames_match_hand_cut_frames() {
+    let wav: Vec<f32> = (0..1000)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 60.0)
+        .collect();
+    let mut mel = MelExtractor::new();
+    let mut padded = vec![0.0f32; 400];
+    for index in [0usize, 1, 3, 6, 7, 9] {
+        let mut got = vec![0.0f32; MEL_BANDS];
+        mel.centred_frame(&wav, index, &mut padded, &mut got);
+        let cut: Vec<f32> = (0..400)
+            .map(|k| {
+                let pos = (index * 160 + k) as isize - 200;
+                usize::try_from(pos)
+                    .ok()
+                    .and_then(|p| wav.get(p).copied())
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        let mut want = vec![0.0f32; MEL_BANDS];
+        mel.frame(&cut, &mut want);
+        assert_eq!(got, want, "frame {index}");
+    }
+}
+
 /// `n` random mel frames (seeded), power values spread over six decades as real spectrogram
 /// frames are; also flattened row-major.
 fn random_mel_frames(seed: u64, n: usize) -> (Vec<Vec<f32>>, Vec<f32>) {
@@ -610,6 +669,59 @@ fn trim_oracle(wav: &[f32]) -> Vec<f32> {
         .filter(|&w| mask[w])
         .flat_map(|w| wav[w * 480..(w + 1) * 480].iter().copied())
         .collect()
+}
+
+/// The window level against its definition written with `f64::round` and a clamp, exactly,
+/// on random samples and on the rounding ties and their neighbours (x = ±0.5 gives ±16383.5).
+#[test]
+fn window_level_matches_rounded_definition() {
+    let definition = |window: &[f32]| {
+        let energy: f64 = window
+            .iter()
+            .map(|&x| {
+                let pcm = (f64::from(x) * 32767.0).round().clamp(-32768.0, 32767.0);
+                pcm * pcm
+            })
+            .sum();
+        10.0 * (energy / window.len() as f64 / (32767.0f64 * 32767.0))
+            .max(1e-20)
+            .log10()
+    };
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let mut edges = Vec::new();
+    for x in [0.5f32, 1.5, 1.0, 1.0 / 32767.0, 0.5 / 32767.0, 1e-30] {
+        for bits in [x.to_bits() - 1, x.to_bits(), x.to_bits() + 1] {
+            edges.extend([f32::from_bits(bits), -f32::from_bits(bits)]);
+        }
+    }
+    edges.extend([0.0, 3.0, -3.0, 1e30, -1e30, 0.25, -0.75]);
+    let level = window_level_dbfs(&edges);
+    assert_eq!(
+        level.to_bits(),
+        definition(&edges).to_bits(),
+        "edges: {level}"
+    );
+    for (&x, i) in edges.iter().zip(0..) {
+        let one = [x];
+        assert_eq!(
+            window_level_dbfs(&one).to_bits(),
+            definition(&one).to_bits(),
+            "sample {i}: {x:e}"
+        );
+    }
+    for scale in [1e-4f32, 1e-2, 0.3, 1.0, 2.0] {
+        for _ in 0..200 {
+            let window: Vec<f32> = (0..480)
+                .map(|_| scale * rng.random_range(-1.0f32..1.0))
+                .collect();
+            assert_eq!(
+                window_level_dbfs(&window).to_bits(),
+                definition(&window).to_bits(),
+                "scale {scale}"
+            );
+        }
+    }
 }
 
 #[test]
