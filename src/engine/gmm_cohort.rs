@@ -107,8 +107,6 @@ pub struct GmmCohort {
     utterances: Vec<QuantisedFeatures>,
     /// The dequantised models packed for scoring.
     bank: Arc<SpeakerBank>,
-    /// 0..models (the subset every test is scored on).
-    all_models: Vec<usize>,
 }
 
 impl std::fmt::Debug for GmmCohort {
@@ -213,7 +211,6 @@ impl GmmCohort {
             top_k: options.top_k,
             components,
             dim,
-            all_models: (0..models.len()).collect(),
             offset_codes,
             offset_scales,
             utterances,
@@ -265,10 +262,7 @@ impl GmmCohort {
     }
 
     /// T-norm side: statistics of the `top_k` highest raw scores of the test (`feats` with its
-    /// top-C selection `sel`) against the cohort models. (Scored through
-    /// [`SpeakerBank::score_subset`] over every model: the same scores as [`SpeakerBank::score`]
-    /// bit for bit, and twice as fast for this bank in the engine bench; why `score` is slower
-    /// here is not established.)
+    /// top-C selection `sel`) against the cohort models.
     pub fn test_stats(
         &self,
         feats: &FeatureMatrix,
@@ -279,7 +273,7 @@ impl GmmCohort {
                 detail: "a test without frames has no cohort statistics".into(),
             });
         }
-        let scores = self.bank.score_subset(feats, sel, &self.all_models)?;
+        let scores = self.bank.score(feats, sel)?;
         self.stats_of(&scores)
     }
 
@@ -416,7 +410,6 @@ impl GmmCohort {
             top_k: header.top_k,
             components,
             dim,
-            all_models: (0..header.models).collect(),
             offset_codes,
             offset_scales,
             utterances,
