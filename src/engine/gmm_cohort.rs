@@ -303,21 +303,11 @@ impl GmmCohort {
     /// Mean and deviation of the `top_k` highest `scores` (deviation floored at 1e-6 nats, so
     /// that a degenerate test, e.g. a few identical frames, normalises instead of failing).
     fn stats_of(&self, scores: &[f64]) -> Result<CohortStats, GmmError> {
-        if scores.iter().any(|s| !s.is_finite()) || scores.is_empty() {
-            return Err(GmmError::InvalidParameter {
+        CohortStats::from_top_k_floored(scores, self.top_k.min(scores.len()), 1e-6).map_err(|e| {
+            GmmError::InvalidParameter {
                 what: "cohort scores",
-                detail: format!("{} scores, some not finite or none", scores.len()),
-            });
-        }
-        let mut sorted = scores.to_vec();
-        let k = self.top_k.min(sorted.len());
-        sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        let top = &sorted[..k];
-        let mean = top.iter().sum::<f64>() / k as f64;
-        let var = top.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / k as f64;
-        Ok(CohortStats {
-            mean,
-            std: var.sqrt().max(1e-6),
+                detail: e.to_string(),
+            }
         })
     }
 
@@ -416,11 +406,6 @@ impl GmmCohort {
             bank: Arc::new(bank),
         }))
     }
-}
-
-/// Adaptive S-norm of a raw score with its enrollment's and its test's cohort statistics.
-pub fn as_norm(raw: f64, model: &CohortStats, test: &CohortStats) -> f64 {
-    crate::plda::s_norm(raw, model, test)
 }
 
 fn truncate(f: &FeatureMatrix, frames: usize) -> FeatureMatrix {

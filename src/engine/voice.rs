@@ -12,7 +12,7 @@ use crate::gmm::{
 };
 use crate::plda::CohortStats;
 
-pub use super::gmm_cohort::{as_norm, GmmCohort, GmmCohortOptions};
+pub use super::gmm_cohort::{GmmCohort, GmmCohortOptions};
 use crate::model_io::{FrontEndCheck, FrontEndFingerprint, ModelFile, ModelIoError};
 
 /// Model-file kind of a saved [`GmmUbmSystem`].
@@ -196,7 +196,7 @@ impl GmmUbmSystem {
             });
         }
         for (s, m) in raw.iter_mut().zip(models) {
-            *s = as_norm(*s, m, test);
+            *s = crate::plda::s_norm(*s, m, test);
         }
         Ok(())
     }

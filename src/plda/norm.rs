@@ -27,10 +27,7 @@ impl CohortStats {
                 what: "cohort scores",
             });
         }
-        let n = scores.len() as f64;
-        let mean = scores.iter().sum::<f64>() / n;
-        let var = scores.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / n;
-        let std = var.sqrt();
+        let (mean, std) = moments(scores);
         if std <= 0.0 {
             return Err(PldaError::NotEnoughData {
                 what: "distinct cohort score values",
@@ -60,10 +57,47 @@ impl CohortStats {
         Self::from_scores(&sorted[..top_k])
     }
 
+    /// Statistics of the `top_k` highest `scores` (1 ≤ `top_k` ≤ their number, all finite) with
+    /// the deviation floored at `min_std` > 0, so that identical scores (a degenerate test)
+    /// normalise instead of failing.
+    pub fn from_top_k_floored(
+        scores: &[f64],
+        top_k: usize,
+        min_std: f64,
+    ) -> Result<Self, PldaError> {
+        if top_k == 0 || top_k > scores.len() {
+            return Err(PldaError::NotEnoughData {
+                what: "cohort scores for the requested top K (K >= 1)",
+                expected: top_k.max(1),
+                got: scores.len(),
+            });
+        }
+        if scores.iter().any(|s| !s.is_finite()) {
+            return Err(PldaError::NonFinite {
+                what: "cohort scores",
+            });
+        }
+        let mut sorted = scores.to_vec();
+        sorted.select_nth_unstable_by(top_k - 1, |a, b| b.total_cmp(a));
+        let (mean, std) = moments(&sorted[..top_k]);
+        Ok(Self {
+            mean,
+            std: std.max(min_std),
+        })
+    }
+
     /// (score − mean) / std.
     pub fn normalize(&self, score: f64) -> f64 {
         (score - self.mean) / self.std
     }
+}
+
+/// Mean and population standard deviation of `values` (not empty).
+fn moments(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / n;
+    (mean, var.sqrt())
 }
 
 /// Z-norm: normalise by the enrollment model's scores against a cohort of impostor utterances.
@@ -122,6 +156,16 @@ mod tests {
         let brute = CohortStats::from_scores(&[2.0, 1.5, 0.5]).unwrap();
         assert!((top.mean - brute.mean).abs() < 1e-15 && (top.std - brute.std).abs() < 1e-15);
         assert!(adaptive_s_norm(1.0, &e, &t, 7).is_err());
+        // Floored: the same top-3 statistics; identical scores get the floor, not an error.
+        let floored = CohortStats::from_top_k_floored(&e, 3, 1e-6).unwrap();
+        assert!(
+            (floored.mean - brute.mean).abs() < 1e-15 && (floored.std - brute.std).abs() < 1e-15
+        );
+        let flat = CohortStats::from_top_k_floored(&[2.0, 2.0, 2.0, -1.0], 3, 1e-6).unwrap();
+        assert_eq!((flat.mean, flat.std), (2.0, 1e-6));
+        assert!(CohortStats::from_top_k_floored(&e, 0, 1e-6).is_err());
+        assert!(CohortStats::from_top_k_floored(&e, 7, 1e-6).is_err());
+        assert!(CohortStats::from_top_k_floored(&[1.0, f64::NAN], 1, 1e-6).is_err());
         assert!(CohortStats::from_scores(&[1.0, 1.0]).is_err());
     }
 }
