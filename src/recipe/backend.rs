@@ -876,14 +876,7 @@ pub fn train_backend(
     drop(sums);
 
     progress(BackendProgress::Stage("held-out trials"));
-    let audio = trials::read_speakers(&split.calibration)?;
-    let copies = if options.channel_trials {
-        trials::read_copies(&aug.calibration_copies)?
-    } else {
-        Vec::new()
-    };
-    let design = trials::held_out_design_with_copies(&audio, &copies, &options.held_out);
-    drop((audio, copies));
+    let design = trials::held_out_design_of_split(&aug, options.channel_trials, &options.held_out)?;
     let item_feats = trials::item_features(&design.items, &options.front_end)?;
     let item_sums = trials::item_embeddings(&design.items, encoder)?;
     let reps = options.word_trial_repeats;

@@ -295,6 +295,22 @@ pub fn train_gmm_calibration(
     Ok((cal, targets, labels.len() - targets))
 }
 
+/// The duration-aware calibration of `system`'s scores (normalised when it has a cohort) on the
+/// held-out trials of `design`, word speakers' trials repeated `word_trial_repeats` times.
+fn calibrate_on_design(
+    system: &GmmUbmSystem,
+    design: &super::trials::HeldOutDesign,
+    front_end: &crate::features::FrontEndOptions,
+    word_trial_repeats: usize,
+) -> Result<DurationCalibration, RecipeError> {
+    let feats = super::trials::item_features(&design.items, front_end)?;
+    let (raw, frames) = super::trials::gmm_design_scores(system, design, &feats)?;
+    let (scores, frames, labels) =
+        super::trials::select_trials(design, &raw, &frames, word_trial_repeats);
+    DurationCalibration::train(&scores, &frames, &labels, &CalibrationOptions::default())
+        .map_err(|e| RecipeError::stage("calibration", e))
+}
+
 /// Options of [`add_gmm_cohort`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct GmmCohortRecipeOptions {
@@ -389,22 +405,15 @@ pub fn add_gmm_cohort(
         ..system.clone()
     };
     progress("held-out trials");
-    let audio = super::trials::read_speakers(&aug.split.calibration)?;
-    let copies = if opts.channel_trials {
-        super::trials::read_copies(&aug.calibration_copies)?
-    } else {
-        Vec::new()
-    };
-    let design = super::trials::held_out_design_with_copies(&audio, &copies, &opts.held_out);
-    drop((audio, copies));
-    let item_feats = super::trials::item_features(&design.items, front_end)?;
+    let design =
+        super::trials::held_out_design_of_split(&aug, opts.channel_trials, &opts.held_out)?;
     progress("calibration");
-    let (raw, frames) = super::trials::gmm_design_scores(&out, &design, &item_feats)?;
-    let (scores, frames, labels) =
-        super::trials::select_trials(&design, &raw, &frames, opts.word_trial_repeats);
-    let cal = DurationCalibration::train(&scores, &frames, &labels, &CalibrationOptions::default())
-        .map_err(|e| RecipeError::stage("calibration", e))?;
-    out.calibration = Some(cal);
+    out.calibration = Some(calibrate_on_design(
+        &out,
+        &design,
+        front_end,
+        opts.word_trial_repeats,
+    )?);
     let (targets, nontargets, _) = design.counts();
     let report = GmmCohortReport {
         speakers: by_speaker.len(),
@@ -639,12 +648,7 @@ pub fn train_gmm_ubm_system(
     let audio = super::trials::read_speakers(&split.calibration)?;
     let design = super::trials::held_out_design(&audio, &opts.held_out);
     drop(audio);
-    let feats = super::trials::item_features(&design.items, &opts.front_end)?;
-    let (raw, frames) = super::trials::gmm_design_scores(&system, &design, &feats)?;
-    let (scores, frames, labels) =
-        super::trials::select_trials(&design, &raw, &frames, opts.word_trial_repeats);
-    let cal = DurationCalibration::train(&scores, &frames, &labels, &CalibrationOptions::default())
-        .map_err(|e| RecipeError::stage("calibration", e))?;
+    let cal = calibrate_on_design(&system, &design, &opts.front_end, opts.word_trial_repeats)?;
     let (targets, nontargets, word_targets) = design.counts();
     system.calibration = Some(cal);
     let report = GmmRecipeReport {

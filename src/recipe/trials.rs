@@ -415,6 +415,23 @@ pub fn read_copies(
         .collect()
 }
 
+/// The held-out design of an augmented background split: its calibration speakers' clean files,
+/// and with `channel_trials` every test cut a second time from their channel copies
+/// ([`held_out_design_with_copies`]).
+pub fn held_out_design_of_split(
+    aug: &super::gmm::AugmentedSplit,
+    channel_trials: bool,
+    opts: &HeldOutDesignOptions,
+) -> Result<HeldOutDesign, RecipeError> {
+    let audio = read_speakers(&aug.split.calibration)?;
+    let copies = if channel_trials {
+        read_copies(&aug.calibration_copies)?
+    } else {
+        Vec::new()
+    };
+    Ok(held_out_design_with_copies(&audio, &copies, opts))
+}
+
 /// Keeps the scored pairs of a full test-major score list (`None` labels dropped); returns the
 /// scores, their test lengths and labels. `repeat_word` repeats word speakers' trials that many
 /// times (≥ 1), weighting the isolated-word condition in a calibration.
