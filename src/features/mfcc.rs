@@ -5,6 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use super::denoise::{NoiseSuppressionOptions, NoiseSuppressor};
 use super::fft::PowerSpectrum;
 use super::mel::{make_liftered_dct, make_mel_filters, make_window};
 use super::queue::move_rows;
@@ -69,6 +70,12 @@ pub struct MfccOptions {
     pub energy_floor: f32,
     /// Cepstral lifter Q (`1 + Q/2 · sin(πk/Q)`); 0 = no liftering.
     pub cepstral_lifter: f32,
+    /// Stationary-noise suppression of the power spectrum before the mel filterbank
+    /// ([`super::NoiseSuppressor`]); `None` (the Kaldi chain) by default. With it, the frame's
+    /// log energy (the VAD's input) is lowered by the log of the fraction of spectral power the
+    /// suppression kept, so frames of noise alone fall below the VAD threshold too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_suppression: Option<NoiseSuppressionOptions>,
 }
 
 impl Default for MfccOptions {
@@ -92,6 +99,7 @@ impl Default for MfccOptions {
             raw_energy: true,
             energy_floor: 0.0,
             cepstral_lifter: 22.0,
+            noise_suppression: None,
         }
     }
 }
@@ -235,6 +243,9 @@ impl MfccOptions {
                 format!("expected a finite value >= 0, got {}", self.cepstral_lifter),
             ));
         }
+        if let Some(ns) = &self.noise_suppression {
+            ns.validate()?;
+        }
         Ok(())
     }
 }
@@ -298,6 +309,8 @@ struct FrameProcessor {
     ceps_stride: usize,
     /// Cepstra of the last frame (`ceps_stride` long; the first `num_ceps` are the output).
     ceps: Vec<f32>,
+    /// Noise suppression of the power spectrum, when the options ask for it.
+    denoise: Option<NoiseSuppressor>,
 }
 
 impl FrameProcessor {
@@ -339,7 +352,16 @@ impl FrameProcessor {
                 dct_t[j * ceps_stride + k] = dct[k * opts.num_mel_bins + j];
             }
         }
+        let denoise = match &opts.noise_suppression {
+            Some(ns) => Some(NoiseSuppressor::new(
+                ns,
+                fft_size / 2 + 1,
+                opts.frame_shift_ms,
+            )?),
+            None => None,
+        };
         Ok(Self {
+            denoise,
             frame_length,
             preemph: opts.preemphasis_coefficient,
             remove_dc: opts.remove_dc_offset,
@@ -366,6 +388,9 @@ impl FrameProcessor {
 
     fn reset(&mut self) {
         self.rng = ChaCha8Rng::seed_from_u64(self.dither_seed);
+        if let Some(d) = &mut self.denoise {
+            d.reset();
+        }
     }
 
     /// Computes one frame's cepstra into `self.ceps[..num_ceps]` and returns its natural-log
@@ -412,6 +437,10 @@ impl FrameProcessor {
             log_energy = log_energy.max(floor);
         }
         self.spectrum.compute(fft_in, &mut self.power);
+        if let Some(denoise) = &mut self.denoise {
+            let kept = denoise.process(&mut self.power);
+            log_energy += kept.max(LOG_FLOOR).ln();
+        }
         let span = self.mel_span;
         for ((log_mel, &offset), weights) in self
             .log_mel

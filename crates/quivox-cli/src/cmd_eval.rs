@@ -64,6 +64,12 @@ pub struct EvalArgs {
     /// (det-<set>-<system>.svg and det-<set>-<system>.png).
     #[arg(long)]
     pub det_dir: Option<PathBuf>,
+    /// Write every system's trial scores to this folder, one file per set and system
+    /// (scores-<set>-<system>.tsv: enrollment speaker, test file relative to the set, target|nontarget,
+    /// score; the
+    /// score is the calibrated natural-log likelihood ratio where the system has a calibration).
+    #[arg(long)]
+    pub scores_dir: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -193,6 +199,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         for (label, scores, ms) in systems {
             let mut r = report(&label, name, &set, &scores, true, &rule)?;
             r.identify_ms_per_call = ms;
+            let slug: String = label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            if let Some(dir) = &args.scores_dir {
+                std::fs::create_dir_all(dir)?;
+                let path = dir.join(format!("scores-{name}-{slug}.tsv"));
+                std::fs::write(&path, trial_scores_tsv(&set, &scores))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             if let Some(dir) = &args.det_dir {
                 std::fs::create_dir_all(dir)?;
                 let (s, l): (Vec<f64>, Vec<bool>) = set
@@ -202,10 +218,6 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                     .unzip();
                 let mut plot = DetPlot::new(&format!("DET: {name}, {label}"));
                 plot.add_system(&label, det_curve(&s, &l)?);
-                let slug: String = label
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                    .collect();
                 let svg_path = dir.join(format!("det-{name}-{slug}.svg"));
                 std::fs::write(&svg_path, plot.to_svg())
                     .with_context(|| format!("writing {}", svg_path.display()))?;
@@ -222,4 +234,22 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         print!("{}", markdown_table(&reports));
     }
     Ok(())
+}
+
+/// One line per trial of `set`: enrollment speaker, test file (relative to the set's root when
+/// it lies under it), `target`/`nontarget`, score.
+fn trial_scores_tsv(set: &DevSet, scores: &ScoreMatrix) -> String {
+    let mut out = String::from("enrollment\ttest\tkind\tscore\n");
+    for t in &set.trials {
+        let path = &set.tests[t.test];
+        let test = path.strip_prefix(&set.root).unwrap_or(path).display();
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{:.6}\n",
+            set.enrollments[t.enrollment].speaker,
+            test,
+            if t.target { "target" } else { "nontarget" },
+            scores.get(t.enrollment, t.test)
+        ));
+    }
+    out
 }

@@ -33,6 +33,18 @@ pub struct TrainUbmArgs {
     /// Weight (repetitions) of the held-out isolated-word speakers' trials in the calibration.
     #[arg(long, default_value_t = 4)]
     pub word_trial_repeats: usize,
+    /// Suppress stationary noise in the power spectrum before the mel filterbank (minimum
+    /// statistics noise estimate, Wiener gain; `quivox::features::NoiseSuppressionOptions`). The
+    /// front end is stored in the model file: every system trained on it, and every voiceprint
+    /// enrolled with it, uses the same.
+    #[arg(long)]
+    pub noise_suppression: bool,
+    /// With --noise-suppression: bias factor of the minimum-statistics noise estimate (>= 1).
+    #[arg(long, requires = "noise_suppression")]
+    pub ns_bias: Option<f32>,
+    /// With --noise-suppression: lowest gain in dB (<= 0).
+    #[arg(long, requires = "noise_suppression", allow_hyphen_values = true)]
+    pub ns_floor_db: Option<f32>,
     /// Output model file.
     #[arg(long, default_value = "models/gmm-ubm.qvx")]
     pub out: PathBuf,
@@ -63,6 +75,17 @@ pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
     opts.system.map.mean_tau = args.relevance;
     opts.system.top_c = args.top_c;
     opts.word_trial_repeats = args.word_trial_repeats;
+    if args.noise_suppression {
+        let mut ns = quivox::features::NoiseSuppressionOptions::default();
+        if let Some(bias) = args.ns_bias {
+            ns.bias = bias;
+        }
+        if let Some(floor) = args.ns_floor_db {
+            ns.gain_floor_db = floor;
+        }
+        ns.validate()?;
+        opts.front_end.mfcc.noise_suppression = Some(ns);
+    }
     let features = bar(bg.utterances.len() as u64, "features");
     let em = bar(args.iters as u64, "EM");
     let done = AtomicUsize::new(0);

@@ -201,7 +201,7 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 }
 
 #[test]
-fn eval_writes_a_det_svg_and_png_per_set_and_system() {
+fn eval_writes_a_det_svg_and_png_and_trial_scores_per_set_and_system() {
     // A two-speaker set from the demo fixtures (absolute paths: the set's root joins them as is).
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("mini");
@@ -235,6 +235,8 @@ fn eval_writes_a_det_svg_and_png_per_set_and_system() {
         .arg(dir.path())
         .arg("--det-dir")
         .arg(&det_dir)
+        .arg("--scores-dir")
+        .arg(dir.path().join("scores"))
         .assert()
         .success();
     let mut names: Vec<String> = std::fs::read_dir(&det_dir)
@@ -251,4 +253,42 @@ fn eval_writes_a_det_svg_and_png_per_set_and_system() {
     assert!(svg.starts_with("<svg") && svg.contains("<path"));
     let png = std::fs::read(det_dir.join(&names[0])).unwrap();
     assert_eq!(png_size(&png), (600, 600));
+    // The trial scores: one line per trial, in trials.txt order, the demo callers recognised.
+    let scores_dir = dir.path().join("scores");
+    let files: Vec<_> = std::fs::read_dir(&scores_dir).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let path = files[0].as_ref().unwrap().path();
+    assert!(path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("scores-mini-GMM-UBM-"));
+    let text = std::fs::read_to_string(path).unwrap();
+    // (the fixtures lie outside the set's folder: their paths are written as given)
+    let text = text.replace(&format!("{}/", demo.display()), "");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let expected = [
+        ("so0457", "so0457-call.wav", "target"),
+        ("so0457", "so1027-call.wav", "nontarget"),
+        ("so1027", "so0457-call.wav", "nontarget"),
+        ("so1027", "so1027-call.wav", "target"),
+    ];
+    assert_eq!(rows.len(), expected.len(), "{text}");
+    let mut score = std::collections::HashMap::new();
+    for (row, (speaker, test, kind)) in rows.iter().zip(expected) {
+        assert_eq!(&row[..3], &[speaker, test, kind], "{text}");
+        let s: f64 = row[3].parse().unwrap();
+        assert!(s.is_finite());
+        score.insert((speaker, kind), s);
+    }
+    for speaker in ["so0457", "so1027"] {
+        assert!(
+            score[&(speaker, "target")] > score[&(speaker, "nontarget")],
+            "{text}"
+        );
+    }
 }
