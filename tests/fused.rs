@@ -172,6 +172,23 @@ fn fused_voiceprints_update_exactly_and_old_formats_are_handled() {
     assert!(Voiceprint::from_bytes(&v9).is_err());
 }
 
+/// The call's quality measure as the engine computes it (log-energy spread over every frame),
+/// checked against the order statistics of a sorted copy (within one histogram bin per quantile).
+fn call_quality(log_energy: &[f32]) -> f64 {
+    let mut range = quivox::features::EnergyRange::new();
+    range.extend(log_energy);
+    let spread = range.spread_nats().unwrap();
+    let mut sorted = log_energy.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let at = |q: f64| f64::from(sorted[((sorted.len() - 1) as f64 * q).round() as usize]);
+    let exact = at(0.9) - at(0.1);
+    assert!(
+        (spread - exact).abs() <= quivox::features::EnergyRange::BIN_NATS + 1e-9,
+        "{spread} vs {exact}"
+    );
+    spread
+}
+
 #[test]
 fn streaming_fused_llrs_match_the_batch_systems() {
     // Independent path: the batch front end, i-vector system, batch embedder and the fusion
@@ -205,7 +222,10 @@ fn streaming_fused_llrs_match_the_batch_systems() {
             .embedding
             .score(&EmbeddingSum::from_utterance(&u), &emb)
             .unwrap();
-        let batch: Vec<f64> = (0..pop.len()).map(|k| b.fuse(g[k], i[k], e[k])).collect();
+        let q = call_quality(&a.frame_log_energy);
+        let batch: Vec<f64> = (0..pop.len())
+            .map(|k| b.fuse(g[k], i[k], e[k], q))
+            .collect();
         let truth = pop.ids().iter().position(|id| id.0 == caller).unwrap();
         let best = (0..pop.len())
             .max_by(|&x, &y| batch[x].total_cmp(&batch[y]))
@@ -339,7 +359,8 @@ fn fused_service_identifies_after_a_restart_and_keeps_model_versions_apart() {
             std::slice::from_ref(&part.embedding),
         )
         .unwrap()[0];
-    assert!((own.llr - b.fuse(g, i, e)).abs() < 1e-9, "{own:?}");
+    let q = call_quality(&a.frame_log_energy);
+    assert!((own.llr - b.fuse(g, i, e, q)).abs() < 1e-9, "{own:?}");
     drop(service);
     // The same store opened with the GMM-UBM file alone: the fused voiceprints are of another
     // model version, so nobody is scored with them; the speakers are listed for re-enrollment.
@@ -371,4 +392,76 @@ fn fused_decisions_do_not_depend_on_chunk_sizes() {
         reference.final_decision.decision,
         Decision::Identified { .. }
     ));
+}
+
+/// A fusion with a quality recalibration: verification gives the fused LLR of the three systems
+/// recalibrated with the call's energy spread (computed here from the batch analysis), and the
+/// same call with its quiet frames made louder (a noisier-looking line, smaller spread) gets the
+/// recalibration of its own spread.
+#[test]
+fn quality_recalibration_uses_the_calls_energy_spread() {
+    let mut models = models();
+    let quality = quivox::calibration::QualityCalibration {
+        fusion: quivox::calibration::Fusion {
+            weights: vec![1.5, -0.4, 0.1],
+            offset: -0.7,
+        },
+        lo: 2.0,
+        hi: 12.0,
+        centre: 9.0,
+    };
+    std::sync::Arc::get_mut(models.backends.as_mut().unwrap())
+        .expect("a fresh load is not shared")
+        .quality = Some(quality.clone());
+    let b = models.backends.clone().unwrap();
+    let engine = Engine::new(models.clone(), EngineOptions::default()).unwrap();
+    engine
+        .enroll("so1027".into(), &[fixture("so1027", "enroll")])
+        .unwrap();
+    let print = engine.voiceprint(&SpeakerId::from("so1027")).unwrap();
+    let part = print.backend.clone().unwrap();
+    let clean = fixture("so1027", "call");
+    // The same call with a steady hiss added: the pauses rise, the spread falls.
+    let mut state = 1u32;
+    let hissy = Waveform {
+        sample_rate_hz: clean.sample_rate_hz,
+        samples: clean
+            .samples
+            .iter()
+            .map(|&x| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                x + ((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 600.0
+            })
+            .collect(),
+    };
+    let mut spreads = Vec::new();
+    for wave in [&clean, &hissy] {
+        let (llr, _) = engine
+            .verify_llr(&SpeakerId::from("so1027"), std::slice::from_ref(wave))
+            .unwrap();
+        let a = analyze(&models, wave).unwrap();
+        let bank = quivox::gmm::SpeakerBank::new(&models.gmm.ubm, &[&print.model]).unwrap();
+        let norms: Vec<_> = print.gmm_norm.into_iter().collect();
+        let g = models.llrs(&a.features, &bank, &norms).unwrap()[0];
+        let i = b
+            .ivector
+            .score(&a.features, std::slice::from_ref(&part.ivector))
+            .unwrap()[0];
+        let u = b.embedder().unwrap().embed(wave).unwrap();
+        let e = b
+            .embedding
+            .score(
+                &EmbeddingSum::from_utterance(&u),
+                std::slice::from_ref(&part.embedding),
+            )
+            .unwrap()[0];
+        let q = call_quality(&a.frame_log_energy);
+        let w = &b.fusion.weights;
+        let fused = w[0] * g + w[1] * i + w[2] * e + b.fusion.offset;
+        let qc = q.clamp(2.0, 12.0) - 9.0;
+        let expect = 1.5 * fused - 0.4 * qc + 0.1 * fused * qc - 0.7;
+        assert!((llr - expect).abs() < 1e-9, "llr {llr}, expected {expect}");
+        spreads.push(q);
+    }
+    assert!(spreads[1] < spreads[0] - 0.5, "spreads {spreads:?}");
 }

@@ -12,6 +12,9 @@
 
 use nalgebra::{DMatrix, DVector};
 
+mod quality;
+pub use quality::QualityCalibration;
+
 use crate::metrics::softplus;
 
 /// Errors of calibration training and application.

@@ -15,7 +15,7 @@ use super::voice::GmmUbmSystem;
 use crate::audio::Waveform;
 use crate::features::{
     apply_sliding_cmn_into, compute_deltas_into, compute_vad, compute_vad_running, CmnScope,
-    FeatureError, FeatureMatrix, FrontEndOptions, MfccExtractor, VadMode,
+    EnergyRange, FeatureError, FeatureMatrix, FrontEndOptions, MfccExtractor, VadMode,
 };
 use crate::gmm::{map_update, AccumDiagGmm, DiagGmm, GmmError, SpeakerBank};
 use crate::model_io::ModelIoError;
@@ -427,18 +427,12 @@ pub struct CallEnrollment {
 
 /// Full-scale threshold for clipping (16-bit scale; μ-law's largest value is 32124).
 pub(crate) const CLIP_LEVEL: f32 = 32000.0;
-/// dB per natural-log unit of energy.
-pub(crate) const DB_PER_NEPER_ENERGY: f64 = 4.342944819032518;
 
 /// 90th − 10th percentile of frame log energies, dB (0 for fewer than 2 frames).
 pub(crate) fn snr_estimate_db(log_energy: &[f32]) -> f64 {
-    if log_energy.len() < 2 {
-        return 0.0;
-    }
-    let mut sorted = log_energy.to_vec();
-    sorted.sort_by(f32::total_cmp);
-    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64;
-    (at(0.9) - at(0.1)) * DB_PER_NEPER_ENERGY
+    let mut range = EnergyRange::new();
+    range.extend(log_energy);
+    range.spread_db()
 }
 
 /// Batch analysis with the models' front end: MFCC → Δ → VAD (the front end's mode) → CMN over
@@ -1167,6 +1161,7 @@ impl Engine {
         let models = &self.models;
         let mut feats = FeatureMatrix::new(models.front_end.dim());
         let mut speech_ms = 0;
+        let mut energy = EnergyRange::new();
         let backends = models.backends.as_deref();
         let mut embedder = backends.map(FusedBackends::embedder).transpose()?;
         let mut backend_stats = backends.map(FusedBackends::empty_stats);
@@ -1176,6 +1171,7 @@ impl Engine {
                 feats.push_row(row);
             }
             speech_ms += a.net_speech_ms;
+            energy.extend(&a.frame_log_energy);
             if let (Some(b), Some(total), Some(embedder)) =
                 (backends, &mut backend_stats, &mut embedder)
             {
@@ -1200,7 +1196,8 @@ impl Engine {
         let (mut ivector, mut embedding) = (Vec::new(), Vec::new());
         b.ivector_llrs(&bank, &stats.ivector, feats.num_frames(), &mut ivector)?;
         b.embedding_llrs(&bank, &stats.embedding, &mut embedding)?;
-        Ok((b.fuse(gmm, ivector[0], embedding[0]), speech_ms))
+        let quality = energy.spread_nats().unwrap_or(f64::NAN);
+        Ok((b.fuse(gmm, ivector[0], embedding[0], quality), speech_ms))
     }
 
     /// Removes a speaker (voiceprint and number links); returns whether they were enrolled.

@@ -27,7 +27,7 @@ use super::embedding_system::{
 use super::engine::EngineError;
 use super::ivector_system::{IvectorEnrollment, IvectorPldaSystem, VectorEnrollment};
 use crate::audio::Waveform;
-use crate::calibration::Fusion;
+use crate::calibration::{Fusion, QualityCalibration};
 use crate::embedding::{
     EmbedderOptions, EmbeddingError, SpeakerEmbedder, SpeakerEncoder, UtteranceEmbedding,
 };
@@ -63,6 +63,9 @@ pub struct FusedBackends {
     pub embedder: EmbedderOptions,
     /// Fusion weights (GMM-UBM, i-vector, embedding) and offset.
     pub fusion: Fusion,
+    /// Recalibration of the fused LLR by the call's signal quality (log-energy spread), when the
+    /// fusion file has one.
+    pub quality: Option<QualityCalibration>,
     /// Content version of the five model files: `"fused-"` + 16 hex digits of SHA-256 over their
     /// checksums.
     pub version: String,
@@ -199,6 +202,7 @@ impl FusedBackends {
             encoder: Arc::new(encoder),
             embedder: EmbedderOptions::default(),
             fusion: fused.fusion,
+            quality: fused.quality,
             version: format!("fused-{}", sha16(&refs)),
         })
     }
@@ -354,9 +358,15 @@ impl FusedBackends {
         Ok(())
     }
 
-    /// Fused LLR of one speaker's three calibrated LLRs.
-    pub fn fuse(&self, gmm: f64, ivector: f64, embedding: f64) -> f64 {
+    /// Fused LLR of one speaker's three calibrated LLRs, for a call whose frame log energies
+    /// spread over `quality` nats ([`crate::features::EnergyRange::spread_nats`]; used when the
+    /// fusion has a quality recalibration, NaN meaning unknown: the lowest quality).
+    pub fn fuse(&self, gmm: f64, ivector: f64, embedding: f64, quality: f64) -> f64 {
         let w = &self.fusion.weights;
-        w[0] * gmm + w[1] * ivector + w[2] * embedding + self.fusion.offset
+        let fused = w[0] * gmm + w[1] * ivector + w[2] * embedding + self.fusion.offset;
+        match &self.quality {
+            Some(q) => q.apply(fused, quality),
+            None => fused,
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::bayes::{caller_posterior, Best, CallerPosterior};
 use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
 use super::embedding_system::EmbeddingSum;
-use super::engine::{snr_estimate_db, CallEnrollment, DB_PER_NEPER_ENERGY};
+use super::engine::{snr_estimate_db, CallEnrollment};
 use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
 use super::fused::speech_embedding;
 use super::number::{CallerPrior, SpeakerId};
@@ -22,7 +22,8 @@ use super::scoring::ShortlistState;
 use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
 use crate::embedding::StreamingEmbedder;
 use crate::features::{
-    apply_sliding_cmn_into, FeatureMatrix, MfccExtractor, StreamingDeltas, StreamingVad,
+    apply_sliding_cmn_into, EnergyRange, FeatureMatrix, MfccExtractor, StreamingDeltas,
+    StreamingVad,
 };
 use crate::gmm::AccumDiagGmm;
 
@@ -37,9 +38,6 @@ pub struct CallInfo {
 
 /// Samples converted per step (bounds the scratch buffer; any chunk size is accepted).
 const CONVERT_BLOCK: usize = 1024;
-/// Log-energy histogram: bins of 0.05 nats from 0 to 40 nats (a full-scale 25-ms frame is ≈ 26).
-const ENERGY_BINS: usize = 800;
-const ENERGY_BIN_NATS: f32 = 0.05;
 
 /// The most probable enrolled speaker and its posterior, when anything was scored.
 type TopSpeaker = Option<(SpeakerId, f64)>;
@@ -73,7 +71,8 @@ pub struct Session {
     /// Voiced Δ frames before CMN (capacity `max_scored_frames`).
     voiced: FeatureMatrix,
     normalised: FeatureMatrix,
-    energy_hist: Vec<u32>,
+    /// Log energies of every frame so far (the SNR estimate and the fusion's quality measure).
+    energy: EnergyRange,
     frames_decided: u64,
     voiced_frames: u64,
     samples_in: u64,
@@ -147,7 +146,7 @@ impl Session {
             vad_pending: Vec::with_capacity(64),
             voiced: FeatureMatrix::with_capacity(dim, max_scored_frames),
             normalised: FeatureMatrix::with_capacity(dim, max_scored_frames),
-            energy_hist: vec![0; ENERGY_BINS],
+            energy: EnergyRange::new(),
             frames_decided: 0,
             voiced_frames: 0,
             samples_in: 0,
@@ -348,10 +347,7 @@ impl Session {
     fn drain_frontend(&mut self) -> Result<(), EngineError> {
         self.mfcc
             .pop_frames_with_energy(&mut self.mfcc_buf, &mut self.energy_buf)?;
-        for &e in &self.energy_buf {
-            let bin = (e.max(0.0) / ENERGY_BIN_NATS) as usize;
-            self.energy_hist[bin.min(ENERGY_BINS - 1)] += 1;
-        }
+        self.energy.extend(&self.energy_buf);
         if let Some(capture) = &mut self.capture {
             capture.log_energy.extend_from_slice(&self.energy_buf);
         }
@@ -415,22 +411,7 @@ impl Session {
 
     /// SNR estimate of the call so far: 90th − 10th percentile of frame log energies, dB.
     fn snr_db(&self) -> f64 {
-        let total: u64 = self.energy_hist.iter().map(|&c| u64::from(c)).sum();
-        if total < 2 {
-            return 0.0;
-        }
-        let quantile = |q: f64| {
-            let target = ((total - 1) as f64 * q).round() as u64;
-            let mut seen = 0u64;
-            for (bin, &c) in self.energy_hist.iter().enumerate() {
-                seen += u64::from(c);
-                if seen > target {
-                    return bin as f64 * f64::from(ENERGY_BIN_NATS);
-                }
-            }
-            (ENERGY_BINS - 1) as f64 * f64::from(ENERGY_BIN_NATS)
-        };
-        (quantile(0.9) - quantile(0.1)) * DB_PER_NEPER_ENERGY
+        self.energy.spread_db()
     }
 
     fn candidates(&self) -> Vec<(SpeakerId, f64)> {
@@ -580,12 +561,13 @@ impl Session {
             None => EmbeddingSum::zeros(),
         };
         b.embedding_llrs(bank, &embedding, &mut self.embedding_llrs)?;
+        let quality = self.energy.spread_nats().unwrap_or(f64::NAN);
         for ((g, &i), &e) in llrs
             .iter_mut()
             .zip(&self.ivector_llrs)
             .zip(&self.embedding_llrs)
         {
-            *g = b.fuse(*g, i, e);
+            *g = b.fuse(*g, i, e, quality);
         }
         Ok(())
     }

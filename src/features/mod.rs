@@ -45,6 +45,7 @@ mod frontend;
 mod matrix;
 mod mel;
 mod mfcc;
+mod quality;
 mod queue;
 mod vad;
 mod vad_noise;
@@ -63,6 +64,7 @@ pub use frontend::{
 };
 pub use matrix::FeatureMatrix;
 pub use mfcc::{MfccExtractor, MfccOptions, WindowType};
+pub use quality::EnergyRange;
 pub use vad::{compute_vad, compute_vad_running, StreamingVad, VadOptions};
 pub use vad_noise::{compute_vad_noise_floor, NoiseFloorVadOptions};
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::calibration::{CalibrationOptions, Fusion};
+use crate::calibration::{CalibrationOptions, Fusion, QualityCalibration};
 use crate::embedding::{EmbedderOptions, SpeakerEmbedder, SpeakerEncoder};
 use crate::engine::embedding_system::{EmbeddingEnrollment, EmbeddingPldaSystem, EmbeddingSum};
 use crate::engine::ivector_system::{
@@ -454,16 +454,36 @@ pub struct FusedSystem {
     pub systems: Vec<String>,
     /// Weights (one per system) and offset.
     pub fusion: Fusion,
+    /// Recalibration of the fused LLR by the test's signal quality (the spread of its frame log
+    /// energies, [`crate::features::EnergyRange::spread_nats`]), when trained. Stored in its own
+    /// section of the fusion file (files without it load with `None`).
+    #[serde(skip)]
+    pub quality: Option<QualityCalibration>,
 }
 
 impl FusedSystem {
-    /// The fused LLR (nats) of one trial's calibrated LLRs, one per system in `systems` order.
-    pub fn apply(&self, llrs: &[f64]) -> Result<f64, crate::calibration::CalibrationError> {
-        self.fusion.apply(llrs)
+    /// The fused LLR (nats) of one trial's calibrated LLRs, one per system in `systems` order,
+    /// for a test whose energy spread is `quality` nats (unused without a quality calibration;
+    /// `None` with one: the lowest quality is assumed).
+    pub fn apply(
+        &self,
+        llrs: &[f64],
+        quality: Option<f64>,
+    ) -> Result<f64, crate::calibration::CalibrationError> {
+        let fused = self.fusion.apply(llrs)?;
+        Ok(match &self.quality {
+            Some(q) => q.apply(fused, quality.unwrap_or(f64::NAN)),
+            None => fused,
+        })
     }
 
-    /// Fuses whole score matrices (same shape, one per system).
-    pub fn apply_matrices(&self, matrices: &[&ScoreMatrix]) -> Result<ScoreMatrix, RecipeError> {
+    /// Fuses whole score matrices (same shape, one per system); `quality` holds each test's
+    /// energy spread (one per column), needed when the fusion has a quality calibration.
+    pub fn apply_matrices(
+        &self,
+        matrices: &[&ScoreMatrix],
+        quality: Option<&[f64]>,
+    ) -> Result<ScoreMatrix, RecipeError> {
         let first = matrices
             .first()
             .ok_or_else(|| RecipeError::stage("fusion", "no score matrices"))?;
@@ -481,14 +501,32 @@ impl FusedSystem {
                 ),
             ));
         }
+        if let Some(q) = quality {
+            if q.len() != first.num_tests {
+                return Err(RecipeError::stage(
+                    "fusion",
+                    format!(
+                        "expected a quality measure per test ({}), got {}",
+                        first.num_tests,
+                        q.len()
+                    ),
+                ));
+            }
+        } else if self.quality.is_some() {
+            return Err(RecipeError::stage(
+                "fusion",
+                "this fusion recalibrates by test quality: give each test's energy spread",
+            ));
+        }
         let mut scores = Vec::with_capacity(first.scores.len());
         let mut row = vec![0.0; matrices.len()];
         for i in 0..first.scores.len() {
             for (r, m) in row.iter_mut().zip(matrices) {
                 *r = m.scores[i];
             }
+            let q = quality.map(|q| q[i % first.num_tests.max(1)]);
             scores.push(
-                self.apply(&row)
+                self.apply(&row, q)
                     .map_err(|e| RecipeError::stage("fusion", e))?,
             );
         }
@@ -510,6 +548,7 @@ pub fn train_fusion(
     Ok(FusedSystem {
         systems: names.iter().map(|s| s.to_string()).collect(),
         fusion,
+        quality: None,
     })
 }
 
@@ -681,10 +720,14 @@ impl FusedSystem {
         )?));
         w.add_postcard("fusion", self)?;
         w.add_postcard("components", components)?;
+        if let Some(q) = &self.quality {
+            w.add_postcard("quality", q)?;
+        }
         w.set_metadata(serde_json::json!({
             "systems": self.systems,
             "weights": self.fusion.weights,
             "offset": self.fusion.offset,
+            "quality": self.quality,
         }));
         w.save(path)
     }
@@ -701,8 +744,21 @@ impl FusedSystem {
             FUSION_KIND,
             crate::model_io::FrontEndCheck::Require(&fp),
         )?;
-        let fused: FusedSystem = file.postcard("fusion")?;
+        let mut fused: FusedSystem = file.postcard("fusion")?;
         let components: Vec<FusionComponent> = file.postcard("components")?;
+        if file.section("quality").is_ok() {
+            let q: QualityCalibration = file.postcard("quality")?;
+            if q.fusion.weights.len() != 3 {
+                return Err(crate::model_io::ModelIoError::InvalidModel {
+                    kind: FUSION_KIND.to_owned(),
+                    message: format!(
+                        "quality calibration with {} weights; expected 3",
+                        q.fusion.weights.len()
+                    ),
+                });
+            }
+            fused.quality = Some(q);
+        }
         if fused.systems.len() != fused.fusion.weights.len() {
             return Err(crate::model_io::ModelIoError::InvalidModel {
                 kind: FUSION_KIND.to_owned(),
@@ -740,6 +796,11 @@ pub struct BackendRecipeOptions {
     /// calibration and fusion are trained under channel mismatch. Default true; without copies
     /// it changes nothing.
     pub channel_trials: bool,
+    /// Recalibrate the fused LLR by the test's signal quality (energy spread,
+    /// [`QualityCalibration`]), trained on the same held-out trials as the fusion. Default false:
+    /// trained on the background's held-out trials it comes out close to the identity and changed
+    /// no dev figure for the better (README, channel robustness).
+    pub quality_calibration: bool,
 }
 
 impl Default for BackendRecipeOptions {
@@ -761,6 +822,7 @@ impl Default for BackendRecipeOptions {
             held_out: gmm.held_out,
             word_trial_repeats: gmm.word_trial_repeats,
             channel_trials: true,
+            quality_calibration: false,
         }
     }
 }
@@ -816,6 +878,8 @@ pub struct BackendReport {
     pub tv_objectives: Vec<f64>,
     /// Fusion weights (GMM-UBM, i-vector, embedding) and offset.
     pub fusion: crate::calibration::Fusion,
+    /// The quality recalibration of the fused LLR, when trained.
+    pub quality: Option<QualityCalibration>,
 }
 
 /// The back-end recipe on a `background/` folder: the same speaker split as the GMM-UBM recipe;
@@ -951,7 +1015,30 @@ pub fn train_backend(
     let (g, _, l) = trials::select_trials(&design, &gllr, &gframes, reps);
     let (i, _, _) = trials::select_trials(&design, &illr, &gframes, reps);
     let (e, _, _) = trials::select_trials(&design, &ellr, &eframes, reps);
-    let fusion = train_fusion(&["gmm", "ivector", "embedding"], &[&g, &i, &e], &l)?;
+    let mut fusion = train_fusion(&["gmm", "ivector", "embedding"], &[&g, &i, &e], &l)?;
+    if options.quality_calibration {
+        progress(BackendProgress::Stage("quality calibration"));
+        let spreads = trials::item_energy_spreads(&design.items, &options.front_end.mfcc)?;
+        let ne = design.enrollments.len().max(1);
+        let trial_spread: Vec<f64> = (0..design.tests.len() * ne)
+            .map(|k| spreads[design.tests[k / ne].1])
+            .collect();
+        let (_, q, _) = trials::select_trials(&design, &gllr, &trial_spread, reps);
+        let fused: Vec<f64> = (0..l.len())
+            .map(|k| fusion.fusion.apply(&[g[k], i[k], e[k]]))
+            .collect::<Result<_, _>>()
+            .map_err(|e| RecipeError::stage("quality calibration", e))?;
+        fusion.quality = Some(
+            QualityCalibration::train(
+                &fused,
+                &q,
+                &l,
+                QualityCalibration::DEFAULT_CLAMP,
+                &CalibrationOptions::default(),
+            )
+            .map_err(|e| RecipeError::stage("quality calibration", e))?,
+        );
+    }
     let mut speakers: Vec<&String> = labels.iter().collect();
     speakers.sort();
     speakers.dedup();
@@ -964,6 +1051,7 @@ pub fn train_backend(
         trials: design.counts(),
         tv_objectives: objectives.into_inner().unwrap_or_default(),
         fusion: fusion.fusion.clone(),
+        quality: fusion.quality.clone(),
     };
     Ok((
         BackendModels {
@@ -1006,12 +1094,13 @@ mod tests {
 
     #[test]
     fn fusion_of_matrices_applies_weights_per_trial() {
-        let f = FusedSystem {
+        let mut f = FusedSystem {
             systems: vec!["a".into(), "b".into()],
             fusion: Fusion {
                 weights: vec![2.0, -1.0],
                 offset: 0.5,
             },
+            quality: None,
         };
         let a = ScoreMatrix {
             num_tests: 2,
@@ -1021,21 +1110,41 @@ mod tests {
             num_tests: 2,
             scores: vec![3.0, 0.0],
         };
-        let m = f.apply_matrices(&[&a, &b]).unwrap();
+        let m = f.apply_matrices(&[&a, &b], None).unwrap();
         assert_eq!(m.scores, vec![2.0 - 3.0 + 0.5, 4.0 + 0.5]);
-        assert!(f.apply_matrices(&[&a]).is_err());
+        assert!(f.apply_matrices(&[&a], None).is_err());
         let json = serde_json::to_string(&f).unwrap();
         assert_eq!(serde_json::from_str::<FusedSystem>(&json).unwrap(), f);
+        // With a quality calibration llr' = 2·llr + 0.5·q + 0·llr·q − 1, q = clamp(spread) − 5:
+        // each test's (column's) quality applies to every enrollment's score of that test.
+        f.quality = Some(QualityCalibration {
+            fusion: Fusion {
+                weights: vec![2.0, 0.5, 0.0],
+                offset: -1.0,
+            },
+            lo: 2.0,
+            hi: 12.0,
+            centre: 5.0,
+        });
+        assert!(f.apply_matrices(&[&a, &b], None).is_err());
+        assert!(f.apply_matrices(&[&a, &b], Some(&[9.0])).is_err());
+        let m = f.apply_matrices(&[&a, &b], Some(&[9.0, 20.0])).unwrap();
+        let expect = [
+            2.0 * (2.0 - 3.0 + 0.5) + 0.5 * 4.0 - 1.0,
+            2.0 * (4.0 + 0.5) + 0.5 * 7.0 - 1.0,
+        ];
+        assert_eq!(m.scores, expect);
     }
 
     #[test]
     fn fusion_file_round_trips_and_refuses_other_front_ends_or_kinds() {
-        let f = FusedSystem {
+        let mut f = FusedSystem {
             systems: vec!["gmm".into(), "ivector".into(), "embedding".into()],
             fusion: Fusion {
                 weights: vec![0.6, 0.1, 0.7],
                 offset: -0.2,
             },
+            quality: None,
         };
         let comps = vec![FusionComponent {
             system: "gmm".into(),
@@ -1046,7 +1155,22 @@ mod tests {
         let fe = crate::features::FrontEndOptions::default();
         f.save(&path, &fe, &comps).unwrap();
         let (g, c) = FusedSystem::load(&path, &fe).unwrap();
-        assert_eq!((g, c), (f.clone(), comps));
+        assert_eq!((g, c), (f.clone(), comps.clone()));
+        // with a quality calibration (its own section)
+        let plain = f.clone();
+        f.quality = Some(QualityCalibration {
+            fusion: Fusion {
+                weights: vec![1.2, -0.5, 0.1],
+                offset: 0.3,
+            },
+            lo: 2.0,
+            hi: 12.0,
+            centre: 8.5,
+        });
+        let qpath = dir.path().join("fusion-q.qvx");
+        f.save(&qpath, &fe, &comps).unwrap();
+        assert_eq!(FusedSystem::load(&qpath, &fe).unwrap().0, f);
+        let f = plain;
         let mut other = fe.clone();
         other.mfcc.num_ceps = 13;
         assert!(matches!(

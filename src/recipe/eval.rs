@@ -45,3 +45,35 @@ pub fn score_gmm(
     let ms = scored.iter().map(|t| t.ms).sum::<f64>() / num_tests.max(1) as f64;
     Ok((ScoreMatrix { num_tests, scores }, ms))
 }
+
+/// Signal quality of every test of a set (parallel, in `set.tests` order): the spread of its
+/// frame log energies in nats ([`crate::features::EnergyRange::spread_nats`]; NaN under two
+/// frames), what a fusion with a quality calibration needs
+/// ([`super::backend::FusedSystem::apply_matrices`]).
+pub fn set_test_energy_spreads(
+    set: &DevSet,
+    mfcc: &crate::features::MfccOptions,
+) -> Result<Vec<f64>, RecipeError> {
+    use rayon::prelude::*;
+    set.tests
+        .par_iter()
+        .map(|path| {
+            let wave = super::read_telephone_wav(path, crate::audio::ChannelPolicy::RequireMono)?;
+            let mut ex = crate::features::MfccExtractor::new(mfcc.clone()).map_err(|source| {
+                RecipeError::Features {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            let (_, energy) =
+                ex.compute_with_energy(&wave.samples)
+                    .map_err(|source| RecipeError::Features {
+                        path: path.clone(),
+                        source,
+                    })?;
+            let mut range = crate::features::EnergyRange::new();
+            range.extend(&energy);
+            Ok(range.spread_nats().unwrap_or(f64::NAN))
+        })
+        .collect()
+}

@@ -299,6 +299,27 @@ fn word_speaker(
     }
 }
 
+/// Signal quality of every item (parallel, in order): the spread of its frame log energies
+/// ([`crate::features::EnergyRange::spread_nats`], nats; NaN for an item under two frames).
+pub fn item_energy_spreads(
+    items: &[Waveform],
+    mfcc: &crate::features::MfccOptions,
+) -> Result<Vec<f64>, RecipeError> {
+    items
+        .par_iter()
+        .map(|w| {
+            let mut ex = crate::features::MfccExtractor::new(mfcc.clone())
+                .map_err(|e| RecipeError::stage("front end", e))?;
+            let (_, energy) = ex
+                .compute_with_energy(&w.samples)
+                .map_err(|e| RecipeError::stage("held-out energies", e))?;
+            let mut range = crate::features::EnergyRange::new();
+            range.extend(&energy);
+            Ok(range.spread_nats().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
 /// Voiced front-end features of every item (parallel, in order).
 pub fn item_features(
     items: &[Waveform],
@@ -435,12 +456,12 @@ pub fn held_out_design_of_split(
 /// Keeps the scored pairs of a full test-major score list (`None` labels dropped); returns the
 /// scores, their test lengths and labels. `repeat_word` repeats word speakers' trials that many
 /// times (≥ 1), weighting the isolated-word condition in a calibration.
-pub fn select_trials(
+pub fn select_trials<T: Copy>(
     design: &HeldOutDesign,
     full_scores: &[f64],
-    full_frames: &[usize],
+    full_frames: &[T],
     repeat_word: usize,
-) -> (Vec<f64>, Vec<usize>, Vec<bool>) {
+) -> (Vec<f64>, Vec<T>, Vec<bool>) {
     let labels = design.labels();
     let ne = design.enrollments.len();
     let (mut s, mut f, mut l) = (Vec::new(), Vec::new(), Vec::new());

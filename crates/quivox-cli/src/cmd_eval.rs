@@ -16,7 +16,7 @@ use quivox::metrics::{det_curve, DetPlot};
 use quivox::recipe::backend::{
     score_embedding, score_ivector, set_embeddings, FusedSystem, FusionComponent,
 };
-use quivox::recipe::eval::{score_gmm, set_features};
+use quivox::recipe::eval::{score_gmm, set_features, set_test_energy_spreads};
 
 /// Which system(s) `eval` scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -193,7 +193,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         if let (Some(f), Some(g), Some(i), Some(e)) =
             (&m.fusion, &gmm_scores, &ivector_scores, &emb_scores)
         {
-            let fused = f.apply_matrices(&[&g.0, &i.0, &e.0])?;
+            let spreads = match f.quality {
+                Some(_) => Some(set_test_energy_spreads(&set, &m.front_end.mfcc)?),
+                None => None,
+            };
+            let fused = f.apply_matrices(&[&g.0, &i.0, &e.0], spreads.as_deref())?;
             systems.push(("fusion (GMM + i-vector + embedding)".into(), fused, None));
         }
         for (label, scores, ms) in systems {

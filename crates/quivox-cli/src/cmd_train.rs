@@ -39,6 +39,12 @@ pub struct TrainUbmArgs {
     /// enrolled with it, uses the same.
     #[arg(long)]
     pub noise_suppression: bool,
+    /// Lower edge of the MFCC mel filterbank in Hz (default: the front end's, 20 Hz).
+    #[arg(long)]
+    pub mel_low_hz: Option<f32>,
+    /// Upper edge of the MFCC mel filterbank in Hz (default: the front end's, 3700 Hz).
+    #[arg(long)]
+    pub mel_high_hz: Option<f32>,
     /// With --noise-suppression: bias factor of the minimum-statistics noise estimate (>= 1).
     #[arg(long, requires = "noise_suppression")]
     pub ns_bias: Option<f32>,
@@ -75,6 +81,13 @@ pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
     opts.system.map.mean_tau = args.relevance;
     opts.system.top_c = args.top_c;
     opts.word_trial_repeats = args.word_trial_repeats;
+    if let Some(low) = args.mel_low_hz {
+        opts.front_end.mfcc.low_freq_hz = low;
+    }
+    if let Some(high) = args.mel_high_hz {
+        opts.front_end.mfcc.high_freq_hz = high;
+    }
+    opts.front_end.mfcc.validate()?;
     if args.noise_suppression {
         let mut ns = quivox::features::NoiseSuppressionOptions::default();
         if let Some(bias) = args.ns_bias {

@@ -57,6 +57,11 @@ pub struct TrainBackendArgs {
     /// PLDA scores (top K = 200).
     #[arg(long)]
     pub s_norm: bool,
+    /// Also recalibrate the fused LLR by the test's signal quality (the spread of its frame log
+    /// energies, an SNR proxy), trained on the held-out trials with the fusion; stored in the
+    /// fusion file and applied by eval and the engine.
+    #[arg(long)]
+    pub quality_calibration: bool,
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -83,6 +88,7 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.ivector.tv.seed = args.seed;
     opts.word_trial_repeats = args.word_trial_repeats;
     opts.channel_trials = !args.clean_trials_only;
+    opts.quality_calibration = args.quality_calibration;
     opts.ivector.backend.wccn = args.wccn;
     opts.embedding.backend.wccn = args.wccn;
     opts.ivector.backend.s_norm = args.s_norm;
@@ -165,6 +171,12 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
             report.fusion.weights,
             report.fusion.offset
         );
+        if let Some(q) = &report.quality {
+            println!(
+                "quality recalibration of the fused LLR (energy spread clamped to [{}, {}] nats, centred on {:.2}): weights (llr, q, llr·q) {:?} offset {:.3}",
+                q.lo, q.hi, q.centre, q.fusion.weights, q.fusion.offset
+            );
+        }
     }
     Ok(())
 }
