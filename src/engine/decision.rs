@@ -105,6 +105,7 @@ pub struct DecisionEvent {
 
 /// Everything a finished call produced.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CallOutcome {
     /// The decision on all the call's audio.
     pub final_decision: DecisionEvent,

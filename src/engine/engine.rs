@@ -409,6 +409,7 @@ pub struct AudioAnalysis {
 /// sufficient statistics of its voiced speech against the UBM and the quality measures the
 /// enrollment checks need. No audio or features are kept.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CallEnrollment {
     /// Statistics (occupancy, first and second order) of the call's voiced frames, normalised
     /// with the front end's CMN over the captured speech, against the UBM: what
