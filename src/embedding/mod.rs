@@ -55,7 +55,7 @@ pub mod preprocess;
 pub mod weights;
 
 pub use embedder::{EmbedderOptions, SpeakerEmbedder, StreamingEmbedder, UtteranceEmbedding};
-pub use encoder::{LstmBatch, SpeakerEncoder, WindowTail};
+pub use encoder::{EncoderPrecision, LstmBatch, SpeakerEncoder, WindowTail};
 pub use error::EmbeddingError;
 pub use weights::EncoderWeights;
 
