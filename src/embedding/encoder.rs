@@ -1,8 +1,11 @@
 //! The GE2E encoder network: 3-layer LSTM (40 → 256), linear 256 → 256, ReLU, L2 norm.
 //!
-//! Weights are packed once at load (`kernel::PackedMatrix`: `W_ihᵀ` and `W_hhᵀ` of every
-//! layer in 32-column panels) so that no product re-packs them; products and cell updates run
-//! under a run-time SIMD dispatch (AVX-512 / AVX2+FMA / scalar, see `kernel.rs`).
+//! Weights are packed once at load (`W_ihᵀ` and `W_hhᵀ` of every layer in 32-column panels)
+//! so that no product re-packs them; products and cell updates run under a run-time SIMD
+//! dispatch (AVX-512 / AVX2+FMA / scalar, see `kernel.rs`). The products run in the
+//! [`EncoderPrecision`] chosen at construction: f32, or bf16 operands with f32 sums on CPUs with
+//! AVX512_BF16 (the `quivox-bf16` crate; the default there). The cell update and the final
+//! projection are f32 in both.
 //!
 //! Two schedules of the same arithmetic:
 //! - layer after layer ([`SpeakerEncoder::embed_windows`], the batch path, and
@@ -16,7 +19,9 @@
 //!
 //! A window can switch from the second schedule to the first at any frame (its per-layer
 //! `(h, c)` carry over), which is how a stream finishes its last windows quickly. The schedules
-//! differ only in floating-point summation order (≈ 1e-6).
+//! differ only in floating-point summation order (≈ 1e-6 in f32; in bf16 a sum landing on the
+//! other side of a bf16 rounding boundary of a hidden state moves that operand by one bf16 ulp,
+//! ≈ 1e-4 on the embedding).
 
 use std::path::Path;
 
