@@ -34,6 +34,7 @@ const GROUP_PAIRS: usize = 16;
 /// panels stream by).
 const MC: usize = 128;
 /// Most rows of one micro-kernel block.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const MR: usize = 8;
 
 /// Whether this CPU can run the bf16 kernel (x86-64 with AVX-512F, AVX-512VL and AVX512_BF16).
@@ -257,6 +258,16 @@ impl Bf16Kernel {
                 span(m, start.stride, n),
                 start.values.len(),
             )?;
+        }
+        if k == 0 {
+            // an empty sum: C is its start rows, or stays as it is
+            if let Some(start) = start {
+                for i in 0..m {
+                    c[i * ldc..i * ldc + n]
+                        .copy_from_slice(&start.values[i * start.stride..i * start.stride + n]);
+                }
+            }
+            return Ok(());
         }
         let needed = m.min(MC) * w.pairs;
         if scratch.apack.len() < needed {

@@ -207,6 +207,28 @@ fn bad_sizes_are_refused() {
     assert!(run(3, &a, 8, &mut c, 40, Some(huge)).is_err()); // overflowing shape
     assert!(c.iter().all(|&v| v == 0.0), "nothing written on error");
     assert!(run(0, &[], 0, &mut [], 0, None).is_ok());
+    // depth 0: an empty sum, C becomes the start rows or stays
+    let empty = Bf16Panels::pack(&[], 40, 0, 0).unwrap();
+    let mut c0 = vec![2.0f32; 2 * 40];
+    let mut scratch = Bf16Scratch::default();
+    let bias = [1.0f32; 40];
+    kernel
+        .gemm(2, &[], 0, &empty, &mut c0, 40, None, &mut scratch)
+        .unwrap();
+    assert!(c0.iter().all(|&v| v == 2.0));
+    kernel
+        .gemm(
+            2,
+            &[],
+            0,
+            &empty,
+            &mut c0,
+            40,
+            Some(RowStart::bias(&bias)),
+            &mut scratch,
+        )
+        .unwrap();
+    assert!(c0.iter().all(|&v| v == 1.0));
     run(3, &a, 8, &mut c, 40, None).unwrap();
     assert!(c.iter().all(|&v| v == 8.0));
 }
