@@ -1,5 +1,5 @@
 //! bf16 kernel speed on the speaker encoder's product shapes (`n` = 1024 gate rows): the
-//! recurrent product of 1, 5 and 8 windows (`k` = 256), an upper layer's input projection of 5
+//! recurrent product of 1 to 6 and 8 windows (`k` = 256), an upper layer's input projection of 5
 //! windows × 160 frames (`m` = 800, `k` = 256) and the bottom layer's projection of 468 distinct
 //! mel frames (`k` = 40). One thread, thread CPU time (the machine is shared).
 //!
@@ -26,7 +26,11 @@ fn bench_kernel(c: &mut Criterion) {
     let n = 1024;
     for (label, m, k) in [
         ("recurrent_1", 1, 256),
+        ("recurrent_2", 2, 256),
+        ("recurrent_3", 3, 256),
+        ("recurrent_4", 4, 256),
         ("recurrent_5", 5, 256),
+        ("recurrent_6", 6, 256),
         ("recurrent_8", 8, 256),
         ("projection_800", 800, 256),
         ("bottom_468", 468, 40),

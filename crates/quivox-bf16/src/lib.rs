@@ -454,6 +454,9 @@ mod x86 {
                         values: &s.values[first * s.stride..],
                         stride: s.stride,
                     });
+                    // depth splits: enough independent `vdpbf16ps` chains for few rows. One to
+                    // three rows are bound by streaming `W` from L2 (1024 × 256: 3.9-4.7 µs);
+                    // a split of 4 for three rows measured 7 % slower than 2
                     match rows {
                         1 => micro::<1, 8>(block, panel, c_block, out, start),
                         2 => micro::<2, 4>(block, panel, c_block, out, start),
