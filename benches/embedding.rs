@@ -98,6 +98,7 @@ fn bench_embedding(c: &mut Criterion) {
 
     for (label, call, encoder) in [
         ("streaming_last_chunk_to_embedding", &wav, &encoder),
+        ("streaming_last_chunk_to_embedding_f32", &wav, &encoder_f32),
         ("streaming_last_chunk_open_window", &open_end, &encoder),
         (
             "streaming_last_chunk_open_window_f32",
