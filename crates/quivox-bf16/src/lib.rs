@@ -290,7 +290,9 @@ impl Bf16Kernel {
             Ok(())
         }
         #[cfg(not(target_arch = "x86_64"))]
-        match self._proof {}
+        {
+            match self._proof {}
+        }
     }
 }
 
