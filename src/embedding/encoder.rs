@@ -127,7 +127,10 @@ impl SpeakerEncoder {
         let w_ih = weights
             .layers
             .iter()
-            .map(|l| PackedWeights::pack(&l.weight_ih, GATE_ROWS, l.input_size, l.input_size, bf16))
+            .map(|l| {
+                let input = l.input_size;
+                PackedWeights::pack(&l.weight_ih, GATE_ROWS, input, input, bf16)
+            })
             .collect();
         let w_hh = weights
             .layers
@@ -143,7 +146,8 @@ impl SpeakerEncoder {
         }
     }
 
-    /// Loads and checks a safetensors weights file (default precision, see [`SpeakerEncoder::new`]).
+    /// Loads and checks a safetensors weights file (default precision, see
+    /// [`SpeakerEncoder::new`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, EmbeddingError> {
         Ok(Self::new(&EncoderWeights::from_file(path)?))
     }
