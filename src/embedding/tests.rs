@@ -651,9 +651,10 @@ fn mel_spectrogram_matches_librosa() {
 /// precisions. Measured over the three fixtures (min cosine of the embedding / of any partial,
 /// max |diff| of a partial's element): f32 1.0000000 / 1.0000000 / 1.6e-6; bf16 0.9999697 /
 /// 0.9998965 / 4.2e-3. The bf16 partials get their own bounds (cosine 0.9998, |diff| 1e-2): the
-/// rounding of the recurrent products' operands, mostly layer 0's (its `W_hh` in f32 alone
-/// gives 0.99996 / 2.6e-3), moves single partials by more than f32's 1e-3; the embedding, their
-/// mean, keeps the 0.9999 bound.
+/// rounding of the recurrent products' operands, mostly layer 0's `W_hh` (that one product in
+/// f32 gives 0.99996 / 2.6e-3 at +0.9 ms per 7-s call; its weights as two bf16 terms, 0.99997),
+/// moves single partials by more than f32's 1e-3; the embedding, their mean, keeps the 0.9999
+/// bound.
 #[test]
 fn encoder_on_reference_mel_matches_resemblyzer() {
     for precision in precisions() {
