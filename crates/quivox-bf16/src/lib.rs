@@ -28,7 +28,7 @@
 /// Output columns per panel of [`Bf16Panels`] (two 16-lane f32 vectors).
 pub const PANEL_COLUMNS: usize = 32;
 /// `k` pairs per group: one vector of 32 bf16 values (16 pairs) of a row of `A` converted at
-/// once. The packed depth is padded with zeros to whole groups.
+/// once. Pairs after the last whole group (`⌈k / 2⌉ mod 16` of them) are packed row by row.
 const GROUP_PAIRS: usize = 16;
 /// Rows of `A` packed together (their bf16 copy, ≤ 64 KB for `k` ≤ 256, stays in L2 while all
 /// panels stream by).
@@ -95,16 +95,16 @@ fn check(what: &'static str, needed: Option<usize>, found: usize) -> Result<(), 
     }
 }
 
-/// `k` pairs of the packed layout for depth `k`: `⌈k / 2⌉` rounded up to whole groups.
+/// `k` pairs of the packed layout for depth `k`: `⌈k / 2⌉`.
 fn packed_pairs(k: usize) -> usize {
-    k.div_ceil(2).div_ceil(GROUP_PAIRS) * GROUP_PAIRS
+    k.div_ceil(2)
 }
 
 /// `Wᵀ` of a row-major `n × k` f32 matrix `W`, rounded to bf16 ([`to_bf16_rne`]) and stored in
 /// panels of [`PANEL_COLUMNS`] output columns: panel `p`, for each pair `q` of the depth, holds
 /// 32 `u32`s, the one of column `j` being `bf16(W[32p + j][2q])` in the low half and
-/// `bf16(W[32p + j][2q + 1])` in the high half. Depth pairs beyond `k` (odd `k`, whole groups)
-/// and columns beyond `n` (the last panel) are zeros.
+/// `bf16(W[32p + j][2q + 1])` in the high half. The high half of the last pair for odd `k`
+/// and columns beyond `n` (in the last panel) are zeros.
 #[derive(Debug, Clone)]
 pub struct Bf16Panels {
     n: usize,
@@ -373,13 +373,25 @@ mod x86 {
         unsafe { _mm512_storeu_epi32(out.as_mut_ptr().cast(), words) }
     }
 
-    /// Packs `rows` rows of `A` (row `r` at `a[r · lda ..][..k]`) as one micro-kernel block:
-    /// group `g`, row `r`, pair `j` at `block[(g · rows + r) · 16 + j]`, zeros past `k`.
+    /// Packs `rows` rows of `A` (row `r` at `a[r · lda ..][..k]`, `⌈k / 2⌉` = `pairs`) as one
+    /// micro-kernel block: whole group `g`, row `r`, pair `j` at `block[(g · rows + r) · 16 +
+    /// j]`; then the `t` pairs after the last whole group, row `r`'s pair `j` at `[r · t + j]`
+    /// from there; a zero high half for odd `k`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bf16")]
-    fn pack_block(a: &[f32], lda: usize, k: usize, rows: usize, block: &mut [u32]) {
+    fn pack_block(a: &[f32], lda: usize, k: usize, rows: usize, pairs: usize, block: &mut [u32]) {
+        let (groups, tail) = (pairs / GROUP_PAIRS, pairs % GROUP_PAIRS);
+        let (whole, rest) = block.split_at_mut(groups * GROUP_PAIRS * rows);
         for (r, row) in (0..rows).map(|r| &a[r * lda..r * lda + k]).enumerate() {
-            for (g, out) in block.chunks_exact_mut(GROUP_PAIRS * rows).enumerate() {
+            if tail > 0 {
+                let first = groups * GROUP_VALUES;
+                let mut values = [0.0f32; GROUP_VALUES];
+                values[..k - first].copy_from_slice(&row[first..]);
+                let mut words = [0u32; GROUP_PAIRS];
+                convert_group(&values, &mut words);
+                rest[r * tail..(r + 1) * tail].copy_from_slice(&words[..tail]);
+            }
+            for (g, out) in whole.chunks_exact_mut(GROUP_PAIRS * rows).enumerate() {
                 let out: &mut [u32; GROUP_PAIRS] = (&mut out[r * GROUP_PAIRS..][..GROUP_PAIRS])
                     .try_into()
                     .expect("16 words");
@@ -428,6 +440,7 @@ mod x86 {
                     lda,
                     w.k,
                     rows,
+                    pairs,
                     &mut apack[offset..offset + pairs * rows],
                 );
                 offset += pairs * rows;
@@ -502,10 +515,10 @@ mod x86 {
     ) {
         let zero = _mm512_setzero_ps();
         let mut acc = [[[zero; 2]; M]; U];
-        for (a_group, b_group) in a
-            .chunks_exact(GROUP_PAIRS * M)
-            .zip(panel.chunks_exact(GROUP_PAIRS * PANEL_COLUMNS))
-        {
+        let a_groups = a.chunks_exact(GROUP_PAIRS * M);
+        let b_groups = panel.chunks_exact(GROUP_PAIRS * PANEL_COLUMNS);
+        let (a_tail, b_tail) = (a_groups.remainder(), b_groups.remainder());
+        for (a_group, b_group) in a_groups.zip(b_groups) {
             let (b_vectors, _) = b_group.as_chunks::<16>();
             for step in 0..GROUP_PAIRS / U {
                 for (u, acc_u) in acc.iter_mut().enumerate() {
@@ -518,6 +531,18 @@ mod x86 {
                         acc_row[1] = _mm512_dpbf16_ps(acc_row[1], x, b1);
                     }
                 }
+            }
+        }
+        // pairs after the last whole group, into the first partial sums
+        let tail = a_tail.len() / M;
+        let (b_vectors, _) = b_tail.as_chunks::<16>();
+        for q in 0..tail {
+            let b0 = load_pairs(&b_vectors[2 * q]);
+            let b1 = load_pairs(&b_vectors[2 * q + 1]);
+            for (r, acc_row) in acc[0].iter_mut().enumerate() {
+                let x = as_bh(_mm512_set1_epi32(a_tail[r * tail + q] as i32));
+                acc_row[0] = _mm512_dpbf16_ps(acc_row[0], x, b0);
+                acc_row[1] = _mm512_dpbf16_ps(acc_row[1], x, b1);
             }
         }
         for i in 0..M {
