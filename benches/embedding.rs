@@ -5,6 +5,9 @@
 //! machine is shared with builds, and CPU time is what the goals (≤ 10 ms batch, ≤ 2 ms
 //! streaming tail, ≤ 20 ms load, one core) are about.
 //!
+//! Default precision (bf16 products where the CPU has AVX512_BF16) and, suffixed `_f32`, the
+//! same calls with f32 products, measured in the same run.
+//!
 //! `cargo bench --bench embedding`
 
 use std::hint::black_box;
@@ -17,7 +20,8 @@ use cpu_time::{cpu_time_of, thread_cpu_time};
 use criterion::{criterion_group, criterion_main, Criterion};
 use quivox::audio::Waveform;
 use quivox::embedding::{
-    bundled_weights_path, EmbedderOptions, SpeakerEmbedder, SpeakerEncoder, StreamingEmbedder,
+    bundled_weights_path, EmbedderOptions, EncoderPrecision, EncoderWeights, SpeakerEmbedder,
+    SpeakerEncoder, StreamingEmbedder,
 };
 
 /// 20 ms at 8 kHz.
@@ -55,6 +59,11 @@ fn bench_embedding(c: &mut Criterion) {
     let wav = fixture("so0120-t00.wav");
     let open_end = fixture("so0457-t01.wav");
     let encoder = Arc::new(SpeakerEncoder::from_file(bundled_weights_path()).expect("weights"));
+    let weights = EncoderWeights::from_file(bundled_weights_path()).expect("weights");
+    let encoder_f32 = Arc::new(
+        SpeakerEncoder::with_precision(&weights, EncoderPrecision::F32).expect("f32 encoder"),
+    );
+    eprintln!("default encoder precision: {:?}", encoder.precision());
     let mut group = c.benchmark_group("embedding");
     group
         .sample_size(10)
@@ -74,6 +83,11 @@ fn bench_embedding(c: &mut Criterion) {
     group.bench_function("batch_7s_call", |b| {
         b.iter_custom(|iters| cpu_time_of(iters, || embedder.embed(&wav).expect("embed")))
     });
+    let mut embedder_f32 =
+        SpeakerEmbedder::new(encoder_f32.clone(), EmbedderOptions::default()).expect("embedder");
+    group.bench_function("batch_7s_call_f32", |b| {
+        b.iter_custom(|iters| cpu_time_of(iters, || embedder_f32.embed(&wav).expect("embed")))
+    });
     // without silence trimming the whole 7 s is kept: 8 partial windows, the most a 7-s call has
     let mut no_preprocess = EmbedderOptions::default();
     no_preprocess.preprocess = false;
@@ -82,16 +96,22 @@ fn bench_embedding(c: &mut Criterion) {
         b.iter_custom(|iters| cpu_time_of(iters, || untrimmed.embed(&wav).expect("embed")))
     });
 
-    for (label, call) in [
-        ("streaming_last_chunk_to_embedding", &wav),
-        ("streaming_last_chunk_open_window", &open_end),
+    for (label, call, encoder) in [
+        ("streaming_last_chunk_to_embedding", &wav, &encoder),
+        ("streaming_last_chunk_to_embedding_f32", &wav, &encoder_f32),
+        ("streaming_last_chunk_open_window", &open_end, &encoder),
+        (
+            "streaming_last_chunk_open_window_f32",
+            &open_end,
+            &encoder_f32,
+        ),
     ] {
         let last = &call.samples[call.samples.len() - CHUNK_SAMPLES..];
         group.bench_function(label, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let mut stream = stream_all_but_last_chunk(&encoder, call);
+                    let mut stream = stream_all_but_last_chunk(encoder, call);
                     let start = thread_cpu_time();
                     stream.accept_waveform(last).expect("accept");
                     black_box(stream.finish().expect("finish"));

@@ -16,6 +16,7 @@
 //! Other CPUs take the scalar path (same arithmetic, slower).
 
 use pulp::Simd;
+use quivox_bf16::{Bf16Kernel, Bf16Panels, Bf16Scratch};
 
 /// Output columns per packed panel (two AVX-512 vectors, four AVX2 vectors).
 pub(crate) const NR: usize = 32;
@@ -50,28 +51,80 @@ impl PackedMatrix {
 
 /// Values the output rows of a product start from instead of `C`'s own (see [`gemm_acc`]): row
 /// `i` starts from `values[i · stride ..][..n]`; with `stride` 0 every row starts from the same
-/// bias.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RowStart<'a> {
-    pub(crate) values: &'a [f32],
-    pub(crate) stride: usize,
+/// bias. The bf16 kernel's own type, so that both precisions take the same.
+pub(crate) use quivox_bf16::RowStart;
+
+/// A weight matrix `W` packed once for the products of the chosen precision.
+#[derive(Debug, Clone)]
+pub(crate) enum PackedWeights {
+    /// f32 panels, products by [`gemm_acc`].
+    F32(PackedMatrix),
+    /// bf16 panels, products by the AVX512_BF16 kernel (the token proves the CPU has it).
+    Bf16(Bf16Kernel, Bf16Panels),
 }
 
-impl<'a> RowStart<'a> {
-    /// One bias row (`n` values) for every output row.
-    pub(crate) fn bias(values: &'a [f32]) -> Self {
-        RowStart { values, stride: 0 }
+impl PackedWeights {
+    /// Packs `W` (`n × k`, row stride `ldw`, `n` a multiple of [`NR`]) for the bf16 kernel when
+    /// one is given, else in f32.
+    pub(crate) fn pack(
+        w: &[f32],
+        n: usize,
+        k: usize,
+        ldw: usize,
+        bf16: Option<Bf16Kernel>,
+    ) -> Self {
+        match bf16 {
+            Some(kernel) => PackedWeights::Bf16(
+                kernel,
+                Bf16Panels::pack(w, n, k, ldw)
+                    .expect("LSTM weight shapes are checked when the weights load"),
+            ),
+            None => PackedWeights::F32(PackedMatrix::pack(w, n, k, ldw)),
+        }
     }
+}
 
-    /// The values of row `i`, `n` of them.
-    #[inline(always)]
-    fn row(&self, i: usize, n: usize) -> &'a [f32] {
-        &self.values[i * self.stride..i * self.stride + n]
+/// Scratch of [`product`]: the packed copy of `A` for either precision.
+#[derive(Debug, Clone)]
+pub(crate) struct ProductScratch {
+    apack: Vec<f32>,
+    bf16: Bf16Scratch,
+}
+
+impl ProductScratch {
+    /// Scratch for products of depth up to `max_k` (either precision, no allocation later).
+    pub(crate) fn new(max_k: usize) -> Self {
+        ProductScratch {
+            apack: vec![0.0; apack_len(max_k)],
+            bf16: Bf16Scratch::new(max_k),
+        }
+    }
+}
+
+/// [`gemm_acc`] in the precision `w` was packed for (f32, or bf16 operands with f32 sums).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn product<S: Simd>(
+    simd: S,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    w: &PackedWeights,
+    c: &mut [f32],
+    ldc: usize,
+    start: Option<RowStart<'_>>,
+    scratch: &mut ProductScratch,
+) {
+    match w {
+        PackedWeights::F32(w) => gemm_acc(simd, m, a, lda, w, c, ldc, start, &mut scratch.apack),
+        PackedWeights::Bf16(kernel, w) => kernel
+            .gemm(m, a, lda, w, c, ldc, start, &mut scratch.bf16)
+            .expect("LSTM product sizes are fixed by the architecture"),
     }
 }
 
 /// Scratch floats [`gemm_acc`] needs for its packed copy of `A` (for `k` ≤ `max_k`).
-pub(crate) fn apack_len(max_k: usize) -> usize {
+fn apack_len(max_k: usize) -> usize {
     MC * max_k
 }
 
@@ -262,7 +315,8 @@ fn micro<S: Simd, const M: usize, const V: usize, const U: usize>(
     for i in 0..M {
         let out = &mut c[i * ldc + col..i * ldc + col + NR];
         let (out_vectors, _) = S::as_mut_simd_f32s(out);
-        let base: Option<&[S::f32s]> = start.map(|s| S::as_simd_f32s(s.row(i, NR)).0);
+        let base: Option<&[S::f32s]> =
+            start.map(|s| S::as_simd_f32s(&s.values[i * s.stride..i * s.stride + NR]).0);
         for (j, o) in out_vectors.iter_mut().enumerate().take(V) {
             let mut sum = acc[0][i][j];
             for acc_u in acc.iter().skip(1) {
