@@ -30,21 +30,20 @@
 //!
 //! Speed (`cargo bench --bench embedding`, thread CPU time, one core of the AMD EPYC Zen 5
 //! development machine, AVX-512 picked at run time from a generic x86-64 build; 2026-11-24
-//! 07:00-07:25 UTC, load average 2-3): model load 2.0 ms; a 7-s call in one go (5 partial
-//! windows after trimming) 5.8 ms with the default bf16 products against 9.6-10.0 ms with f32
-//! products in the same runs; 8.5 ms for all 8 windows of the untrimmed call; streaming, last
-//! 20-ms chunk to embedding 0.14 ms (f32: 0.25-0.27 ms) when every window has closed and
-//! 0.79-0.81 ms (f32: 1.48-1.51 ms) when the last window is still open; a whole 7-s call
-//! streamed in 20-ms chunks 10.4 ms of CPU. Resemblyzer (torch, one thread), in an earlier
-//! sitting: 9 ms load and 22.4 ms per call (20.1 ms for the 8 windows' encoder alone). The LSTM
-//! is matrix products: f32 runs at ~100 G multiply-adds/s, near the core's FMA peak (the 1.08 G
+//! 07:32 UTC, load average 1.5): model load 1.9 ms; a 7-s call in one go (5 partial windows after
+//! trimming) 6.6 ms with the default bf16 products against 9.6 ms with f32 products in the same
+//! run; streaming, last 20-ms chunk to embedding 0.17 ms (f32: 0.25 ms) when every window has
+//! closed and 0.97 ms (f32: 1.44 ms) when the last window is still open. Resemblyzer (torch, one
+//! thread, `scripts/time-resemblyzer.py`) in the same sitting: 17.0 ms per call. The LSTM is
+//! matrix products: f32 runs at ~100 G multiply-adds/s, near the core's FMA peak (the 1.08 G
 //! multiply-adds of 5 windows × 160 frames set a floor of about 10 ms); bf16 operands with f32
 //! sums ([`EncoderPrecision`], AVX512_BF16 `vdpbf16ps`) run at ~240 G/s (`cargo bench -p
-//! quivox-bf16`). bf16 embeddings stay within cosine 0.99996 of the f32 ones.
+//! quivox-bf16`). In the bf16 precision layer 0's recurrent product stays f32 (it carried most
+//! of the rounding error; +0.8 ms). bf16 embeddings stay within cosine 0.99998 of the f32 ones.
 //!
 //! Agreement with Resemblyzer (tests in `tests.rs`, goldens from `scripts/make-embedding-goldens.sh`):
 //! encoder fed Resemblyzer's mel frames, cosine ≥ 0.9999 for the embedding and every partial
-//! (bf16 products: ≥ 0.99997 for the embedding, ≥ 0.9998 for every partial);
+//! (bf16 products: measured ≥ 0.99999 for the embedding, ≥ 0.99996 for every partial);
 //! mel spectrogram within 1e-4 relative of librosa; without preprocessing (our resampler) cosine
 //! ≥ 0.999; full pipeline cosine ≥ 0.999 against Resemblyzer using the same silence decisions and
 //! 0.986-0.999 against Resemblyzer with webrtcvad (see [`preprocess`] for the VAD difference).

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use quivox::embedding::SpeakerEncoder;
+use quivox::embedding::{EncoderPrecision, EncoderWeights, SpeakerEncoder};
 use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256};
 use quivox::engine::voice::GmmUbmSystem;
 use quivox::eval::Background;
@@ -74,10 +74,15 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
         Background::load(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
     let (gmm, front_end) =
         GmmUbmSystem::load(&args.ubm).with_context(|| format!("loading {}", args.ubm.display()))?;
-    let encoder = Arc::new(
-        SpeakerEncoder::from_file(&args.encoder)
-            .with_context(|| format!("loading {}", args.encoder.display()))?,
-    );
+    // Training embeddings in the reference arithmetic (f32 products), whatever the CPU: the
+    // shipped back end is rebuilt the same on any machine with the same SIMD width, and the
+    // engine's bf16 products (where the CPU has them) stay within cosine 0.99998 of these.
+    let weights = EncoderWeights::from_file(&args.encoder)
+        .with_context(|| format!("loading {}", args.encoder.display()))?;
+    let encoder = Arc::new(SpeakerEncoder::with_precision(
+        &weights,
+        EncoderPrecision::F32,
+    )?);
     let encoder_sha = file_sha256(&args.encoder)?;
     let mut opts = BackendRecipeOptions {
         front_end: front_end.clone(),
