@@ -723,12 +723,15 @@ impl FusedSystem {
         if let Some(q) = &self.quality {
             w.add_postcard("quality", q)?;
         }
-        w.set_metadata(serde_json::json!({
+        let mut metadata = serde_json::json!({
             "systems": self.systems,
             "weights": self.fusion.weights,
             "offset": self.fusion.offset,
-            "quality": self.quality,
-        }));
+        });
+        if let (Some(q), Some(map)) = (&self.quality, metadata.as_object_mut()) {
+            map.insert("quality".into(), serde_json::to_value(q).unwrap_or_default());
+        }
+        w.set_metadata(metadata);
         w.save(path)
     }
 
