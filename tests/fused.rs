@@ -189,6 +189,31 @@ fn call_quality(log_energy: &[f32]) -> f64 {
     spread
 }
 
+/// The three calibrated LLRs of one recording against one voiceprint, each from its own batch
+/// system (GMM-UBM on the analysed features, i-vector PLDA, embedding PLDA of the batch
+/// embedder), and the recording's quality measure: what verification fuses.
+fn systems_by_hand(models: &VoiceModels, print: &Voiceprint, wave: &Waveform) -> [f64; 4] {
+    let b = models.backends.clone().unwrap();
+    let part = print.backend.clone().unwrap();
+    let a = analyze(models, wave).unwrap();
+    let bank = quivox::gmm::SpeakerBank::new(&models.gmm.ubm, &[&print.model]).unwrap();
+    let norms: Vec<_> = print.gmm_norm.into_iter().collect();
+    let g = models.llrs(&a.features, &bank, &norms).unwrap()[0];
+    let i = b
+        .ivector
+        .score(&a.features, std::slice::from_ref(&part.ivector))
+        .unwrap()[0];
+    let u = b.embedder().unwrap().embed(wave).unwrap();
+    let e = b
+        .embedding
+        .score(
+            &EmbeddingSum::from_utterance(&u),
+            std::slice::from_ref(&part.embedding),
+        )
+        .unwrap()[0];
+    [g, i, e, call_quality(&a.frame_log_energy)]
+}
+
 #[test]
 fn streaming_fused_llrs_match_the_batch_systems() {
     // Independent path: the batch front end, i-vector system, batch embedder and the fusion
@@ -342,24 +367,7 @@ fn fused_service_identifies_after_a_restart_and_keeps_model_versions_apart() {
         .engine()
         .voiceprint(&SpeakerId::from("so1027"))
         .unwrap();
-    let part = print.backend.clone().unwrap();
-    let a = analyze(models, &wave).unwrap();
-    let bank = quivox::gmm::SpeakerBank::new(&models.gmm.ubm, &[&print.model]).unwrap();
-    let norms: Vec<_> = print.gmm_norm.into_iter().collect();
-    let g = models.llrs(&a.features, &bank, &norms).unwrap()[0];
-    let i = b
-        .ivector
-        .score(&a.features, std::slice::from_ref(&part.ivector))
-        .unwrap()[0];
-    let u = b.embedder().unwrap().embed(&wave).unwrap();
-    let e = b
-        .embedding
-        .score(
-            &EmbeddingSum::from_utterance(&u),
-            std::slice::from_ref(&part.embedding),
-        )
-        .unwrap()[0];
-    let q = call_quality(&a.frame_log_energy);
+    let [g, i, e, q] = systems_by_hand(models, &print, &wave);
     assert!((own.llr - b.fuse(g, i, e, q)).abs() < 1e-9, "{own:?}");
     drop(service);
     // The same store opened with the GMM-UBM file alone: the fused voiceprints are of another
@@ -419,7 +427,6 @@ fn quality_recalibration_uses_the_calls_energy_spread() {
         .enroll("so1027".into(), &[fixture("so1027", "enroll")])
         .unwrap();
     let print = engine.voiceprint(&SpeakerId::from("so1027")).unwrap();
-    let part = print.backend.clone().unwrap();
     let clean = fixture("so1027", "call");
     // The same call with a steady hiss added: the pauses rise, the spread falls.
     let mut state = 1u32;
@@ -439,23 +446,7 @@ fn quality_recalibration_uses_the_calls_energy_spread() {
         let (llr, _) = engine
             .verify_llr(&SpeakerId::from("so1027"), std::slice::from_ref(wave))
             .unwrap();
-        let a = analyze(&models, wave).unwrap();
-        let bank = quivox::gmm::SpeakerBank::new(&models.gmm.ubm, &[&print.model]).unwrap();
-        let norms: Vec<_> = print.gmm_norm.into_iter().collect();
-        let g = models.llrs(&a.features, &bank, &norms).unwrap()[0];
-        let i = b
-            .ivector
-            .score(&a.features, std::slice::from_ref(&part.ivector))
-            .unwrap()[0];
-        let u = b.embedder().unwrap().embed(wave).unwrap();
-        let e = b
-            .embedding
-            .score(
-                &EmbeddingSum::from_utterance(&u),
-                std::slice::from_ref(&part.embedding),
-            )
-            .unwrap()[0];
-        let q = call_quality(&a.frame_log_energy);
+        let [g, i, e, q] = systems_by_hand(&models, &print, wave);
         let w = &b.fusion.weights;
         let fused = w[0] * g + w[1] * i + w[2] * e + b.fusion.offset;
         let qc = q.clamp(2.0, 12.0) - 9.0;
