@@ -314,7 +314,7 @@ fn parse(bytes: &[u8]) -> Result<ParsedWav<'_>, AudioError> {
         });
     }
     let data_len = data.len() as u64;
-    if data_len % bytes_per_frame != 0 {
+    if !data_len.is_multiple_of(bytes_per_frame) {
         return Err(AudioError::InvalidHeader {
             field: "data chunk size",
             value: data_len,

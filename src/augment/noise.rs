@@ -64,7 +64,7 @@ pub fn coloured_noise<R: Rng + ?Sized>(
         let amplitude = (k as f64).powf(-alpha / 2.0);
         let re: f64 = StandardNormal.sample(rng);
         // The Nyquist bin of an even length is real.
-        let im: f64 = if k == last && len % 2 == 0 {
+        let im: f64 = if k == last && len.is_multiple_of(2) {
             0.0
         } else {
             StandardNormal.sample(rng)

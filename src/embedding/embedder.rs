@@ -343,7 +343,7 @@ impl StreamingEmbedder {
             if frame * HOP_SAMPLES + N_FFT / 2 > self.speech_len {
                 break;
             }
-            if frame % self.step_frames == 0 {
+            if frame.is_multiple_of(self.step_frames) {
                 if let Some(slot) = self.slot_start.iter().position(Option::is_none) {
                     self.slot_start[slot] = Some(frame);
                     self.batch.reset_slot(slot);

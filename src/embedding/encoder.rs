@@ -782,7 +782,7 @@ fn check_tail_frames(mel: &[f32], tails: &[WindowTail]) -> Result<(), EmbeddingE
 
 /// Number of 40-band frames in a row-major mel buffer; an error if it is not whole frames.
 fn mel_frames(mel: &[f32]) -> Result<usize, EmbeddingError> {
-    if mel.len() % MEL_BANDS != 0 {
+    if !mel.len().is_multiple_of(MEL_BANDS) {
         return Err(EmbeddingError::InputSize {
             what: "mel frames × 40",
             expected: mel.len() / MEL_BANDS * MEL_BANDS,

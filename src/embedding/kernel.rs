@@ -35,7 +35,7 @@ impl PackedMatrix {
     /// Packs `W` (`n × k`, row stride `ldw`). `n` must be a multiple of [`NR`] (the LSTM's
     /// sizes are 1024 and 256); callers pass architecture constants.
     pub(crate) fn pack(w: &[f32], n: usize, k: usize, ldw: usize) -> Self {
-        debug_assert!(n % NR == 0 && w.len() >= (n - 1) * ldw + k);
+        debug_assert!(n.is_multiple_of(NR) && w.len() >= (n - 1) * ldw + k);
         let mut data = vec![0.0f32; n * k];
         for (p, panel) in data.chunks_exact_mut(k * NR).enumerate() {
             for (j, column) in (p * NR..(p + 1) * NR).enumerate() {

@@ -226,7 +226,7 @@ impl SilenceTrimmer {
             let (piece, after) = rest.split_at(room.min(rest.len()));
             self.held.extend_from_slice(piece);
             rest = after;
-            if self.held.len() % VAD_WINDOW_SAMPLES == 0 {
+            if self.held.len().is_multiple_of(VAD_WINDOW_SAMPLES) {
                 let start = self.held.len() - VAD_WINDOW_SAMPLES;
                 let previous = self.flags.last().copied().unwrap_or(false);
                 self.flags.push(window_is_speech(

@@ -26,7 +26,7 @@ pub(crate) struct PowerSpectrum {
 
 impl PowerSpectrum {
     pub(crate) fn new(fft_size: usize) -> Self {
-        let even = fft_size % 2 == 0;
+        let even = fft_size.is_multiple_of(2);
         let fft_len = if even { fft_size / 2 } else { fft_size };
         let fft = FftPlanner::<f32>::new().plan_fft_forward(fft_len);
         let num_bins = fft_size / 2 + 1;

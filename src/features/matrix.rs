@@ -27,7 +27,7 @@ impl FeatureMatrix {
         if dim == 0 {
             return data.is_empty().then_some(Self { dim, data });
         }
-        (data.len() % dim == 0).then_some(Self { dim, data })
+        data.len().is_multiple_of(dim).then_some(Self { dim, data })
     }
 
     /// Number of columns (feature dimension).

@@ -113,7 +113,7 @@ impl TryFrom<ExtractorData> for IvectorExtractor {
     type Error = IvectorError;
     fn try_from(d: ExtractorData) -> Result<Self, IvectorError> {
         if d.feat_dim == 0
-            || d.ubm_means.len() % d.feat_dim != 0
+            || !d.ubm_means.len().is_multiple_of(d.feat_dim)
             || d.inv_std.len() != d.ubm_means.len()
             || d.t.nrows() != d.ubm_means.len()
             || d.t.ncols() == 0

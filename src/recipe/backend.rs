@@ -729,7 +729,10 @@ impl FusedSystem {
             "offset": self.fusion.offset,
         });
         if let (Some(q), Some(map)) = (&self.quality, metadata.as_object_mut()) {
-            map.insert("quality".into(), serde_json::to_value(q).unwrap_or_default());
+            map.insert(
+                "quality".into(),
+                serde_json::to_value(q).unwrap_or_default(),
+            );
         }
         w.set_metadata(metadata);
         w.save(path)

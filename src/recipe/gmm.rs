@@ -155,7 +155,7 @@ pub fn pool_frames(feats: &[FeatureMatrix], max_frames: usize) -> FeatureMatrix 
     let mut k = 0usize;
     for f in feats {
         for row in f.rows() {
-            if k % stride == 0 {
+            if k.is_multiple_of(stride) {
                 out.push_row(row);
             }
             k += 1;
