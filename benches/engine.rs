@@ -259,5 +259,30 @@ fn bench_engine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_engine);
+/// The cohort (Z-norm) side of one enrollment: the enrolled model against the 524 cohort
+/// utterances. The first enrollment computes and keeps the utterances' UBM Gaussian selections;
+/// `cold` loads the system afresh before each (untimed; no kept selections), `warm` is every
+/// later enrollment.
+fn bench_enrollment_norm(c: &mut Criterion) {
+    let models = VoiceModels::load(&root().join("models/gmm-ubm.qvx")).unwrap();
+    let system = &models.gmm;
+    let model = system.ubm.clone();
+    let mut group = c.benchmark_group("enrollment");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("cohort_norm_cold", |b| {
+        b.iter_batched(
+            || VoiceModels::load(&root().join("models/gmm-ubm.qvx")).unwrap(),
+            |fresh| fresh.gmm.model_norm(&model).unwrap(),
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    system.model_norm(&model).unwrap();
+    group.bench_function("cohort_norm_warm", |b| {
+        b.iter(|| system.model_norm(&model).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_engine, bench_enrollment_norm);
 criterion_main!(benches);

@@ -18,7 +18,7 @@
 //! with one scale per dimension. [`GmmCohort::build`] quantises, and everything scored afterwards
 //! uses the quantised cohort, so training and run time see the same numbers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +107,32 @@ pub struct GmmCohort {
     utterances: Vec<QuantisedFeatures>,
     /// The dequantised models packed for scoring.
     bank: Arc<SpeakerBank>,
+    /// UBM Gaussian selections of the cohort utterances, computed at the first enrollment and
+    /// kept (they depend only on the UBM and top-C, not on the enrolled model): the selection is
+    /// nine tenths of [`GmmCohort::model_stats`]' work. Keyed by top-C and a hash of the UBM's
+    /// parameters, so another UBM is never served stale selections.
+    selections: Arc<OnceLock<SelectionCache>>,
+}
+
+/// See [`GmmCohort::selections`].
+#[derive(Debug)]
+struct SelectionCache {
+    top_c: usize,
+    ubm_hash: u64,
+    selections: Vec<GaussianSelection>,
+}
+
+/// Hash of a UBM's parameters (weights, means, inverse variances, bit patterns).
+fn ubm_hash(ubm: &DiagGmm) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for values in [ubm.weights(), ubm.means(), ubm.inv_vars()] {
+        values.len().hash(&mut h);
+        for v in values {
+            v.to_bits().hash(&mut h);
+        }
+    }
+    h.finish()
 }
 
 impl std::fmt::Debug for GmmCohort {
@@ -215,6 +241,7 @@ impl GmmCohort {
             offset_scales,
             utterances,
             bank,
+            selections: Arc::default(),
         })
     }
 
@@ -286,18 +313,41 @@ impl GmmCohort {
         model: &DiagGmm,
     ) -> Result<CohortStats, GmmError> {
         let bank = SpeakerBank::new(ubm, &[model])?;
+        let hash = ubm_hash(ubm);
+        let cached = self
+            .selections
+            .get()
+            .filter(|c| c.top_c == top_c && c.ubm_hash == hash);
+        let mut computed = Vec::new();
         let mut scores = Vec::with_capacity(self.utterances.len());
         for i in 0..self.utterances.len() {
-            let feats = self
-                .utterance(i)
-                .ok_or_else(|| GmmError::InvalidParameter {
-                    what: "cohort utterance",
-                    detail: format!("utterance {i} does not have whole frames"),
-                })?;
-            let sel = ubm.gaussian_selection(&feats, top_c)?;
-            scores.push(bank.score(&feats, &sel)?[0]);
+            let feats = self.checked_utterance(i)?;
+            let sel = match cached {
+                Some(c) => &c.selections[i],
+                None => {
+                    computed.push(ubm.gaussian_selection(&feats, top_c)?);
+                    &computed[i]
+                }
+            };
+            scores.push(bank.score(&feats, sel)?[0]);
+        }
+        if cached.is_none() && self.selections.get().is_none() {
+            // first enrollment with this UBM: keep the selections (a lost race keeps the other's)
+            let _ = self.selections.set(SelectionCache {
+                top_c,
+                ubm_hash: hash,
+                selections: computed,
+            });
         }
         self.stats_of(&scores)
+    }
+
+    /// Cohort utterance `i`, dequantised.
+    fn checked_utterance(&self, i: usize) -> Result<FeatureMatrix, GmmError> {
+        self.utterance(i).ok_or_else(|| GmmError::InvalidParameter {
+            what: "cohort utterance",
+            detail: format!("utterance {i} does not have whole frames"),
+        })
     }
 
     /// Mean and deviation of the `top_k` highest `scores` (deviation floored at 1e-6 nats, so
@@ -404,6 +454,7 @@ impl GmmCohort {
             offset_scales,
             utterances,
             bank: Arc::new(bank),
+            selections: Arc::default(),
         }))
     }
 }
@@ -644,6 +695,30 @@ mod tests {
             .collect();
         let (mean, std) = top_k_stats(scores, 4);
         assert!((got.mean - mean).abs() < 1e-4 && (got.std - std).abs() < 1e-4);
+        // The second enrollment uses the cached UBM selections of the utterances: the same
+        // statistics bit for bit, for this model and another one; another top-C or another UBM
+        // is computed afresh (compared with the brute force again).
+        assert_eq!(c.model_stats(u, 3, &model).unwrap(), got);
+        let other = sys.enroll(&speaker_feats(&mut rng, 300)).unwrap();
+        let fresh = cohort(&sys, &mut ChaCha8Rng::seed_from_u64(5)).0;
+        assert_eq!(
+            c.model_stats(u, 3, &other).unwrap(),
+            fresh.model_stats(u, 3, &other).unwrap()
+        );
+        let shifted = {
+            let means: Vec<f32> = u.means().iter().map(|m| m + 0.3).collect();
+            let vars: Vec<f32> = u.inv_vars().iter().map(|v| 1.0 / v).collect();
+            DiagGmm::new(DIM, u.weights().to_vec(), means, vars).unwrap()
+        };
+        for (ubm, top_c) in [(u.clone(), 2), (shifted, 3)] {
+            let m = sys.enroll(&speaker_feats(&mut rng, 300)).unwrap();
+            let got = c.model_stats(&ubm, top_c, &m).unwrap();
+            let scores = (0..c.num_utterances())
+                .map(|i| brute_force_score(&ubm, &m, &c.utterance(i).unwrap(), top_c))
+                .collect();
+            let (mean, std) = top_k_stats(scores, 4);
+            assert!((got.mean - mean).abs() < 1e-4 && (got.std - std).abs() < 1e-4);
+        }
 
         // The system applies ½[(s − μ_e)/σ_e + (s − μ_t)/σ_t] to the bank's raw scores.
         let with = GmmUbmSystem {
