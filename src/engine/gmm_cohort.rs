@@ -331,8 +331,9 @@ impl GmmCohort {
             };
             scores.push(bank.score(&feats, sel)?[0]);
         }
-        if cached.is_none() && self.selections.get().is_none() {
-            // first enrollment with this UBM: keep the selections (a lost race keeps the other's)
+        if cached.is_none() {
+            // the first enrollment keeps its selections; `set` leaves a cache already there (a
+            // lost race, or another UBM's) as it is
             let _ = self.selections.set(SelectionCache {
                 top_c,
                 ubm_hash: hash,

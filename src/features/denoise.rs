@@ -114,6 +114,8 @@ pub struct NoiseSuppressor {
     dd: f32,
     min_power_gain: f32,
     frames_per_subwindow: usize,
+    /// Rows of the ring of past sub-window minima (`subwindows − 1`).
+    ring: usize,
     /// Smoothed periodogram per bin.
     smoothed: Vec<f32>,
     /// Minimum of the smoothed power in the current sub-window, per bin.
@@ -158,6 +160,7 @@ impl NoiseSuppressor {
             dd: opts.decision_directed,
             min_power_gain: 10f32.powf(opts.gain_floor_db / 10.0),
             frames_per_subwindow,
+            ring,
             smoothed: vec![0.0; bins],
             current_min: vec![f32::INFINITY; bins],
             past_min: vec![f32::INFINITY; ring * bins],
@@ -203,7 +206,7 @@ impl NoiseSuppressor {
         for (m, &s) in self.current_min.iter_mut().zip(&self.smoothed) {
             *m = m.min(s);
         }
-        let ring = self.past_min.len() / self.bins.max(1);
+        let ring = self.ring;
         let mut before = 0.0f64;
         let mut after = 0.0f64;
         for (k, slot) in power.iter_mut().enumerate() {

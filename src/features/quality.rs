@@ -44,6 +44,18 @@ impl EnergyRange {
         }
     }
 
+    /// The histogram of a whole recording: its frame log energies as the MFCC front end with
+    /// `mfcc` computes them (what a session counts as the call streams in).
+    pub fn of_samples(
+        mfcc: &super::MfccOptions,
+        samples: &[f32],
+    ) -> Result<Self, super::FeatureError> {
+        let (_, energy) = super::MfccExtractor::new(mfcc.clone())?.compute_with_energy(samples)?;
+        let mut range = Self::new();
+        range.extend(&energy);
+        Ok(range)
+    }
+
     /// Forgets every frame.
     pub fn reset(&mut self) {
         self.counts.fill(0);

@@ -59,21 +59,12 @@ pub fn set_test_energy_spreads(
         .par_iter()
         .map(|path| {
             let wave = super::read_telephone_wav(path, crate::audio::ChannelPolicy::RequireMono)?;
-            let mut ex = crate::features::MfccExtractor::new(mfcc.clone()).map_err(|source| {
-                RecipeError::Features {
+            crate::features::EnergyRange::of_samples(mfcc, &wave.samples)
+                .map(|range| range.spread_nats().unwrap_or(f64::NAN))
+                .map_err(|source| RecipeError::Features {
                     path: path.clone(),
                     source,
-                }
-            })?;
-            let (_, energy) =
-                ex.compute_with_energy(&wave.samples)
-                    .map_err(|source| RecipeError::Features {
-                        path: path.clone(),
-                        source,
-                    })?;
-            let mut range = crate::features::EnergyRange::new();
-            range.extend(&energy);
-            Ok(range.spread_nats().unwrap_or(f64::NAN))
+                })
         })
         .collect()
 }

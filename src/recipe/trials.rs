@@ -308,14 +308,9 @@ pub fn item_energy_spreads(
     items
         .par_iter()
         .map(|w| {
-            let mut ex = crate::features::MfccExtractor::new(mfcc.clone())
-                .map_err(|e| RecipeError::stage("front end", e))?;
-            let (_, energy) = ex
-                .compute_with_energy(&w.samples)
-                .map_err(|e| RecipeError::stage("held-out energies", e))?;
-            let mut range = crate::features::EnergyRange::new();
-            range.extend(&energy);
-            Ok(range.spread_nats().unwrap_or(f64::NAN))
+            crate::features::EnergyRange::of_samples(mfcc, &w.samples)
+                .map(|range| range.spread_nats().unwrap_or(f64::NAN))
+                .map_err(|e| RecipeError::stage("held-out energies", e))
         })
         .collect()
 }
