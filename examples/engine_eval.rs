@@ -196,7 +196,9 @@ fn main() -> Result<()> {
     // for enrollment: how much net speech each finds on the test calls.
     let (mut stream_ms, mut batch_ms) = (0u64, 0u64);
     for call in &calls {
-        batch_ms += quivox::engine::analyze(&models, &call.wave)?.net_speech_ms;
+        batch_ms +=
+            quivox::engine::analyze(&models, &call.wave, base.adaptive_noise_suppression())?
+                .net_speech_ms;
         let mut session = base.start_call(CallInfo::default())?;
         session.push_samples(&call.wave.samples)?;
         stream_ms += session.finish()?.net_speech_ms;

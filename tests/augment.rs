@@ -382,7 +382,7 @@ fn vad_modes_on_dev_sets() {
                 vad_mode: mode,
                 ..front_end.clone()
             };
-            let feats = set_features(&set, &opts).unwrap();
+            let feats = set_features(&set, &opts, None).unwrap();
             let (scores, _) = score_gmm(&gmm, &feats).unwrap();
             reports.push(
                 report(

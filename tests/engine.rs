@@ -815,3 +815,125 @@ fn enrollment_from_a_live_call() {
         })
     ));
 }
+
+/// `so1027-call.wav` in white noise at `snr_db` (seeded), and the options of the plain and the
+/// noise-suppressed batch front ends with the sessions' running-mean VAD.
+fn noisy_call(
+    engine: &Engine,
+    snr_db: f64,
+) -> (
+    Vec<f32>,
+    quivox::features::FrontEndOptions,
+    quivox::features::FrontEndOptions,
+) {
+    use quivox::augment::{channel_rng, coloured_noise, mix_at_snr, NoiseColour};
+    let clean = demo("so1027-call.wav").samples;
+    let noise = coloured_noise(NoiseColour::White, clean.len(), &mut channel_rng(11, 0)).unwrap();
+    let noisy = mix_at_snr(&clean, &noise, snr_db).unwrap();
+    let mut plain = engine.models().front_end.clone();
+    plain.vad_mode = quivox::features::VadMode::Running;
+    let suppressed = engine
+        .adaptive_noise_suppression()
+        .unwrap()
+        .suppressed_front_end(&plain);
+    (noisy, plain, suppressed)
+}
+
+/// The session's final posterior of its most probable enrolled speaker (whatever the decision),
+/// and the oracle: Bayes' rule on the LLRs of the batch features of `opts` with the prior of a
+/// withheld number.
+fn final_posterior_and_oracle(
+    engine: &Engine,
+    samples: &[f32],
+    opts: &quivox::features::FrontEndOptions,
+) -> (f64, f64) {
+    use quivox::engine::{caller_posterior, NumberDirectory, PriorOptions};
+    let outcome = call_with(engine, None, samples, 160);
+    let (speaker, posterior) = outcome.final_decision.top_speaker.clone().unwrap();
+    let batch = quivox::features::FrontEnd::new(opts.clone())
+        .unwrap()
+        .compute(samples)
+        .unwrap();
+    let population = engine.population();
+    let i = population.ids().iter().position(|s| *s == speaker).unwrap();
+    let llrs = engine
+        .models()
+        .llrs(&batch.features, population.bank(), population.norms())
+        .unwrap();
+    let prior = NumberDirectory::new().prior(None, population.ids(), &PriorOptions::default());
+    (posterior, caller_posterior(&prior, &llrs).probability(i))
+}
+
+#[test]
+fn noisy_calls_are_scored_through_the_noise_suppressor_and_clean_ones_are_not() {
+    // Oracle: the batch front end with and without the suppressor (running-mean VAD, as the
+    // session's), scored against the same population.
+    use quivox::features::EnergyRange;
+    let engine = engine();
+    let gate = engine.adaptive_noise_suppression().unwrap().clone();
+    let (noisy, plain, suppressed) = noisy_call(&engine, 10.0);
+    let clean = demo("so1027-call.wav").samples;
+    let spread = |x: &[f32]| EnergyRange::of_samples(&plain.mfcc, x).unwrap();
+    assert!(
+        gate.applies_to(&spread(&noisy)),
+        "{}",
+        spread(&noisy).spread_db()
+    );
+    assert!(
+        !gate.applies_to(&spread(&clean)),
+        "{}",
+        spread(&clean).spread_db()
+    );
+
+    let close = |a: f64, b: f64| (a.ln() - b.ln()).abs() < 1e-6;
+    let (p, oracle) = final_posterior_and_oracle(&engine, &noisy, &suppressed);
+    assert!(close(p, oracle), "{oracle} vs {p}");
+    let (_, without) = final_posterior_and_oracle(&engine, &noisy, &plain);
+    assert!(!close(p, without), "suppression changed nothing: {p}");
+    let (p, oracle) = final_posterior_and_oracle(&engine, &clean, &plain);
+    assert!(close(p, oracle), "{oracle} vs {p}");
+
+    // Chunking does not matter with two front ends either.
+    let a = call_with(&engine, None, &noisy, 160);
+    let b = call_with(&engine, None, &noisy, 1237);
+    assert_eq!(a.final_decision, b.final_decision);
+    assert_eq!(a.timeline, b.timeline);
+}
+
+#[test]
+fn batch_analysis_suppresses_noisy_recordings_only() {
+    use quivox::engine::analyze;
+    use quivox::features::{FrontEnd, VadMode};
+    let engine = engine();
+    let models = engine.models();
+    let gate = engine.adaptive_noise_suppression();
+    let (noisy, mut plain, mut suppressed) = noisy_call(&engine, 10.0);
+    plain.vad_mode = VadMode::default();
+    suppressed.vad_mode = VadMode::default();
+    let wave = |samples: &[f32]| Waveform {
+        sample_rate_hz: 8000,
+        samples: samples.to_vec(),
+    };
+    let features = |opts: &quivox::features::FrontEndOptions, x: &[f32]| {
+        FrontEnd::new(opts.clone())
+            .unwrap()
+            .compute(x)
+            .unwrap()
+            .features
+    };
+    let a = analyze(models, &wave(&noisy), gate).unwrap();
+    assert_eq!(a.features, features(&suppressed, &noisy));
+    assert_ne!(a.features, features(&plain, &noisy));
+    // the reported SNR and energies are those of the signal received
+    let b = analyze(models, &wave(&noisy), None).unwrap();
+    assert_eq!(b.features, features(&plain, &noisy));
+    assert_eq!(
+        (a.snr_db, &a.frame_log_energy),
+        (b.snr_db, &b.frame_log_energy)
+    );
+    let clean = demo("so1027-call.wav");
+    assert_eq!(
+        analyze(models, &clean, gate).unwrap().features,
+        features(&plain, &clean.samples)
+    );
+}

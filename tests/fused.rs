@@ -195,7 +195,12 @@ fn call_quality(log_energy: &[f32]) -> f64 {
 fn systems_by_hand(models: &VoiceModels, print: &Voiceprint, wave: &Waveform) -> [f64; 4] {
     let b = models.backends.clone().unwrap();
     let part = print.backend.clone().unwrap();
-    let a = analyze(models, wave).unwrap();
+    let a = analyze(
+        models,
+        wave,
+        EngineOptions::default().adaptive_noise_suppression.as_ref(),
+    )
+    .unwrap();
     let bank = quivox::gmm::SpeakerBank::new(&models.gmm.ubm, &[&print.model]).unwrap();
     let norms: Vec<_> = print.gmm_norm.into_iter().collect();
     let g = models.llrs(&a.features, &bank, &norms).unwrap()[0];
@@ -239,7 +244,7 @@ fn streaming_fused_llrs_match_the_batch_systems() {
     let mut embedder = b.embedder().unwrap();
     for caller in ["so1027", "so0457"] {
         let wave = fixture(caller, "call");
-        let a = analyze(&models, &wave).unwrap();
+        let a = analyze(&models, &wave, engine.adaptive_noise_suppression()).unwrap();
         let g = models.llrs(&a.features, pop.bank(), pop.norms()).unwrap();
         let i = b.ivector.score(&a.features, &ivec).unwrap();
         let u = embedder.embed(&wave).unwrap();

@@ -14,8 +14,9 @@ use super::session::{CallInfo, Session};
 use super::voice::GmmUbmSystem;
 use crate::audio::Waveform;
 use crate::features::{
-    apply_sliding_cmn_into, compute_deltas_into, compute_vad, compute_vad_running, CmnScope,
-    EnergyRange, FeatureError, FeatureMatrix, FrontEndOptions, MfccExtractor, VadMode,
+    apply_sliding_cmn_into, compute_deltas_into, compute_vad, compute_vad_running,
+    AdaptiveNoiseSuppression, CmnScope, EnergyRange, FeatureError, FeatureMatrix, FrontEndOptions,
+    MfccExtractor, VadMode,
 };
 use crate::gmm::{map_update, AccumDiagGmm, DiagGmm, GmmError, SpeakerBank};
 use crate::model_io::ModelIoError;
@@ -165,6 +166,11 @@ pub struct EngineOptions {
     /// Net speech a session captured for enrollment keeps at most, ms (240 bytes per 10 ms of
     /// speech): later speech is not enrolled. Default 120 000.
     pub max_capture_speech_ms: u64,
+    /// Noise suppression of noisy recordings and calls only (see [`AdaptiveNoiseSuppression`]):
+    /// on by default (25-dB gate, mild suppressor); `None` turns it off. Ignored when the models'
+    /// own front end already suppresses noise. Sessions run the suppressed front end beside the
+    /// plain one and score whichever the call's energy spread so far calls for.
+    pub adaptive_noise_suppression: Option<AdaptiveNoiseSuppression>,
 }
 
 impl Default for EngineOptions {
@@ -182,6 +188,7 @@ impl Default for EngineOptions {
             min_snr_db: 12.0,
             scoring: ScoringOptions::default(),
             max_capture_speech_ms: 120_000,
+            adaptive_noise_suppression: Some(AdaptiveNoiseSuppression::default()),
         }
     }
 }
@@ -251,6 +258,13 @@ impl EngineOptions {
                 self.min_snr_db.to_string(),
                 "a finite dB value",
             );
+        }
+        if let Some(ns) = &self.adaptive_noise_suppression {
+            ns.validate().map_err(|e| EngineError::InvalidOption {
+                name: "adaptive_noise_suppression",
+                value: e.to_string(),
+                expected: "valid adaptive noise suppression options",
+            })?;
         }
         self.scoring.validate()?;
         self.prior
@@ -429,6 +443,17 @@ pub struct CallEnrollment {
 /// Full-scale threshold for clipping (16-bit scale; μ-law's largest value is 32124).
 pub(crate) const CLIP_LEVEL: f32 = 32000.0;
 
+/// The options' adaptive noise suppression, unless the models' front end suppresses noise itself.
+pub(crate) fn adaptive_noise_suppression<'a>(
+    options: &'a EngineOptions,
+    models: &VoiceModels,
+) -> Option<&'a AdaptiveNoiseSuppression> {
+    options
+        .adaptive_noise_suppression
+        .as_ref()
+        .filter(|_| models.front_end.mfcc.noise_suppression.is_none())
+}
+
 /// 90th − 10th percentile of frame log energies, dB (0 for fewer than 2 frames).
 pub(crate) fn snr_estimate_db(log_energy: &[f32]) -> f64 {
     let mut range = EnergyRange::new();
@@ -437,8 +462,15 @@ pub(crate) fn snr_estimate_db(log_energy: &[f32]) -> f64 {
 }
 
 /// Batch analysis with the models' front end: MFCC → Δ → VAD (the front end's mode) → CMN over
-/// the voiced frames. Same features as [`crate::features::FrontEnd::compute`].
-pub fn analyze(models: &VoiceModels, wave: &Waveform) -> Result<AudioAnalysis, EngineError> {
+/// the voiced frames. Same features as [`crate::features::FrontEnd::compute`]. With `adaptive`
+/// (and models whose front end does not suppress noise itself), a recording whose energy spread
+/// is under the gate is analysed again with the suppressor (its VAD then runs on the suppressed
+/// energies); `snr_db` and `frame_log_energy` are always those of the signal as received.
+pub fn analyze(
+    models: &VoiceModels,
+    wave: &Waveform,
+    adaptive: Option<&AdaptiveNoiseSuppression>,
+) -> Result<AudioAnalysis, EngineError> {
     let fe = &models.front_end;
     if wave.sample_rate_hz != models.sample_rate_hz() {
         return Err(EngineError::SampleRate {
@@ -447,12 +479,24 @@ pub fn analyze(models: &VoiceModels, wave: &Waveform) -> Result<AudioAnalysis, E
         });
     }
     let mut mfcc = MfccExtractor::new(fe.mfcc.clone())?;
-    let (ceps, log_energy) = mfcc.compute_with_energy(&wave.samples)?;
+    let (mut ceps, log_energy) = mfcc.compute_with_energy(&wave.samples)?;
+    let mut vad_energy = None;
+    if let Some(ns) = adaptive.filter(|_| fe.mfcc.noise_suppression.is_none()) {
+        let mut range = EnergyRange::new();
+        range.extend(&log_energy);
+        if ns.applies_to(&range) {
+            let (c, e) = MfccExtractor::new(ns.suppressed_mfcc(&fe.mfcc))?
+                .compute_with_energy(&wave.samples)?;
+            ceps = c;
+            vad_energy = Some(e);
+        }
+    }
+    let vad_energy = vad_energy.as_deref().unwrap_or(&log_energy);
     let mut deltas = FeatureMatrix::new(fe.dim());
     compute_deltas_into(&ceps, &fe.deltas, &mut deltas)?;
     let voiced = match fe.vad_mode {
-        VadMode::Running => compute_vad_running(&log_energy, &fe.vad)?,
-        _ => compute_vad(&log_energy, &fe.vad)?,
+        VadMode::Running => compute_vad_running(vad_energy, &fe.vad)?,
+        _ => compute_vad(vad_energy, &fe.vad)?,
     };
     let mut pre = FeatureMatrix::new(fe.dim());
     for (row, &v) in deltas.rows().zip(&voiced) {
@@ -770,6 +814,12 @@ impl Engine {
         &self.options
     }
 
+    /// The adaptive noise suppression in force: the options' unless the models' front end
+    /// suppresses noise itself.
+    pub fn adaptive_noise_suppression(&self) -> Option<&AdaptiveNoiseSuppression> {
+        adaptive_noise_suppression(&self.options, &self.models)
+    }
+
     /// The current population snapshot.
     pub fn population(&self) -> Arc<Population> {
         // A poisoned lock only means a writer panicked; the Arc inside is still consistent.
@@ -827,7 +877,7 @@ impl Engine {
             if wave.samples.is_empty() {
                 continue;
             }
-            let a = analyze(&self.models, wave)?;
+            let a = analyze(&self.models, wave, self.adaptive_noise_suppression())?;
             if a.clipped_fraction > self.options.max_clipped_fraction {
                 return Err(refuse(QualityProblem::Clipping {
                     percent: 100.0 * a.clipped_fraction,
@@ -1167,7 +1217,7 @@ impl Engine {
         let mut embedder = backends.map(FusedBackends::embedder).transpose()?;
         let mut backend_stats = backends.map(FusedBackends::empty_stats);
         for wave in recordings {
-            let a = analyze(models, wave)?;
+            let a = analyze(models, wave, self.adaptive_noise_suppression())?;
             for row in a.features.rows() {
                 feats.push_row(row);
             }

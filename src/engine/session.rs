@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::bayes::{caller_posterior, Best, CallerPosterior};
 use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
 use super::embedding_system::EmbeddingSum;
-use super::engine::{snr_estimate_db, CallEnrollment};
+use super::engine::{adaptive_noise_suppression, snr_estimate_db, CallEnrollment};
 use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
 use super::fused::speech_embedding;
 use super::number::{CallerPrior, SpeakerId};
@@ -22,8 +22,8 @@ use super::scoring::ShortlistState;
 use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
 use crate::embedding::StreamingEmbedder;
 use crate::features::{
-    apply_sliding_cmn_into, EnergyRange, FeatureMatrix, MfccExtractor, StreamingDeltas,
-    StreamingVad,
+    apply_sliding_cmn_into, AdaptiveNoiseSuppression, EnergyRange, FeatureMatrix, FrontEndOptions,
+    MfccExtractor, MfccOptions, StreamingDeltas, StreamingVad,
 };
 use crate::gmm::AccumDiagGmm;
 
@@ -51,6 +51,112 @@ struct Capture {
     log_energy: Vec<f32>,
 }
 
+/// The streaming stages of one front end: MFCC → Δ → running-mean energy VAD, with the frames
+/// whose Δ or VAD decision is still to come (the two stages have different latencies) held until
+/// both are known. Buffers are reused: no allocation per frame once they have grown.
+#[derive(Debug)]
+struct FramePipeline {
+    mfcc: MfccExtractor,
+    deltas: StreamingDeltas,
+    vad: StreamingVad,
+    mfcc_buf: FeatureMatrix,
+    energy_buf: Vec<f32>,
+    delta_buf: FeatureMatrix,
+    /// Δ frames and VAD decisions not yet consumed (row t of one is decision t of the other).
+    delta_pending: FeatureMatrix,
+    vad_pending: Vec<bool>,
+}
+
+impl FramePipeline {
+    fn new(mfcc: MfccOptions, fe: &FrontEndOptions) -> Result<Self, EngineError> {
+        let ceps = fe.mfcc.num_ceps;
+        let dim = fe.dim();
+        Ok(Self {
+            mfcc: MfccExtractor::new(mfcc)?,
+            deltas: StreamingDeltas::new(ceps, &fe.deltas)?,
+            vad: StreamingVad::new(&fe.vad)?,
+            mfcc_buf: FeatureMatrix::with_capacity(ceps, 64),
+            energy_buf: Vec::with_capacity(64),
+            delta_buf: FeatureMatrix::with_capacity(dim, 64),
+            delta_pending: FeatureMatrix::with_capacity(dim, 64),
+            vad_pending: Vec::with_capacity(64),
+        })
+    }
+
+    /// Runs every stage as far as its input allows; `energy` sees the log energy of each new
+    /// MFCC frame (before the VAD does).
+    fn pump(&mut self, energy: impl FnOnce(&[f32])) -> Result<(), EngineError> {
+        self.mfcc
+            .pop_frames_with_energy(&mut self.mfcc_buf, &mut self.energy_buf)?;
+        energy(&self.energy_buf);
+        if !self.mfcc_buf.is_empty() {
+            self.deltas.accept_frames(&self.mfcc_buf)?;
+            self.vad.accept_log_energy(&self.energy_buf);
+        }
+        self.mfcc_buf.clear();
+        self.energy_buf.clear();
+        self.deltas.pop_frames(&mut self.delta_buf)?;
+        for row in self.delta_buf.rows() {
+            self.delta_pending.push_row(row);
+        }
+        self.delta_buf.clear();
+        self.vad.pop_decisions(&mut self.vad_pending);
+        Ok(())
+    }
+
+    /// Frames whose Δ and VAD decision are both known.
+    fn ready(&self) -> usize {
+        self.delta_pending.num_frames().min(self.vad_pending.len())
+    }
+
+    /// Forgets the first `n` ready frames.
+    fn consume(&mut self, n: usize) {
+        self.delta_pending.drain_front(n);
+        self.vad_pending.drain(..n);
+    }
+}
+
+/// The noise-suppressed front end of a session ([`AdaptiveNoiseSuppression`]): the same samples
+/// through MFCC with the suppressor, Δ, and the VAD on the suppressed energies, kept frame for
+/// frame in step with the plain front end (both stages have the same latencies).
+#[derive(Debug)]
+struct SuppressedPath {
+    gate: AdaptiveNoiseSuppression,
+    pipe: FramePipeline,
+    /// Voiced Δ frames before CMN (capacity `max_scored_frames`).
+    voiced: FeatureMatrix,
+    /// Every voiced frame up to the capture's cap, when the call is captured.
+    captured: Option<FeatureMatrix>,
+    /// Frames consumed (voiced or not).
+    decided: u64,
+}
+
+impl SuppressedPath {
+    /// Consumes ready frames until `frames` have been decided in all.
+    fn advance_to(&mut self, frames: u64, max_scored: usize, max_captured: usize) {
+        let n = self
+            .pipe
+            .ready()
+            .min(frames.saturating_sub(self.decided) as usize);
+        for t in 0..n {
+            if !self.pipe.vad_pending[t] {
+                continue;
+            }
+            let row = self.pipe.delta_pending.row(t);
+            if self.voiced.num_frames() < max_scored {
+                self.voiced.push_row(row);
+            }
+            if let Some(c) = &mut self.captured {
+                if c.num_frames() < max_captured {
+                    c.push_row(row);
+                }
+            }
+        }
+        self.pipe.consume(n);
+        self.decided += n as u64;
+    }
+}
+
 /// A call in progress. Not shared between threads (it is `Send`: move it to the call's thread).
 #[derive(Debug)]
 pub struct Session {
@@ -59,15 +165,11 @@ pub struct Session {
     population: Arc<Population>,
     prior: CallerPrior,
     info: CallInfo,
-    mfcc: MfccExtractor,
-    deltas: StreamingDeltas,
-    vad: StreamingVad,
+    /// The models' front end.
+    pipe: FramePipeline,
+    /// The noise-suppressed front end, when adaptive suppression is on.
+    suppressed: Option<SuppressedPath>,
     scratch: Vec<f32>,
-    mfcc_buf: FeatureMatrix,
-    energy_buf: Vec<f32>,
-    delta_buf: FeatureMatrix,
-    delta_pending: FeatureMatrix,
-    vad_pending: Vec<bool>,
     /// Voiced Δ frames before CMN (capacity `max_scored_frames`).
     voiced: FeatureMatrix,
     normalised: FeatureMatrix,
@@ -88,8 +190,6 @@ pub struct Session {
     shortlist: ShortlistState,
     /// Speech kept for enrollment, when the call is captured.
     capture: Option<Capture>,
-    /// Voiced frame count, decision and top speaker of the last scoring (reused by `finish`).
-    last_evaluation: Option<(u64, Decision, TopSpeaker)>,
     pending: VecDeque<DecisionEvent>,
     timeline: Vec<DecisionEvent>,
     /// The call's audio through the neural encoder (fused models only).
@@ -112,7 +212,6 @@ impl Session {
     ) -> Result<Self, EngineError> {
         let fe = &models.front_end;
         let dim = fe.dim();
-        let ceps = fe.mfcc.num_ceps;
         let frame_ms =
             fe.mfcc.frame_shift_samples() as f64 * 1000.0 / fe.mfcc.sample_rate_hz as f64;
         let to_frames = |ms: u64| ((ms as f64 / frame_ms).ceil() as u64).max(1);
@@ -121,6 +220,16 @@ impl Session {
         let interval_frames = to_frames(options.decision_interval_ms);
         let revision_frames = to_frames(options.revision_interval_ms);
         let max_scored_frames = to_frames(options.max_scored_speech_ms) as usize;
+        let suppressed = match adaptive_noise_suppression(&options, &models) {
+            Some(gate) => Some(SuppressedPath {
+                pipe: FramePipeline::new(gate.suppressed_mfcc(&fe.mfcc), fe)?,
+                gate: gate.clone(),
+                voiced: FeatureMatrix::with_capacity(dim, max_scored_frames),
+                captured: None,
+                decided: 0,
+            }),
+            None => None,
+        };
         let embedder = match &models.backends {
             Some(b) => Some(StreamingEmbedder::new(
                 Arc::clone(&b.encoder),
@@ -135,15 +244,9 @@ impl Session {
             embedding_llrs: Vec::new(),
             capture: None,
             shortlist: ShortlistState::new(options.scoring.clone()),
-            mfcc: MfccExtractor::new(fe.mfcc.clone())?,
-            deltas: StreamingDeltas::new(ceps, &fe.deltas)?,
-            vad: StreamingVad::new(&fe.vad)?,
+            pipe: FramePipeline::new(fe.mfcc.clone(), fe)?,
+            suppressed,
             scratch: Vec::with_capacity(CONVERT_BLOCK),
-            mfcc_buf: FeatureMatrix::with_capacity(ceps, 64),
-            energy_buf: Vec::with_capacity(64),
-            delta_buf: FeatureMatrix::with_capacity(dim, 64),
-            delta_pending: FeatureMatrix::with_capacity(dim, 64),
-            vad_pending: Vec::with_capacity(64),
             voiced: FeatureMatrix::with_capacity(dim, max_scored_frames),
             normalised: FeatureMatrix::with_capacity(dim, max_scored_frames),
             energy: EnergyRange::new(),
@@ -158,7 +261,6 @@ impl Session {
             interval_frames,
             revision_frames,
             max_scored_frames,
-            last_evaluation: None,
             pending: VecDeque::new(),
             timeline: Vec::new(),
             models,
@@ -247,6 +349,9 @@ impl Session {
                 max_frames: max_frames as usize,
                 log_energy: Vec::new(),
             });
+            if let Some(s) = &mut self.suppressed {
+                s.captured = Some(FeatureMatrix::new(self.models.front_end.dim()));
+            }
         }
         Ok(())
     }
@@ -267,13 +372,15 @@ impl Session {
         };
         let ubm = &self.models.gmm.ubm;
         let mut stats = AccumDiagGmm::for_model(ubm);
-        let mut normalised = FeatureMatrix::new(capture.voiced.dim());
-        if !capture.voiced.is_empty() {
-            apply_sliding_cmn_into(
-                &capture.voiced,
-                &self.models.front_end.sliding_cmn,
-                &mut normalised,
-            )?;
+        let voiced = match self.active_suppressed() {
+            Some(SuppressedPath {
+                captured: Some(c), ..
+            }) => c,
+            _ => &capture.voiced,
+        };
+        let mut normalised = FeatureMatrix::new(voiced.dim());
+        if !voiced.is_empty() {
+            apply_sliding_cmn_into(voiced, &self.models.front_end.sliding_cmn, &mut normalised)?;
             ubm.accumulate_stats(&normalised, &mut stats)?;
         }
         let backend = match self.models.backends.as_deref() {
@@ -285,7 +392,7 @@ impl Session {
         };
         Ok(Some(CallEnrollment {
             stats,
-            net_speech_ms: self.frames_to_ms(capture.voiced.num_frames() as u64),
+            net_speech_ms: self.frames_to_ms(voiced.num_frames() as u64),
             clipped_fraction: self.clipped_fraction(),
             snr_db: snr_estimate_db(&capture.log_energy),
             backend,
@@ -336,7 +443,10 @@ impl Session {
             .iter()
             .filter(|x| x.abs() >= CLIP_LEVEL)
             .count() as u64;
-        self.mfcc.accept_waveform(&self.scratch)?;
+        self.pipe.mfcc.accept_waveform(&self.scratch)?;
+        if let Some(s) = &mut self.suppressed {
+            s.pipe.mfcc.accept_waveform(&self.scratch)?;
+        }
         if self.embedder.is_some() {
             self.embed_pending.extend_from_slice(&self.scratch);
         }
@@ -345,41 +455,34 @@ impl Session {
     }
 
     fn drain_frontend(&mut self) -> Result<(), EngineError> {
-        self.mfcc
-            .pop_frames_with_energy(&mut self.mfcc_buf, &mut self.energy_buf)?;
-        self.energy.extend(&self.energy_buf);
-        if let Some(capture) = &mut self.capture {
-            capture.log_energy.extend_from_slice(&self.energy_buf);
+        let (energy, capture) = (&mut self.energy, &mut self.capture);
+        self.pipe.pump(|e| {
+            energy.extend(e);
+            if let Some(capture) = capture {
+                capture.log_energy.extend_from_slice(e);
+            }
+        })?;
+        if let Some(s) = &mut self.suppressed {
+            s.pipe.pump(|_| {})?;
         }
-        if !self.mfcc_buf.is_empty() {
-            self.deltas.accept_frames(&self.mfcc_buf)?;
-            self.vad.accept_log_energy(&self.energy_buf);
-        }
-        self.mfcc_buf.clear();
-        self.energy_buf.clear();
-        self.deltas.pop_frames(&mut self.delta_buf)?;
-        for row in self.delta_buf.rows() {
-            self.delta_pending.push_row(row);
-        }
-        self.delta_buf.clear();
-        self.vad.pop_decisions(&mut self.vad_pending);
-        let n = self.delta_pending.num_frames().min(self.vad_pending.len());
+        let n = self.pipe.ready();
         for t in 0..n {
             self.frames_decided += 1;
-            if !self.vad_pending[t] {
+            if !self.pipe.vad_pending[t] {
                 continue;
             }
             self.voiced_frames += 1;
             if let Some(capture) = &mut self.capture {
                 if capture.voiced.num_frames() < capture.max_frames {
-                    capture.voiced.push_row(self.delta_pending.row(t));
+                    capture.voiced.push_row(self.pipe.delta_pending.row(t));
                 }
             }
             if self.voiced.num_frames() < self.max_scored_frames {
-                self.voiced.push_row(self.delta_pending.row(t));
+                self.voiced.push_row(self.pipe.delta_pending.row(t));
             }
             if self.voiced_frames == self.next_decision_frames {
                 if self.voiced.num_frames() == self.voiced_frames as usize {
+                    self.sync_suppressed();
                     self.feed_embedder(self.decided_samples())?;
                     self.decision_point()?;
                 }
@@ -395,9 +498,30 @@ impl Session {
                 self.next_decision_frames = next;
             }
         }
-        self.delta_pending.drain_front(n);
-        self.vad_pending.drain(..n);
+        self.pipe.consume(n);
+        self.sync_suppressed();
         Ok(())
+    }
+
+    /// Brings the suppressed front end to the plain one's decided frames.
+    fn sync_suppressed(&mut self) {
+        let max_captured = self.capture.as_ref().map_or(0, |c| c.max_frames);
+        if let Some(s) = &mut self.suppressed {
+            s.advance_to(self.frames_decided, self.max_scored_frames, max_captured);
+        }
+    }
+
+    /// The voiced frames a decision scores: the suppressed front end's when the call so far is
+    /// noisy enough for it, the plain one's otherwise.
+    fn scored_voiced(&self) -> &FeatureMatrix {
+        self.active_suppressed().map_or(&self.voiced, |s| &s.voiced)
+    }
+
+    /// The suppressed front end, when the call so far is noisy enough for it.
+    fn active_suppressed(&self) -> Option<&SuppressedPath> {
+        self.suppressed
+            .as_ref()
+            .filter(|s| s.gate.applies_to(&self.energy))
     }
 
     fn has_voice_decision(&self) -> bool {
@@ -441,7 +565,7 @@ impl Session {
 
     /// Scores the buffered speech and returns the decision (or the shortfall), with the top speaker.
     fn evaluate(&mut self, force: bool) -> Result<(Decision, TopSpeaker), EngineError> {
-        let frames = self.voiced.num_frames() as u64;
+        let frames = self.scored_voiced().num_frames() as u64;
         if frames == 0 {
             return Ok((self.shortfall(VoiceShortfall::NoSpeech), None));
         }
@@ -451,20 +575,12 @@ impl Session {
         if self.snr_db() < self.options.min_snr_db {
             return Ok((self.shortfall(VoiceShortfall::LowSnr), None));
         }
-        if let Some((at, decision, top)) = &self.last_evaluation {
-            let inconclusive = matches!(
-                decision,
-                Decision::NeedMoreAudio {
-                    reason: VoiceShortfall::Inconclusive
-                }
-            );
-            // Same speech as last time: reuse the scores (only the forced fallback may differ).
-            if *at == frames && (!inconclusive || !force) {
-                return Ok((decision.clone(), top.clone()));
-            }
-        }
+        let voiced = match self.suppressed.as_ref() {
+            Some(s) if s.gate.applies_to(&self.energy) => &s.voiced,
+            _ => &self.voiced,
+        };
         apply_sliding_cmn_into(
-            &self.voiced,
+            voiced,
             &self.models.front_end.sliding_cmn,
             &mut self.normalised,
         )?;
@@ -604,10 +720,17 @@ impl Session {
     /// Ends the call: flushes the front end, decides on all the buffered speech and returns the
     /// final decision and the timeline.
     pub fn finish(mut self) -> Result<CallOutcome, EngineError> {
-        self.mfcc.input_finished();
+        self.pipe.mfcc.input_finished();
+        if let Some(s) = &mut self.suppressed {
+            s.pipe.mfcc.input_finished();
+        }
         self.drain_frontend()?;
-        self.deltas.input_finished();
-        self.vad.input_finished();
+        self.pipe.deltas.input_finished();
+        self.pipe.vad.input_finished();
+        if let Some(s) = &mut self.suppressed {
+            s.pipe.deltas.input_finished();
+            s.pipe.vad.input_finished();
+        }
         self.drain_frontend()?;
         self.feed_embedder(u64::MAX)?;
         let (decision, top) = self.evaluate(true)?;

@@ -151,6 +151,11 @@ impl FrontEnd {
         self.opts.dim()
     }
 
+    /// Natural-log energy of every frame of the last utterance computed (voiced or not).
+    pub fn log_energy(&self) -> &[f32] {
+        &self.log_energy
+    }
+
     /// Features of one utterance (samples in 16-bit scale at `mfcc.sample_rate_hz`).
     pub fn compute(&mut self, samples: &[f32]) -> Result<FrontEndOutput, FeatureError> {
         let mut output = FrontEndOutput {

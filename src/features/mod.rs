@@ -57,7 +57,7 @@ pub use cmvn::{
     apply_sliding_cmn, apply_sliding_cmn_into, CmvnStats, SlidingCmnOptions, StreamingSlidingCmn,
 };
 pub use deltas::{compute_deltas, compute_deltas_into, DeltaOptions, StreamingDeltas};
-pub use denoise::{NoiseSuppressionOptions, NoiseSuppressor};
+pub use denoise::{AdaptiveNoiseSuppression, NoiseSuppressionOptions, NoiseSuppressor};
 pub use frontend::{
     compute_vad_with_mode, CmnScope, FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd,
     VadMode,

@@ -690,3 +690,59 @@ fn noise_suppression_lowers_the_pauses_more_than_the_speech_at_5_db() {
     // measured 3.42 and 2.29 nats: the frame SNR rises by ~1.1 nats (~5 dB)
     assert!(pauses - speech > 0.8, "speech {speech}, pauses {pauses}");
 }
+
+#[test]
+fn adaptive_noise_suppression_gate_and_options() {
+    use super::{AdaptiveNoiseSuppression, EnergyRange};
+    let ns = AdaptiveNoiseSuppression::default();
+    ns.validate().unwrap();
+    // frames 20 dB apart (ln 100 = 4.6 nats): under the 25-dB gate once there are enough frames
+    let mut range = EnergyRange::new();
+    for k in 0..(ns.min_frames - 1) {
+        range.push(if k % 2 == 0 { 10.0 } else { 10.0 + 100f32.ln() });
+    }
+    assert!(
+        (range.spread_db() - 20.0).abs() < 0.3,
+        "{}",
+        range.spread_db()
+    );
+    assert!(!ns.applies_to(&range), "too few frames to judge");
+    range.push(10.0);
+    assert!(ns.applies_to(&range));
+    // 40 dB apart: a clean line, left alone
+    let mut clean = EnergyRange::new();
+    for k in 0..200 {
+        clean.push(if k % 2 == 0 {
+            5.0
+        } else {
+            5.0 + 10_000f32.ln()
+        });
+    }
+    assert!(!ns.applies_to(&clean));
+    // the suppressed front end differs from the plain one in the suppressor only
+    let fe = super::FrontEndOptions::default();
+    let s = ns.suppressed_front_end(&fe);
+    assert_eq!(s.mfcc.noise_suppression.as_ref(), Some(&ns.suppression));
+    assert_eq!(
+        super::FrontEndOptions {
+            mfcc: super::MfccOptions {
+                noise_suppression: None,
+                ..s.mfcc.clone()
+            },
+            ..s
+        },
+        fe
+    );
+    for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+        let e = AdaptiveNoiseSuppression {
+            max_spread_db: bad,
+            ..ns.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("max_spread_db"), "{e}");
+    }
+    let mut weak = ns.clone();
+    weak.suppression.bias = 0.5;
+    assert!(weak.validate().unwrap_err().to_string().contains("bias"));
+}

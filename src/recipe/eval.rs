@@ -2,10 +2,10 @@
 
 use crate::engine::voice::GmmUbmSystem;
 use crate::eval::{DevSet, ScoreMatrix};
-use crate::features::{FeatureMatrix, FrontEndOptions};
+use crate::features::{AdaptiveNoiseSuppression, FeatureMatrix, FrontEndOptions};
 
 use super::gmm::score_tests_against_enrollments;
-use super::{features_of_groups, RecipeError};
+use super::{sessions_features, RecipeError};
 
 /// Front-end features of a development set: one matrix per enrollment (its files joined) and one
 /// per test file.
@@ -17,12 +17,18 @@ pub struct SetFeatures {
     pub tests: Vec<FeatureMatrix>,
 }
 
-/// Extracts the features of a whole set (parallel).
-pub fn set_features(set: &DevSet, opts: &FrontEndOptions) -> Result<SetFeatures, RecipeError> {
+/// Extracts the features of a whole set (parallel). With `adaptive`, an enrollment (its files
+/// as one session) or a test whose energy spread is under the gate is computed with the noise
+/// suppressor, as the engine does ([`super::features_of_session`]).
+pub fn set_features(
+    set: &DevSet,
+    opts: &FrontEndOptions,
+    adaptive: Option<&AdaptiveNoiseSuppression>,
+) -> Result<SetFeatures, RecipeError> {
     let groups: Vec<_> = set.enrollments.iter().map(|e| e.wavs.clone()).collect();
-    let enrollments = features_of_groups(&groups, opts, &|| {})?;
+    let enrollments = sessions_features(&groups, opts, adaptive, &|| {})?;
     let groups: Vec<_> = set.tests.iter().map(|t| vec![t.clone()]).collect();
-    let tests = features_of_groups(&groups, opts, &|| {})?;
+    let tests = sessions_features(&groups, opts, adaptive, &|| {})?;
     Ok(SetFeatures { enrollments, tests })
 }
 

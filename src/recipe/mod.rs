@@ -13,7 +13,9 @@ pub mod trials;
 use rayon::prelude::*;
 
 use crate::audio::{self, AudioError, ChannelPolicy, ReadOptions, Waveform};
-use crate::features::{FeatureError, FeatureMatrix, FrontEnd, FrontEndOptions};
+use crate::features::{
+    AdaptiveNoiseSuppression, EnergyRange, FeatureError, FeatureMatrix, FrontEnd, FrontEndOptions,
+};
 
 /// Errors of the recipes: which stage and which file failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,22 +89,50 @@ pub fn features_of_files(
     paths: &[PathBuf],
     opts: &FrontEndOptions,
 ) -> Result<FeatureMatrix, RecipeError> {
-    let mut front_end = FrontEnd::new(opts.clone()).map_err(|source| RecipeError::Features {
-        path: PathBuf::from("<options>"),
-        source,
-    })?;
-    let mut all = FeatureMatrix::new(opts.dim());
-    for path in paths {
-        let wave = read_telephone_wav(path, ChannelPolicy::RequireMono)?;
-        let out = front_end
-            .compute(&wave.samples)
-            .map_err(|source| RecipeError::Features {
-                path: path.clone(),
+    features_of_session(paths, opts, None)
+}
+
+/// [`features_of_files`] with adaptive noise suppression: when the frame log energies of all the
+/// files together are under the gate ([`AdaptiveNoiseSuppression::applies_to`]: the files are one
+/// session), every file is computed again with the suppressor, as the engine does for a
+/// recording. Without `adaptive`, or with a front end that suppresses noise itself, this is
+/// [`features_of_files`].
+pub fn features_of_session(
+    paths: &[PathBuf],
+    opts: &FrontEndOptions,
+    adaptive: Option<&AdaptiveNoiseSuppression>,
+) -> Result<FeatureMatrix, RecipeError> {
+    let waves = paths
+        .iter()
+        .map(|p| read_telephone_wav(p, ChannelPolicy::RequireMono))
+        .collect::<Result<Vec<_>, _>>()?;
+    let run = |opts: &FrontEndOptions, energy: &mut EnergyRange| {
+        let mut front_end =
+            FrontEnd::new(opts.clone()).map_err(|source| RecipeError::Features {
+                path: PathBuf::from("<options>"),
                 source,
             })?;
-        all.extend(&out.features);
+        let mut all = FeatureMatrix::new(opts.dim());
+        for (path, wave) in paths.iter().zip(&waves) {
+            let out = front_end
+                .compute(&wave.samples)
+                .map_err(|source| RecipeError::Features {
+                    path: path.clone(),
+                    source,
+                })?;
+            energy.extend(front_end.log_energy());
+            all.extend(&out.features);
+        }
+        Ok::<_, RecipeError>(all)
+    };
+    let mut energy = EnergyRange::new();
+    let plain = run(opts, &mut energy)?;
+    match adaptive.filter(|_| opts.mfcc.noise_suppression.is_none()) {
+        Some(ns) if ns.applies_to(&energy) => {
+            run(&ns.suppressed_front_end(opts), &mut EnergyRange::new())
+        }
+        _ => Ok(plain),
     }
-    Ok(all)
 }
 
 /// [`features_of_files`] for many groups in parallel (rayon), in input order.
@@ -111,10 +141,20 @@ pub fn features_of_groups(
     opts: &FrontEndOptions,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<FeatureMatrix>, RecipeError> {
+    sessions_features(groups, opts, None, progress)
+}
+
+/// [`features_of_session`] for many groups in parallel (rayon), in input order.
+pub fn sessions_features(
+    groups: &[Vec<PathBuf>],
+    opts: &FrontEndOptions,
+    adaptive: Option<&AdaptiveNoiseSuppression>,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<FeatureMatrix>, RecipeError> {
     groups
         .par_iter()
         .map(|paths| {
-            let feats = features_of_files(paths, opts);
+            let feats = features_of_session(paths, opts, adaptive);
             progress();
             feats
         })

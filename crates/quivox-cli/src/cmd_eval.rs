@@ -73,6 +73,32 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Score every recording with the models' front end only: no adaptive noise suppression
+    /// (by default an enrollment or test whose frame-energy spread is under the gate is computed
+    /// with the noise suppressor, as the engine does).
+    #[arg(long)]
+    pub no_noise_suppression: bool,
+    /// Gate of the adaptive noise suppression: energy spread (90th − 10th percentile of frame log
+    /// energies) in dB under which a recording is suppressed.
+    #[arg(long, default_value_t = quivox::features::AdaptiveNoiseSuppression::default().max_spread_db)]
+    pub ns_max_spread_db: f64,
+}
+
+impl EvalArgs {
+    /// The adaptive noise suppression these arguments ask for.
+    fn adaptive_noise_suppression(
+        &self,
+    ) -> anyhow::Result<Option<quivox::features::AdaptiveNoiseSuppression>> {
+        if self.no_noise_suppression {
+            return Ok(None);
+        }
+        let ns = quivox::features::AdaptiveNoiseSuppression {
+            max_spread_db: self.ns_max_spread_db,
+            ..Default::default()
+        };
+        ns.validate()?;
+        Ok(Some(ns))
+    }
 }
 
 struct Loaded {
@@ -144,12 +170,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     );
     let show = |s: SystemChoice| args.system == s || args.system == SystemChoice::All;
     let rule = OpenSetRule::default();
+    let adaptive = args.adaptive_noise_suppression()?;
     let mut reports: Vec<SystemReport> = Vec::new();
     for name in &args.sets {
         let root = args.corpus.join(name);
         let set = DevSet::load(&root).with_context(|| format!("reading set {}", root.display()))?;
         let feats = if want_gmm || m.ivector.is_some() {
-            Some(set_features(&set, &m.front_end)?)
+            Some(set_features(&set, &m.front_end, adaptive.as_ref())?)
         } else {
             None
         };
