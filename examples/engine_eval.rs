@@ -1,8 +1,10 @@
 //! Simulated-call evaluation of the caller-identification engine on a dev set.
 //!
 //! ```text
-//! cargo run --release --example engine_eval -- [/work/shared/corpus/dev-read] [models/gmm-ubm.qvx] [--exact | --shortlist N] [--pass-growth F]
+//! cargo run --release --example engine_eval -- [/work/shared/corpus/dev-read] [models/gmm-ubm.qvx] [--exact | --shortlist N] [--pass-growth F] [--no-noise-suppression]
 //! ```
+//!
+//! `--no-noise-suppression` turns the engine's adaptive noise suppression off (enrollment and calls).
 //!
 //! `--exact` scores everybody exactly at every decision point (the reference path); `--shortlist N`
 //! rescores only the best N by linear score (plus the calling line's members) exactly (default 32);
@@ -76,6 +78,7 @@ fn median(mut v: Vec<u64>) -> f64 {
 
 fn main() -> Result<()> {
     let mut scoring = ScoringOptions::default();
+    let mut suppression = EngineOptions::default().adaptive_noise_suppression;
     let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -93,6 +96,7 @@ fn main() -> Result<()> {
                     .and_then(|v| v.parse().ok())
                     .ok_or("--pass-growth expects a factor ≥ 1")?;
             }
+            "--no-noise-suppression" => suppression = None,
             _ => positional.push(arg),
         }
     }
@@ -103,9 +107,11 @@ fn main() -> Result<()> {
             .unwrap_or("/work/shared/corpus/dev-read".into()),
     );
     let model = PathBuf::from(positional.next().unwrap_or("models/gmm-ubm.qvx".into()));
-    println!("scoring: {scoring:?}");
+    println!("scoring: {scoring:?}; adaptive noise suppression: {suppression:?}");
     let models = VoiceModels::load(&model)?;
-    let base = Engine::new(models.clone(), EngineOptions::default())?;
+    let mut base_opts = EngineOptions::default();
+    base_opts.adaptive_noise_suppression = suppression.clone();
+    let base = Engine::new(models.clone(), base_opts)?;
 
     // Enrollment.
     let gallery: Vec<String> = read_lines(&set.join("ident_open_models.txt"))?;
@@ -232,6 +238,7 @@ fn main() -> Result<()> {
         let mut opts = EngineOptions::default();
         opts.confidence = confidence;
         opts.scoring = scoring.clone();
+        opts.adaptive_noise_suppression = suppression.clone();
         let engine = Engine::new(models.clone(), opts)?;
         engine.insert_voiceprints(prints.iter().cloned())?;
         engine.set_directory(base.directory());
