@@ -120,7 +120,8 @@ impl NoiseSuppressionOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdaptiveNoiseSuppression {
-    /// Recordings whose energy spread is below this (dB) are suppressed. Default 25.
+    /// Recordings whose energy spread is below this (dB) are suppressed. Default 25; 0 never
+    /// suppresses (how a configuration file without `null` turns it off).
     pub max_spread_db: f64,
     /// Frames (10 ms) of a call or recording before the gate may open (the spread of a shorter
     /// stretch says little about the noise). Default 100.
@@ -148,10 +149,13 @@ impl Default for AdaptiveNoiseSuppression {
 impl AdaptiveNoiseSuppression {
     /// Checks every option; the error names the option, what was expected and what arrived.
     pub fn validate(&self) -> Result<(), FeatureError> {
-        if !(self.max_spread_db.is_finite() && self.max_spread_db > 0.0) {
+        if !(self.max_spread_db.is_finite() && self.max_spread_db >= 0.0) {
             return Err(invalid(
                 "adaptive_noise_suppression.max_spread_db",
-                format!("expected a finite value > 0 dB, got {}", self.max_spread_db),
+                format!(
+                    "expected a finite value >= 0 dB, got {}",
+                    self.max_spread_db
+                ),
             ));
         }
         self.suppression.validate()

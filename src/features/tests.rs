@@ -733,7 +733,17 @@ fn adaptive_noise_suppression_gate_and_options() {
         },
         fe
     );
-    for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+    let never = AdaptiveNoiseSuppression {
+        max_spread_db: 0.0,
+        ..ns.clone()
+    };
+    never.validate().unwrap();
+    let mut flat = EnergyRange::new();
+    for _ in 0..200 {
+        flat.push(3.0);
+    }
+    assert!(ns.applies_to(&flat) && !never.applies_to(&flat));
+    for bad in [-3.0, f64::NAN, f64::INFINITY] {
         let e = AdaptiveNoiseSuppression {
             max_spread_db: bad,
             ..ns.clone()
