@@ -39,6 +39,11 @@ pub struct TrainUbmArgs {
     /// enrolled with it, uses the same.
     #[arg(long)]
     pub noise_suppression: bool,
+    /// Normalise the variance of the voiced features as well as their mean (sliding CMVN over
+    /// the CMN window, `SlidingCmnOptions::norm_vars`); stored in the model file like the rest
+    /// of the front end.
+    #[arg(long)]
+    pub cmvn: bool,
     /// Lower edge of the MFCC mel filterbank in Hz (default: the front end's, 20 Hz).
     #[arg(long)]
     pub mel_low_hz: Option<f32>,
@@ -88,6 +93,7 @@ pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
         opts.front_end.mfcc.high_freq_hz = high;
     }
     opts.front_end.mfcc.validate()?;
+    opts.front_end.sliding_cmn.norm_vars |= args.cmvn;
     if args.noise_suppression {
         let mut ns = quivox::features::NoiseSuppressionOptions::default();
         if let Some(bias) = args.ns_bias {
