@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mfcc::check_dim;
 use super::queue::{move_rows, FrameQueue};
+use super::warp::WarpWindow;
 use super::{invalid, FeatureError, FeatureMatrix};
 
 /// Kaldi's variance floor for per-utterance CMVN.
@@ -109,6 +110,13 @@ pub struct SlidingCmnOptions {
     pub center: bool,
     /// Also normalise the variance.
     pub norm_vars: bool,
+    /// Short-time feature warping instead of mean (and variance) normalisation: each value is
+    /// mapped through the empirical distribution of its window and the inverse normal CDF
+    /// ([`super::warp`]); `norm_vars` is then ignored. Batch only (sessions normalise their
+    /// buffered frames in batch); [`StreamingSlidingCmn`] refuses it. Default false (left out
+    /// of the serialised options, so model fingerprints without it are unchanged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub feature_warping: bool,
 }
 
 impl Default for SlidingCmnOptions {
@@ -118,6 +126,7 @@ impl Default for SlidingCmnOptions {
             min_window: 100,
             center: true,
             norm_vars: false,
+            feature_warping: false,
         }
     }
 }
@@ -267,8 +276,18 @@ pub fn apply_sliding_cmn_into(
     let n = feats.num_frames();
     out.clear();
     out.reserve_frames(n);
-    let mut running = RunningWindow::new(feats.dim(), opts.norm_vars);
     let mut row_buf = vec![0.0; feats.dim()];
+    if opts.feature_warping {
+        let mut window = WarpWindow::new(feats.dim(), opts.cmn_window.min(n) + 1);
+        for t in 0..n {
+            let (start, end) = opts.window(t, Some(n));
+            window.advance(start, end, |i| feats.row(i));
+            window.warp(feats.row(t), &mut row_buf);
+            out.push_row(&row_buf);
+        }
+        return Ok(());
+    }
+    let mut running = RunningWindow::new(feats.dim(), opts.norm_vars);
     for t in 0..n {
         let (start, end) = opts.window(t, Some(n));
         running.advance(start, end, |i| feats.row(i));
@@ -294,6 +313,13 @@ impl StreamingSlidingCmn {
     /// A streaming normaliser for `dim`-dimensional frames.
     pub fn new(dim: usize, opts: &SlidingCmnOptions) -> Result<Self, FeatureError> {
         opts.validate()?;
+        if opts.feature_warping {
+            return Err(invalid(
+                "feature_warping",
+                "expected false for the streaming normaliser (feature warping is batch only: \
+                 normalise the buffered frames with apply_sliding_cmn_into)",
+            ));
+        }
         Ok(Self {
             opts: opts.clone(),
             dim,

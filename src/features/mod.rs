@@ -49,6 +49,7 @@ mod quality;
 mod queue;
 mod vad;
 mod vad_noise;
+pub mod warp;
 
 #[cfg(test)]
 mod tests;

@@ -756,3 +756,120 @@ fn adaptive_noise_suppression_gate_and_options() {
     weak.suppression.bias = 0.5;
     assert!(weak.validate().unwrap_err().to_string().contains("bias"));
 }
+
+#[test]
+fn inverse_normal_cdf_matches_tabulated_quantiles() {
+    use super::warp::inverse_normal_cdf;
+    // Φ⁻¹ of these probabilities, from standard tables (computed with mpmath to 16 digits)
+    for (p, z) in [
+        (0.5, 0.0),
+        (0.975, 1.959_963_984_540_054),
+        (0.841_344_746_068_542_9, 1.0),
+        (0.001, -3.090_232_306_167_813_5),
+        (0.02, -2.053_748_910_631_823),
+        (0.9999, 3.719_016_485_455_709),
+        (1e-10, -6.361_340_902_404_056),
+    ] {
+        let got = inverse_normal_cdf(p);
+        assert!(
+            (got - z).abs() <= 1e-8 * (1.0 + z.abs()),
+            "Φ⁻¹({p}) = {got}, expected {z}"
+        );
+        assert!((inverse_normal_cdf(1.0 - p) + z).abs() <= 1e-8 * (1.0 + z.abs()));
+    }
+    assert_eq!(inverse_normal_cdf(0.0), f64::NEG_INFINITY);
+    assert_eq!(inverse_normal_cdf(1.0), f64::INFINITY);
+    assert!(inverse_normal_cdf(1.5).is_nan() && inverse_normal_cdf(f64::NAN).is_nan());
+}
+
+#[test]
+fn feature_warping_equals_brute_force_ranking() {
+    use super::warp::inverse_normal_cdf;
+    for (frames, center, window) in [
+        (700, true, 300),
+        (120, true, 300),
+        (500, false, 200),
+        (1, true, 300),
+    ] {
+        let opts = SlidingCmnOptions {
+            center,
+            cmn_window: window,
+            feature_warping: true,
+            ..SlidingCmnOptions::default()
+        };
+        // values on a coarse grid, so that ties occur
+        let mut x = random_features(frames, 3, 5);
+        for t in 0..frames {
+            let row: Vec<f32> = x.row(t).iter().map(|v| (v * 4.0).round() / 4.0).collect();
+            x.row_mut(t).copy_from_slice(&row);
+        }
+        let out = apply_sliding_cmn(&x, &opts).unwrap();
+        for t in 0..frames {
+            let (start, end) = naive_window(t, frames, &opts);
+            for d in 0..3 {
+                let v = x.row(t)[d];
+                let less = (start..end).filter(|&i| x.row(i)[d] < v).count();
+                let equal = (start..end).filter(|&i| x.row(i)[d] == v).count();
+                let p = (less as f64 + 0.5 * equal as f64) / (end - start) as f64;
+                let expect = inverse_normal_cdf(p) as f32;
+                assert_eq!(out.row(t)[d], expect, "frames {frames} t {t} d {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn feature_warping_ignores_monotonic_channel_effects() {
+    // A channel that scales, shifts or bends a coefficient monotonically leaves the warped
+    // features unchanged (what mean normalisation cannot do for a scale).
+    let opts = SlidingCmnOptions {
+        cmn_window: 300,
+        feature_warping: true,
+        ..SlidingCmnOptions::default()
+    };
+    let x = random_features(400, 4, 9);
+    let mut y = x.clone();
+    for t in 0..400 {
+        let row: Vec<f32> = x
+            .row(t)
+            .iter()
+            .enumerate()
+            .map(|(d, &v)| match d {
+                0 => 3.0 * v + 5.0,
+                1 => 0.25 * v - 2.0,
+                2 => v * v * v,
+                _ => v.exp(),
+            })
+            .collect();
+        y.row_mut(t).copy_from_slice(&row);
+    }
+    let a = apply_sliding_cmn(&x, &opts).unwrap();
+    let b = apply_sliding_cmn(&y, &opts).unwrap();
+    assert_eq!(a, b);
+    // and each coefficient is close to N(0, 1) over the utterance
+    for d in 0..4 {
+        let v: Vec<f64> = (0..400).map(|t| f64::from(a.row(t)[d])).collect();
+        let mean = v.iter().sum::<f64>() / 400.0;
+        let var = v.iter().map(|z| (z - mean) * (z - mean)).sum::<f64>() / 400.0;
+        assert!(
+            mean.abs() < 0.1 && (var - 1.0).abs() < 0.15,
+            "d {d}: {mean} {var}"
+        );
+    }
+    // mean normalisation does not undo a scale
+    let cmn = SlidingCmnOptions {
+        feature_warping: false,
+        ..opts.clone()
+    };
+    assert_ne!(
+        apply_sliding_cmn(&x, &cmn).unwrap(),
+        apply_sliding_cmn(&y, &cmn).unwrap()
+    );
+    // batch only, and absent from the serialised options unless on
+    assert!(StreamingSlidingCmn::new(4, &opts).is_err());
+    let json = serde_json::to_string(&SlidingCmnOptions::default()).unwrap();
+    assert!(!json.contains("feature_warping"), "{json}");
+    assert!(serde_json::to_string(&opts)
+        .unwrap()
+        .contains("\"feature_warping\":true"));
+}

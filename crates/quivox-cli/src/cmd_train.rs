@@ -44,6 +44,13 @@ pub struct TrainUbmArgs {
     /// of the front end.
     #[arg(long)]
     pub cmvn: bool,
+    /// Short-time feature warping of the voiced features instead of mean normalisation
+    /// (`SlidingCmnOptions::feature_warping`, over a centred window of --warp-window frames).
+    #[arg(long, conflicts_with = "cmvn")]
+    pub feature_warping: bool,
+    /// With --feature-warping: the warping window in frames (10 ms each).
+    #[arg(long, requires = "feature_warping", default_value_t = 300)]
+    pub warp_window: usize,
     /// Lower edge of the MFCC mel filterbank in Hz (default: the front end's, 20 Hz).
     #[arg(long)]
     pub mel_low_hz: Option<f32>,
@@ -94,6 +101,11 @@ pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
     }
     opts.front_end.mfcc.validate()?;
     opts.front_end.sliding_cmn.norm_vars |= args.cmvn;
+    if args.feature_warping {
+        opts.front_end.sliding_cmn.feature_warping = true;
+        opts.front_end.sliding_cmn.cmn_window = args.warp_window;
+    }
+    opts.front_end.sliding_cmn.validate()?;
     if args.noise_suppression {
         let mut ns = quivox::features::NoiseSuppressionOptions::default();
         if let Some(bias) = args.ns_bias {
