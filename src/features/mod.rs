@@ -49,7 +49,7 @@ mod quality;
 mod queue;
 mod vad;
 mod vad_noise;
-pub mod warp;
+mod warp;
 
 #[cfg(test)]
 mod tests;
