@@ -167,15 +167,18 @@ fn bench_engine(c: &mut Criterion) {
     let mut plain_opts = EngineOptions::default();
     plain_opts.adaptive_noise_suppression = None;
     let plain = Engine::new(models.clone(), plain_opts).unwrap();
-    group.bench_function("7s_call_20ms_chunks_front_end_only_no_noise_suppression", |b| {
-        b.iter(|| {
-            let mut session = plain.start_call(CallInfo::default()).unwrap();
-            for chunk in pcm.chunks(160) {
-                session.push_pcm(chunk).unwrap();
-            }
-            session.finish().unwrap()
-        })
-    });
+    group.bench_function(
+        "7s_call_20ms_chunks_front_end_only_no_noise_suppression",
+        |b| {
+            b.iter(|| {
+                let mut session = plain.start_call(CallInfo::default()).unwrap();
+                for chunk in pcm.chunks(160) {
+                    session.push_pcm(chunk).unwrap();
+                }
+                session.finish().unwrap()
+            })
+        },
+    );
     drop(engine);
     // The same call against 10 000 speakers (default scoring only: the exact path takes seconds
     // per call). Voiceprints carry empty statistics here (only the models are scored) to keep the
