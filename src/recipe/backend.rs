@@ -807,6 +807,11 @@ pub struct BackendRecipeOptions {
     /// trained on the background's held-out trials it comes out close to the identity and changed
     /// no dev figure for the better (README, channel robustness).
     pub quality_calibration: bool,
+    /// Score the held-out tests as the engine does with its adaptive noise suppression
+    /// ([`crate::features::AdaptiveNoiseSuppression`]): a test whose energy spread is under the
+    /// gate through the suppressor, so that calibration and fusion learn the scores the engine
+    /// will give. `None`: every test through the models' front end.
+    pub adaptive_noise_suppression: Option<crate::features::AdaptiveNoiseSuppression>,
 }
 
 impl Default for BackendRecipeOptions {
@@ -829,6 +834,7 @@ impl Default for BackendRecipeOptions {
             word_trial_repeats: gmm.word_trial_repeats,
             channel_trials: true,
             quality_calibration: false,
+            adaptive_noise_suppression: None,
         }
     }
 }
@@ -947,7 +953,11 @@ pub fn train_backend(
 
     progress(BackendProgress::Stage("held-out trials"));
     let design = trials::held_out_design_of_split(&aug, options.channel_trials, &options.held_out)?;
-    let item_feats = trials::item_features(&design.items, &options.front_end)?;
+    let item_feats = trials::item_features(
+        &design.items,
+        &options.front_end,
+        options.adaptive_noise_suppression.as_ref(),
+    )?;
     let item_sums = trials::item_embeddings(&design.items, encoder)?;
     let reps = options.word_trial_repeats;
     // GMM-UBM: its own (shipped) calibration.

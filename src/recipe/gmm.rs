@@ -303,7 +303,7 @@ fn calibrate_on_design(
     front_end: &crate::features::FrontEndOptions,
     word_trial_repeats: usize,
 ) -> Result<DurationCalibration, RecipeError> {
-    let feats = super::trials::item_features(&design.items, front_end)?;
+    let feats = super::trials::item_features(&design.items, front_end, None)?;
     let (raw, frames) = super::trials::gmm_design_scores(system, design, &feats)?;
     let (scores, frames, labels) =
         super::trials::select_trials(design, &raw, &frames, word_trial_repeats);

@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use crate::audio::Waveform;
 use crate::embedding::{EmbedderOptions, SpeakerEmbedder, SpeakerEncoder};
 use crate::engine::embedding_system::EmbeddingSum;
-use crate::features::{FeatureMatrix, FrontEnd, FrontEndOptions};
+use crate::features::{
+    AdaptiveNoiseSuppression, EnergyRange, FeatureMatrix, FrontEnd, FrontEndOptions,
+};
 
 use super::RecipeError;
 
@@ -319,9 +321,13 @@ pub fn item_energy_spreads(
 pub fn item_features(
     items: &[Waveform],
     opts: &FrontEndOptions,
+    adaptive: Option<&AdaptiveNoiseSuppression>,
 ) -> Result<Vec<FeatureMatrix>, RecipeError> {
     opts.validate()
         .map_err(|e| RecipeError::stage("front end", e))?;
+    let adaptive = adaptive.filter(|_| opts.mfcc.noise_suppression.is_none());
+    let suppressed = adaptive.map(|ns| ns.suppressed_front_end(opts));
+    let stage = |e: crate::features::FeatureError| RecipeError::stage("held-out features", e);
     items
         .par_iter()
         .map_init(
@@ -330,9 +336,19 @@ pub fn item_features(
                 let fe = fe
                     .as_mut()
                     .map_err(|e| RecipeError::stage("front end", e.to_string()))?;
-                fe.compute(&w.samples)
-                    .map(|o| o.features)
-                    .map_err(|e| RecipeError::stage("held-out features", e))
+                let plain = fe.compute(&w.samples).map_err(stage)?;
+                // as the engine analyses a recording: suppressed when its spread is under the gate
+                if let (Some(ns), Some(opts)) = (adaptive, &suppressed) {
+                    let mut range = EnergyRange::new();
+                    range.extend(fe.log_energy());
+                    if ns.applies_to(&range) {
+                        let out = FrontEnd::new(opts.clone())
+                            .and_then(|mut s| s.compute(&w.samples))
+                            .map_err(stage)?;
+                        return Ok(out.features);
+                    }
+                }
+                Ok(plain.features)
             },
         )
         .collect()

@@ -62,6 +62,11 @@ pub struct TrainBackendArgs {
     /// fusion file and applied by eval and the engine.
     #[arg(long)]
     pub quality_calibration: bool,
+    /// Score the held-out calibration tests as the engine does with its adaptive noise
+    /// suppression (a test whose frame-energy spread is under the default 25-dB gate through
+    /// the suppressor), so that calibrations and fusion see the scores the engine gives.
+    #[arg(long)]
+    pub adaptive_noise_suppression: bool,
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -94,6 +99,9 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.word_trial_repeats = args.word_trial_repeats;
     opts.channel_trials = !args.clean_trials_only;
     opts.quality_calibration = args.quality_calibration;
+    opts.adaptive_noise_suppression = args
+        .adaptive_noise_suppression
+        .then(quivox::features::AdaptiveNoiseSuppression::default);
     opts.ivector.backend.wccn = args.wccn;
     opts.embedding.backend.wccn = args.wccn;
     opts.ivector.backend.s_norm = args.s_norm;
