@@ -537,14 +537,20 @@ impl FusedSystem {
     }
 }
 
-/// Trains the fusion on held-out trials: `llrs[k]` = calibrated LLRs of system `k` on the trials.
+/// Trains the fusion on held-out trials: `llrs[k]` = calibrated LLRs of system `k` on the trials;
+/// the logistic regression's objective is weighted for the effective target prior `prior`
+/// (BOSARIS; 0.5 weighs targets and non-targets equally, what Cllr measures).
 pub fn train_fusion(
     names: &[&str],
     llrs: &[&[f64]],
     labels: &[bool],
+    prior: f64,
 ) -> Result<FusedSystem, RecipeError> {
-    let fusion = Fusion::train(llrs, labels, &CalibrationOptions::default())
-        .map_err(|e| RecipeError::stage("fusion", e))?;
+    let opts = CalibrationOptions {
+        effective_prior: prior,
+        ..CalibrationOptions::default()
+    };
+    let fusion = Fusion::train(llrs, labels, &opts).map_err(|e| RecipeError::stage("fusion", e))?;
     Ok(FusedSystem {
         systems: names.iter().map(|s| s.to_string()).collect(),
         fusion,
@@ -812,6 +818,8 @@ pub struct BackendRecipeOptions {
     /// gate through the suppressor, so that calibration and fusion learn the scores the engine
     /// will give. `None`: every test through the models' front end.
     pub adaptive_noise_suppression: Option<crate::features::AdaptiveNoiseSuppression>,
+    /// Effective target prior the fusion's logistic regression is weighted for. Default 0.5.
+    pub fusion_prior: f64,
 }
 
 impl Default for BackendRecipeOptions {
@@ -835,6 +843,7 @@ impl Default for BackendRecipeOptions {
             channel_trials: true,
             quality_calibration: false,
             adaptive_noise_suppression: None,
+            fusion_prior: 0.5,
         }
     }
 }
@@ -1031,7 +1040,12 @@ pub fn train_backend(
     let (g, _, l) = trials::select_trials(&design, &gllr, &gframes, reps);
     let (i, _, _) = trials::select_trials(&design, &illr, &gframes, reps);
     let (e, _, _) = trials::select_trials(&design, &ellr, &eframes, reps);
-    let mut fusion = train_fusion(&["gmm", "ivector", "embedding"], &[&g, &i, &e], &l)?;
+    let mut fusion = train_fusion(
+        &["gmm", "ivector", "embedding"],
+        &[&g, &i, &e],
+        &l,
+        options.fusion_prior,
+    )?;
     if options.quality_calibration {
         progress(BackendProgress::Stage("quality calibration"));
         let spreads = trials::item_energy_spreads(&design.items, &options.front_end.mfcc)?;

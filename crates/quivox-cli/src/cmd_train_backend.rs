@@ -67,6 +67,9 @@ pub struct TrainBackendArgs {
     /// the suppressor), so that calibrations and fusion see the scores the engine gives.
     #[arg(long)]
     pub adaptive_noise_suppression: bool,
+    /// Effective target prior the fusion's logistic regression is weighted for, in (0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    pub fusion_prior: f64,
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -99,6 +102,7 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.word_trial_repeats = args.word_trial_repeats;
     opts.channel_trials = !args.clean_trials_only;
     opts.quality_calibration = args.quality_calibration;
+    opts.fusion_prior = args.fusion_prior;
     opts.adaptive_noise_suppression = args
         .adaptive_noise_suppression
         .then(quivox::features::AdaptiveNoiseSuppression::default);
