@@ -82,6 +82,12 @@ pub struct EvalArgs {
     /// energies) in dB under which a recording is suppressed.
     #[arg(long, default_value_t = quivox::features::AdaptiveNoiseSuppression::default().max_spread_db)]
     pub ns_max_spread_db: f64,
+    /// Bias factor of the adaptive suppressor's noise estimate (>= 1).
+    #[arg(long, default_value_t = quivox::features::AdaptiveNoiseSuppression::default().suppression.bias)]
+    pub ns_bias: f32,
+    /// Lowest gain of the adaptive suppressor in dB (<= 0).
+    #[arg(long, allow_hyphen_values = true, default_value_t = quivox::features::AdaptiveNoiseSuppression::default().suppression.gain_floor_db)]
+    pub ns_floor_db: f32,
 }
 
 impl EvalArgs {
@@ -92,10 +98,12 @@ impl EvalArgs {
         if self.no_noise_suppression {
             return Ok(None);
         }
-        let ns = quivox::features::AdaptiveNoiseSuppression {
+        let mut ns = quivox::features::AdaptiveNoiseSuppression {
             max_spread_db: self.ns_max_spread_db,
             ..Default::default()
         };
+        ns.suppression.bias = self.ns_bias;
+        ns.suppression.gain_floor_db = self.ns_floor_db;
         ns.validate()?;
         Ok(Some(ns))
     }
