@@ -332,6 +332,29 @@ typedef struct quivox_enroll_report {
 } quivox_enroll_report;
 
 /**
+ * The outcome of a verification (`quivox_engine_verify`).
+ */
+typedef struct quivox_verification {
+  /**
+   * Calibrated natural-log likelihood ratio of the claim: ln p(voice | claimed speaker) /
+   * p(voice | someone else). Fused across the voice systems when the models are.
+   */
+  double llr;
+  /**
+   * Posterior probability of the claim with the library's verification prior.
+   */
+  double posterior;
+  /**
+   * Whether the posterior reaches the engine's confidence (`quivox_engine_config.confidence`).
+   */
+  bool accepted;
+  /**
+   * Net speech scored, ms (0: no speech found, the LLR is then 0).
+   */
+  uint64_t net_speech_ms;
+} quivox_verification;
+
+/**
  * One caller decision, as a plain struct the caller owns (written by `quivox_session_poll`,
  * `quivox_session_finish`, or passed to a `quivox_decision_callback`).
  */
@@ -519,6 +542,24 @@ enum quivox_status quivox_engine_forget(struct quivox_engine *engine, const char
  * Thread-safety: any thread, concurrently with calls on the same engine.
  */
 enum quivox_status quivox_engine_reload(struct quivox_engine *engine);
+
+/**
+ * Verifies a claimed identity ("this is speaker X") on one or more recordings of the same
+ * person (batch; a live call is identified through a session instead): writes the calibrated
+ * LLR, the posterior and the accept decision into `*result_out`, and records the attempt in the
+ * store's audit log. `QUIVOX_STATUS_UNKNOWN_SPEAKER` when `speaker_id` is not enrolled.
+ *
+ * Thread-safety: any thread, concurrently with calls on the same engine.
+ *
+ * # Safety
+ * `speaker_id` must be NULL or a NUL-terminated string; `recordings` NULL or `recordings_len`
+ * structs, each with `len` samples at `data`; `result_out` NULL or writable.
+ */
+enum quivox_status quivox_engine_verify(struct quivox_engine *engine,
+                                        const char *speaker_id,
+                                        const struct quivox_recording *recordings,
+                                        size_t recordings_len,
+                                        struct quivox_verification *result_out);
 
 /**
  * Writes the number of enrolled speakers into `*count_out`.

@@ -113,6 +113,21 @@ pub struct quivox_enroll_report {
     pub model_revision: u32,
 }
 
+/// The outcome of a verification (`quivox_engine_verify`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct quivox_verification {
+    /// Calibrated natural-log likelihood ratio of the claim: ln p(voice | claimed speaker) /
+    /// p(voice | someone else). Fused across the voice systems when the models are.
+    pub llr: f64,
+    /// Posterior probability of the claim with the library's verification prior.
+    pub posterior: f64,
+    /// Whether the posterior reaches the engine's confidence (`quivox_engine_config.confidence`).
+    pub accepted: bool,
+    /// Net speech scored, ms (0: no speech found, the LLR is then 0).
+    pub net_speech_ms: u64,
+}
+
 /// What an engine handle holds.
 pub(crate) struct EngineHandle {
     /// The engine kept in step with the store.
@@ -515,6 +530,55 @@ pub unsafe extern "C" fn quivox_engine_forget(
 pub extern "C" fn quivox_engine_reload(engine: *mut quivox_engine) -> quivox_status {
     entry("quivox_engine_reload", || {
         ENGINES.get(engine)?.service.reload()?;
+        Ok(())
+    })
+}
+
+/// Verifies a claimed identity ("this is speaker X") on one or more recordings of the same
+/// person (batch; a live call is identified through a session instead): writes the calibrated
+/// LLR, the posterior and the accept decision into `*result_out`, and records the attempt in the
+/// store's audit log. `QUIVOX_STATUS_UNKNOWN_SPEAKER` when `speaker_id` is not enrolled.
+///
+/// Thread-safety: any thread, concurrently with calls on the same engine.
+///
+/// # Safety
+/// `speaker_id` must be NULL or a NUL-terminated string; `recordings` NULL or `recordings_len`
+/// structs, each with `len` samples at `data`; `result_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn quivox_engine_verify(
+    engine: *mut quivox_engine,
+    speaker_id: *const c_char,
+    recordings: *const quivox_recording,
+    recordings_len: usize,
+    result_out: *mut quivox_verification,
+) -> quivox_status {
+    entry("quivox_engine_verify", || {
+        let handle = ENGINES.get(engine)?;
+        let out = Out::new(result_out, "result_out")?;
+        // SAFETY: the caller guarantees NULL or a NUL-terminated string.
+        let speaker = self::speaker_id(unsafe { c_str(speaker_id, "speaker_id") }?, "speaker_id")?;
+        // SAFETY: the caller guarantees `recordings_len` structs at `recordings`.
+        let recs = unsafe { slice(recordings, recordings_len, "recordings") }?;
+        if recs.is_empty() {
+            return Err(FfiError::invalid(
+                "recordings_len is 0: expected at least one recording",
+            ));
+        }
+        let mut waves = Vec::with_capacity(recs.len());
+        for (i, rec) in recs.iter().enumerate() {
+            // SAFETY: the caller guarantees each recording's data holds `len` samples.
+            waves.push(unsafe { recording_waveform(rec, i) }?);
+        }
+        let v = handle.service.verify(&handle.actor(), &speaker, &waves)?;
+        // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
+        unsafe {
+            out.write(quivox_verification {
+                llr: v.llr,
+                posterior: v.posterior,
+                accepted: v.accepted,
+                net_speech_ms: v.net_speech_ms,
+            })
+        };
         Ok(())
     })
 }

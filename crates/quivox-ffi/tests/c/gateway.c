@@ -270,6 +270,23 @@ int main(int argc, char **argv) {
            stranger.final.speaker_id);
     wav_free(&stranger.audio);
 
+    /* Verification (batch): the claim "this is so1027" is accepted on so1027's call and rejected
+     * on so0457's, with a positive LLR for the true claim and a lower, negative one for the false. */
+    quivox_recording own = {QUIVOX_AUDIO_FORMAT_ULAW, calls[1].audio.data, calls[1].audio.samples};
+    quivox_recording other = {QUIVOX_AUDIO_FORMAT_ULAW, calls[0].audio.data, calls[0].audio.samples};
+    quivox_verification v_true, v_false;
+    CHECK(quivox_engine_verify(engine, "so1027", &own, 1, &v_true));
+    CHECK(quivox_engine_verify(engine, "so1027", &other, 1, &v_false));
+    printf("verify so1027 on so1027's call: llr %.2f posterior %.4f %s, %llu ms of speech\n",
+           v_true.llr, v_true.posterior, v_true.accepted ? "accepted" : "rejected",
+           (unsigned long long)v_true.net_speech_ms);
+    printf("verify so1027 on so0457's call: llr %.2f posterior %.4f %s\n", v_false.llr,
+           v_false.posterior, v_false.accepted ? "accepted" : "rejected");
+    EXPECT(v_true.accepted && v_true.llr > 0.0 && v_true.net_speech_ms > 3000, "true claim: llr %f",
+           v_true.llr);
+    EXPECT(!v_false.accepted && v_false.llr < 0.0 && v_false.llr < v_true.llr, "false claim: llr %f",
+           v_false.llr);
+
     /* Erasure: after forgetting so1027 their voice is no longer identified as so1027, and the
      * household number no longer names them. */
     CHECK(quivox_engine_forget(engine, "so1027"));

@@ -224,6 +224,16 @@ int main(int argc, char **argv) {
     EXPECT_STATUS(quivox_engine_link_number(engine, NULL, "nobody", NULL), QUIVOX_STATUS_NULL_ARGUMENT);
     EXPECT_STATUS(quivox_engine_forget(engine, "nobody"), QUIVOX_STATUS_UNKNOWN_SPEAKER);
     EXPECT_STATUS(quivox_engine_forget(engine, NULL), QUIVOX_STATUS_NULL_ARGUMENT);
+
+    /* --- verification --- */
+    quivox_verification verification;
+    EXPECT_STATUS(quivox_engine_verify(NULL, "nobody", &rec, 1, &verification), QUIVOX_STATUS_INVALID_HANDLE);
+    EXPECT_STATUS(quivox_engine_verify(engine, "nobody", &rec, 1, &verification), QUIVOX_STATUS_UNKNOWN_SPEAKER);
+    EXPECT_STATUS(quivox_engine_verify(engine, NULL, &rec, 1, &verification), QUIVOX_STATUS_NULL_ARGUMENT);
+    EXPECT_STATUS(quivox_engine_verify(engine, bad_utf8, &rec, 1, &verification), QUIVOX_STATUS_INVALID_UTF8);
+    EXPECT_STATUS(quivox_engine_verify(engine, "nobody", &rec, 1, NULL), QUIVOX_STATUS_NULL_ARGUMENT);
+    EXPECT_STATUS(quivox_engine_verify(engine, "nobody", NULL, 1, &verification), QUIVOX_STATUS_NULL_ARGUMENT);
+    EXPECT_STATUS(quivox_engine_verify(engine, "nobody", &rec, 0, &verification), QUIVOX_STATUS_INVALID_ARGUMENT);
     EXPECT_STATUS(quivox_engine_unlink_number(engine, "+1 555 0100", "nobody"), QUIVOX_STATUS_INVALID_ARGUMENT);
     EXPECT_STATUS(quivox_engine_unlink_number(engine, "+1 555 0100", NULL), QUIVOX_STATUS_NULL_ARGUMENT);
     EXPECT_STATUS(quivox_engine_reload(NULL), QUIVOX_STATUS_INVALID_HANDLE);
