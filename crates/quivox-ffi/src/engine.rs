@@ -309,6 +309,25 @@ unsafe fn recording_waveform(recording: &quivox_recording, index: usize) -> FfiR
     })
 }
 
+/// Decodes `recordings_len` C recordings into waveforms at 8 kHz.
+///
+/// # Safety
+/// `recordings` must be NULL or point to `recordings_len` structs, each with `len` samples of its
+/// format at `data`.
+unsafe fn read_recordings(
+    recordings: *const quivox_recording,
+    recordings_len: usize,
+) -> FfiResult<Vec<Waveform>> {
+    // SAFETY: the caller guarantees `recordings_len` structs at `recordings`.
+    let recs = unsafe { slice(recordings, recordings_len, "recordings") }?;
+    let mut waves = Vec::with_capacity(recs.len());
+    for (i, rec) in recs.iter().enumerate() {
+        // SAFETY: the caller guarantees each recording's data holds `len` samples.
+        waves.push(unsafe { recording_waveform(rec, i) }?);
+    }
+    Ok(waves)
+}
+
 /// Checks a speaker id given through the C API.
 pub(crate) fn speaker_id(text: &str, name: &str) -> FfiResult<SpeakerId> {
     if text.is_empty() || text.len() > MAX_SPEAKER_ID_BYTES {
@@ -366,13 +385,8 @@ unsafe fn read_enrollment(
             .map_err(|err| FfiError::new(quivox_status::InvalidNumber, format!("{name}: {err}")))?;
         numbers.push(text.to_string());
     }
-    // SAFETY: the caller guarantees `recordings_len` structs at `recordings`.
-    let recs = unsafe { slice(recordings, recordings_len, "recordings") }?;
-    let mut waves = Vec::with_capacity(recs.len());
-    for (i, rec) in recs.iter().enumerate() {
-        // SAFETY: the caller guarantees each recording's data holds `len` samples.
-        waves.push(unsafe { recording_waveform(rec, i) }?);
-    }
+    // SAFETY: forwarded contract.
+    let waves = unsafe { read_recordings(recordings, recordings_len) }?;
     Ok(EnrollRequest {
         display_name: display_name.unwrap_or(&speaker.0).to_string(),
         speaker,
@@ -557,17 +571,12 @@ pub unsafe extern "C" fn quivox_engine_verify(
         let out = Out::new(result_out, "result_out")?;
         // SAFETY: the caller guarantees NULL or a NUL-terminated string.
         let speaker = self::speaker_id(unsafe { c_str(speaker_id, "speaker_id") }?, "speaker_id")?;
-        // SAFETY: the caller guarantees `recordings_len` structs at `recordings`.
-        let recs = unsafe { slice(recordings, recordings_len, "recordings") }?;
-        if recs.is_empty() {
+        // SAFETY: forwarded contract of this function.
+        let waves = unsafe { read_recordings(recordings, recordings_len) }?;
+        if waves.is_empty() {
             return Err(FfiError::invalid(
                 "recordings_len is 0: expected at least one recording",
             ));
-        }
-        let mut waves = Vec::with_capacity(recs.len());
-        for (i, rec) in recs.iter().enumerate() {
-            // SAFETY: the caller guarantees each recording's data holds `len` samples.
-            waves.push(unsafe { recording_waveform(rec, i) }?);
         }
         let v = handle.service.verify(&handle.actor(), &speaker, &waves)?;
         // SAFETY: checked non-NULL and aligned; writable per the caller's contract.
