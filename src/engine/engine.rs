@@ -448,17 +448,15 @@ pub(crate) fn adaptive_noise_suppression<'a>(
     options: &'a EngineOptions,
     models: &VoiceModels,
 ) -> Option<&'a AdaptiveNoiseSuppression> {
-    options
-        .adaptive_noise_suppression
-        .as_ref()
-        .filter(|_| models.front_end.mfcc.noise_suppression.is_none())
+    AdaptiveNoiseSuppression::in_force(
+        options.adaptive_noise_suppression.as_ref(),
+        &models.front_end.mfcc,
+    )
 }
 
 /// 90th − 10th percentile of frame log energies, dB (0 for fewer than 2 frames).
 pub(crate) fn snr_estimate_db(log_energy: &[f32]) -> f64 {
-    let mut range = EnergyRange::new();
-    range.extend(log_energy);
-    range.spread_db()
+    EnergyRange::of_log_energy(log_energy).spread_db()
 }
 
 /// Batch analysis with the models' front end: MFCC → Δ → VAD (the front end's mode) → CMN over
@@ -481,10 +479,8 @@ pub fn analyze(
     let mut mfcc = MfccExtractor::new(fe.mfcc.clone())?;
     let (mut ceps, log_energy) = mfcc.compute_with_energy(&wave.samples)?;
     let mut vad_energy = None;
-    if let Some(ns) = adaptive.filter(|_| fe.mfcc.noise_suppression.is_none()) {
-        let mut range = EnergyRange::new();
-        range.extend(&log_energy);
-        if ns.applies_to(&range) {
+    if let Some(ns) = AdaptiveNoiseSuppression::in_force(adaptive, &fe.mfcc) {
+        if ns.applies_to(&EnergyRange::of_log_energy(&log_energy)) {
             let (c, e) = MfccExtractor::new(ns.suppressed_mfcc(&fe.mfcc))?
                 .compute_with_energy(&wave.samples)?;
             ceps = c;

@@ -161,6 +161,12 @@ impl AdaptiveNoiseSuppression {
         self.suppression.validate()
     }
 
+    /// `adaptive`, unless the front end with these MFCC options suppresses noise itself (then
+    /// there is nothing to gate): the one rule every user of the option applies.
+    pub fn in_force<'a>(adaptive: Option<&'a Self>, mfcc: &super::MfccOptions) -> Option<&'a Self> {
+        adaptive.filter(|_| mfcc.noise_suppression.is_none())
+    }
+
     /// Whether a recording or call with these frame log energies is to be suppressed.
     pub fn applies_to(&self, energy: &super::EnergyRange) -> bool {
         energy.frames() >= self.min_frames && energy.spread_db() < self.max_spread_db

@@ -44,6 +44,13 @@ impl EnergyRange {
         }
     }
 
+    /// The histogram of these frame log energies.
+    pub fn of_log_energy(log_energy: &[f32]) -> Self {
+        let mut range = Self::new();
+        range.extend(log_energy);
+        range
+    }
+
     /// The histogram of a whole recording: its frame log energies as the MFCC front end with
     /// `mfcc` computes them (what a session counts as the call streams in).
     pub fn of_samples(
@@ -51,9 +58,7 @@ impl EnergyRange {
         samples: &[f32],
     ) -> Result<Self, super::FeatureError> {
         let (_, energy) = super::MfccExtractor::new(mfcc.clone())?.compute_with_energy(samples)?;
-        let mut range = Self::new();
-        range.extend(&energy);
-        Ok(range)
+        Ok(Self::of_log_energy(&energy))
     }
 
     /// Forgets every frame.

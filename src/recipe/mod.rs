@@ -127,7 +127,7 @@ pub fn features_of_session(
     };
     let mut energy = EnergyRange::new();
     let plain = run(opts, &mut energy)?;
-    match adaptive.filter(|_| opts.mfcc.noise_suppression.is_none()) {
+    match AdaptiveNoiseSuppression::in_force(adaptive, &opts.mfcc) {
         Some(ns) if ns.applies_to(&energy) => {
             run(&ns.suppressed_front_end(opts), &mut EnergyRange::new())
         }

@@ -325,7 +325,7 @@ pub fn item_features(
 ) -> Result<Vec<FeatureMatrix>, RecipeError> {
     opts.validate()
         .map_err(|e| RecipeError::stage("front end", e))?;
-    let adaptive = adaptive.filter(|_| opts.mfcc.noise_suppression.is_none());
+    let adaptive = AdaptiveNoiseSuppression::in_force(adaptive, &opts.mfcc);
     let suppressed = adaptive.map(|ns| ns.suppressed_front_end(opts));
     let stage = |e: crate::features::FeatureError| RecipeError::stage("held-out features", e);
     items
@@ -339,9 +339,7 @@ pub fn item_features(
                 let plain = fe.compute(&w.samples).map_err(stage)?;
                 // as the engine analyses a recording: suppressed when its spread is under the gate
                 if let (Some(ns), Some(opts)) = (adaptive, &suppressed) {
-                    let mut range = EnergyRange::new();
-                    range.extend(fe.log_energy());
-                    if ns.applies_to(&range) {
+                    if ns.applies_to(&EnergyRange::of_log_energy(fe.log_energy())) {
                         let out = FrontEnd::new(opts.clone())
                             .and_then(|mut s| s.compute(&w.samples))
                             .map_err(stage)?;
