@@ -511,17 +511,9 @@ impl Session {
         }
     }
 
-    /// The voiced frames a decision scores: the suppressed front end's when the call so far is
-    /// noisy enough for it, the plain one's otherwise.
-    fn scored_voiced(&self) -> &FeatureMatrix {
-        self.active_suppressed().map_or(&self.voiced, |s| &s.voiced)
-    }
-
     /// The suppressed front end, when the call so far is noisy enough for it.
     fn active_suppressed(&self) -> Option<&SuppressedPath> {
-        self.suppressed
-            .as_ref()
-            .filter(|s| s.gate.applies_to(&self.energy))
+        active_suppressed(&self.suppressed, &self.energy)
     }
 
     fn has_voice_decision(&self) -> bool {
@@ -565,7 +557,11 @@ impl Session {
 
     /// Scores the buffered speech and returns the decision (or the shortfall), with the top speaker.
     fn evaluate(&mut self, force: bool) -> Result<(Decision, TopSpeaker), EngineError> {
-        let frames = self.scored_voiced().num_frames() as u64;
+        // the suppressed front end's frames when the call so far is noisy enough, else the plain
+        // one's (borrowed field by field: the normalised copy below is written meanwhile)
+        let voiced =
+            active_suppressed(&self.suppressed, &self.energy).map_or(&self.voiced, |s| &s.voiced);
+        let frames = voiced.num_frames() as u64;
         if frames == 0 {
             return Ok((self.shortfall(VoiceShortfall::NoSpeech), None));
         }
@@ -575,10 +571,6 @@ impl Session {
         if self.snr_db() < self.options.min_snr_db {
             return Ok((self.shortfall(VoiceShortfall::LowSnr), None));
         }
-        let voiced = match self.suppressed.as_ref() {
-            Some(s) if s.gate.applies_to(&self.energy) => &s.voiced,
-            _ => &self.voiced,
-        };
         apply_sliding_cmn_into(
             voiced,
             &self.models.front_end.sliding_cmn,
@@ -789,6 +781,14 @@ impl Session {
             self.clipped_samples as f64 / self.samples_in as f64
         }
     }
+}
+
+/// `suppressed`, when a call with these frame log energies is noisy enough for it.
+fn active_suppressed<'a>(
+    suppressed: &'a Option<SuppressedPath>,
+    energy: &EnergyRange,
+) -> Option<&'a SuppressedPath> {
+    suppressed.as_ref().filter(|s| s.gate.applies_to(energy))
 }
 
 /// Most probable enrolled speaker (ignoring "unknown") and its posterior.
