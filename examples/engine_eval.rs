@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use quivox::audio::{ChannelPolicy, Waveform};
 use quivox::engine::{
     CallInfo, CallOutcome, Decision, Engine, EngineOptions, ScoringOptions, SpeakerId, VoiceModels,
+    VoiceSays,
 };
 use quivox::recipe::read_telephone_wav;
 use rand::seq::SliceRandom;
@@ -290,11 +291,13 @@ fn main() -> Result<()> {
                     if named.is_some() {
                         fa += 1;
                     }
+                    // kept away from every enrolled identity: unknown, or the number's people
+                    // ruled out without naming anyone else
                     if matches!(
                         decision,
                         Decision::Unknown { .. }
                             | Decision::Mismatch {
-                                voice_says: None,
+                                voice_says: VoiceSays::NobodyEnrolled | VoiceSays::NoneOfThem,
                                 ..
                             }
                     ) {

@@ -77,8 +77,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "MISMATCH: number says {:?}, voice says {} (P = {posterior:.4})",
                     number_says.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
                     voice_says
-                        .as_ref()
-                        .map_or("nobody enrolled", |s| s.0.as_str())
                 ),
                 other => format!("{other:?}"),
             };

@@ -545,10 +545,7 @@ fn decision_summary(decision: &Decision) -> String {
         Decision::Identified { speaker, .. } => format!("identified {speaker}"),
         Decision::Unknown { .. } => "unknown caller".into(),
         Decision::NumberOnly { reason, .. } => format!("number only ({reason:?})"),
-        Decision::Mismatch { voice_says, .. } => match voice_says {
-            Some(s) => format!("mismatch: voice says {s}"),
-            None => "mismatch: voice of nobody enrolled".into(),
-        },
+        Decision::Mismatch { voice_says, .. } => format!("mismatch: voice says {voice_says}"),
         Decision::NeedMoreAudio { reason } => format!("no decision ({reason:?})"),
     }
 }

@@ -7,7 +7,7 @@ use quivox::audio::g711::i16_to_ulaw;
 use quivox::audio::{ChannelPolicy, Waveform};
 use quivox::engine::{
     CallInfo, CallOutcome, Decision, Engine, EngineError, EngineOptions, QualityProblem, SpeakerId,
-    VoiceModels, VoiceShortfall, Voiceprint,
+    VoiceModels, VoiceSays, VoiceShortfall, Voiceprint,
 };
 use quivox::recipe::read_telephone_wav;
 use rand::SeedableRng;
@@ -157,7 +157,7 @@ fn household_member_identified_and_other_caller_flagged_as_mismatch() {
             voice_says,
             ..
         } => {
-            assert_eq!(voice_says.as_ref(), Some(&SpeakerId::from("so0457")));
+            assert_eq!(voice_says, &VoiceSays::Speaker(SpeakerId::from("so0457")));
             assert_eq!(number_says.len(), 3);
             assert_eq!(
                 number_says[0],

@@ -17,6 +17,49 @@ pub enum VoiceShortfall {
     Inconclusive,
 }
 
+/// What the voice says when it contradicts the calling number ([`Decision::Mismatch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VoiceSays {
+    /// An enrolled person not known on the number, at the configured confidence.
+    Speaker(SpeakerId),
+    /// Nobody enrolled, at the configured confidence.
+    NobodyEnrolled,
+    /// None of the number's people, but the voice does not settle who it is (an enrolled person
+    /// off the number or nobody enrolled) at the configured confidence.
+    NoneOfThem,
+}
+
+impl VoiceSays {
+    /// The enrolled speaker named, if any.
+    pub fn speaker(&self) -> Option<&SpeakerId> {
+        match self {
+            VoiceSays::Speaker(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A stable machine-readable name of the verdict: `speaker`, `nobody_enrolled` or
+    /// `none_of_them` (the daemon's and the CLI's JSON).
+    pub fn code(&self) -> &'static str {
+        match self {
+            VoiceSays::Speaker(_) => "speaker",
+            VoiceSays::NobodyEnrolled => "nobody_enrolled",
+            VoiceSays::NoneOfThem => "none_of_them",
+        }
+    }
+}
+
+impl std::fmt::Display for VoiceSays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VoiceSays::Speaker(s) => write!(f, "{s}"),
+            VoiceSays::NobodyEnrolled => f.write_str("nobody enrolled"),
+            VoiceSays::NoneOfThem => f.write_str("none of the number's people"),
+        }
+    }
+}
+
 /// One caller decision.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -44,16 +87,20 @@ pub enum Decision {
         /// Why the voice did not decide.
         reason: VoiceShortfall,
     },
-    /// The voice contradicts the number: another enrolled person (household member or not) or
-    /// nobody enrolled (`voice_says = None`: possibly a spoofed or lent number).
+    /// The voice contradicts the number: given voice and number, the probability that the caller
+    /// is one of the people known on the number has fallen to 1 − confidence or below. The voice
+    /// may also name who it is (an enrolled person not on the number, or nobody enrolled: possibly
+    /// a spoofed or lent number), or only rule the number's people out.
     Mismatch {
         /// People known on the calling number.
         number_says: Vec<SpeakerId>,
-        /// Who the voice says it is (`None` = nobody enrolled).
-        voice_says: Option<SpeakerId>,
-        /// Calibrated LLR of `voice_says` (0 for nobody enrolled, by definition).
+        /// What the voice says instead.
+        voice_says: VoiceSays,
+        /// Calibrated LLR of the speaker of [`VoiceSays::Speaker`]; 0 for
+        /// [`VoiceSays::NobodyEnrolled`] (by definition); NaN for [`VoiceSays::NoneOfThem`].
         llr: f64,
-        /// Posterior probability of `voice_says`.
+        /// Posterior probability of what `voice_says` states (for [`VoiceSays::NoneOfThem`]: that
+        /// the caller is none of the number's people).
         posterior: f64,
     },
     /// Not enough usable voice yet and no number to fall back on.
@@ -69,7 +116,7 @@ impl Decision {
     pub fn voice_speaker(&self) -> Option<&SpeakerId> {
         match self {
             Decision::Identified { speaker, .. } => Some(speaker),
-            Decision::Mismatch { voice_says, .. } => voice_says.as_ref(),
+            Decision::Mismatch { voice_says, .. } => voice_says.speaker(),
             _ => None,
         }
     }

@@ -49,7 +49,7 @@ pub mod session;
 pub mod voice;
 
 pub use bayes::{caller_posterior, log_sum_exp, Best, CallerPosterior};
-pub use decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
+pub use decision::{CallOutcome, Decision, DecisionEvent, VoiceSays, VoiceShortfall};
 pub use engine::{
     analyze, AudioAnalysis, CallEnrollment, Engine, EngineError, EngineOptions, Population,
     QualityProblem, VoiceModels, Voiceprint, VOICEPRINT_VERSION,

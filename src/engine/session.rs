@@ -11,8 +11,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::bayes::{caller_posterior, Best, CallerPosterior};
-use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceShortfall};
+use super::bayes::{caller_posterior, AgainstNumber, CallerPosterior, Verdict};
+use super::decision::{CallOutcome, Decision, DecisionEvent, VoiceSays, VoiceShortfall};
 use super::embedding_system::EmbeddingSum;
 use super::engine::{adaptive_noise_suppression, snr_estimate_db, CallEnrollment};
 use super::engine::{EngineError, EngineOptions, Population, VoiceModels, CLIP_LEVEL};
@@ -580,40 +580,31 @@ impl Session {
         self.fuse_backends(&mut llrs)?;
         let post = caller_posterior(&self.prior, &llrs);
         let top = top_speaker(&post).map(|(i, p)| (self.population.ids()[i].clone(), p));
-        let confidence = self.options.confidence;
-        let on_line = self.prior.has_line_members();
-        let decision = match post.best() {
-            Best::Speaker(i, p) if p >= confidence => {
-                let speaker = self.population.ids()[i].clone();
-                if on_line && !self.prior.on_line[i] {
-                    Decision::Mismatch {
-                        number_says: self.candidates().into_iter().map(|c| c.0).collect(),
-                        voice_says: Some(speaker),
-                        llr: llrs[i],
-                        posterior: p,
-                    }
-                } else {
-                    Decision::Identified {
-                        speaker,
-                        llr: llrs[i],
-                        posterior: p,
-                    }
+        let decision = match post.verdict(&self.prior.on_line, self.options.confidence) {
+            Verdict::Identified(i, posterior) => Decision::Identified {
+                speaker: self.population.ids()[i].clone(),
+                llr: llrs[i],
+                posterior,
+            },
+            Verdict::Unknown(posterior) => Decision::Unknown { posterior },
+            Verdict::Mismatch(says, posterior) => {
+                let (voice_says, llr) = match says {
+                    AgainstNumber::Speaker(i) => (
+                        VoiceSays::Speaker(self.population.ids()[i].clone()),
+                        llrs[i],
+                    ),
+                    AgainstNumber::NobodyEnrolled => (VoiceSays::NobodyEnrolled, 0.0),
+                    AgainstNumber::NoneOfThem => (VoiceSays::NoneOfThem, f64::NAN),
+                };
+                Decision::Mismatch {
+                    number_says: self.candidates().into_iter().map(|c| c.0).collect(),
+                    voice_says,
+                    llr,
+                    posterior,
                 }
             }
-            Best::Unknown(p) if p >= confidence => {
-                if on_line {
-                    Decision::Mismatch {
-                        number_says: self.candidates().into_iter().map(|c| c.0).collect(),
-                        voice_says: None,
-                        llr: 0.0,
-                        posterior: p,
-                    }
-                } else {
-                    Decision::Unknown { posterior: p }
-                }
-            }
-            _ if force => self.shortfall(VoiceShortfall::Inconclusive),
-            _ => {
+            Verdict::Undecided if force => self.shortfall(VoiceShortfall::Inconclusive),
+            Verdict::Undecided => {
                 return Ok((
                     Decision::NeedMoreAudio {
                         reason: VoiceShortfall::Inconclusive,

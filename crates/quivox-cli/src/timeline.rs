@@ -28,11 +28,8 @@ pub fn describe(d: &Decision) -> String {
             ..
         } => {
             let n: Vec<String> = number_says.iter().map(ToString::to_string).collect();
-            let v = voice_says
-                .as_ref()
-                .map_or("nobody enrolled".to_string(), ToString::to_string);
             format!(
-                "MISMATCH: number says {}, voice says {v} (posterior {posterior:.3})",
+                "MISMATCH: number says {}, voice says {voice_says} (posterior {posterior:.3})",
                 n.join("/")
             )
         }
@@ -75,8 +72,9 @@ pub fn decision_json(d: &Decision) -> Value {
         } => json!({
             "kind": "mismatch",
             "number_says": number_says.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
-            "voice_says": voice_says.as_ref().map(|s| s.0.clone()),
-            "llr": llr,
+            "voice": voice_says.code(),
+            "voice_says": voice_says.speaker().map(|s| s.0.clone()),
+            "llr": llr.is_finite().then_some(*llr),
             "posterior": posterior,
         }),
         Decision::NeedMoreAudio { reason } => {

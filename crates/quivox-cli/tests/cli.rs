@@ -37,14 +37,17 @@ fn demo_identifies_the_fixture_callers_and_never_names_the_wrong_person() {
         finals[2].contains("IDENTIFIED so2061") || finals[2].contains("need more audio"),
         "{text}"
     );
-    // so2740 calling from so2061's number: a mismatch or a flagged number-only answer.
+    // so2740 calling from so2061's number: the voice rules so2061 out (naming so2740 or not).
     assert!(
-        finals[3].contains("MISMATCH") || finals[3].contains("NUMBER ONLY"),
+        finals[3].contains("MISMATCH: number says so2061, voice says so2740")
+            || finals[3].contains("MISMATCH: number says so2061, voice says none of the number's"),
         "{text}"
     );
-    // Nobody enrolled: flagged against the number, or unknown when withheld.
+    // Nobody enrolled: flagged against the number (as nobody enrolled, or as none of the
+    // number's people), or unknown when withheld.
     assert!(
-        finals[4].contains("MISMATCH") && finals[4].contains("nobody enrolled"),
+        finals[4].contains("MISMATCH: number says so2740, voice says nobody enrolled")
+            || finals[4].contains("MISMATCH: number says so2740, voice says none of the number's"),
         "{text}"
     );
     assert!(finals[5].contains("UNKNOWN"), "{text}");

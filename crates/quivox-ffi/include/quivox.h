@@ -131,8 +131,9 @@ typedef enum quivox_decision_kind {
    */
   QUIVOX_DECISION_KIND_NUMBER_ONLY = 3,
   /**
-   * The voice contradicts the number: `speaker_id` is who the voice says (empty = nobody
-   * enrolled), `number_speaker_id` the first person known on the number.
+   * The voice contradicts the number: the people known on it are left a posterior of
+   * 1 − confidence or less. `voice_verdict` says what the voice says instead (`speaker_id` when
+   * it names someone), `number_speaker_id` is the first person known on the number.
    */
   QUIVOX_DECISION_KIND_MISMATCH = 4,
   /**
@@ -170,6 +171,33 @@ typedef enum quivox_shortfall {
    */
   QUIVOX_SHORTFALL_OTHER = 5,
 } quivox_shortfall;
+
+/**
+ * What the voice says when it contradicts the calling number (`MISMATCH`).
+ */
+typedef enum quivox_voice_verdict {
+  /**
+   * Not a mismatch.
+   */
+  QUIVOX_VOICE_VERDICT_NONE = 0,
+  /**
+   * An enrolled person not known on the number (`speaker_id`, with its `llr` and `posterior`).
+   */
+  QUIVOX_VOICE_VERDICT_SPEAKER = 1,
+  /**
+   * Nobody enrolled; `posterior` is P(nobody enrolled).
+   */
+  QUIVOX_VOICE_VERDICT_NOBODY_ENROLLED = 2,
+  /**
+   * None of the number's people, without naming who at the confidence; `posterior` is
+   * P(none of the number's people).
+   */
+  QUIVOX_VOICE_VERDICT_NONE_OF_THEM = 3,
+  /**
+   * A verdict added by a newer library than this header knows.
+   */
+  QUIVOX_VOICE_VERDICT_OTHER = 4,
+} quivox_voice_verdict;
 
 /**
  * Audio sample formats, all at 8 kHz mono.
@@ -385,6 +413,11 @@ typedef struct quivox_decision {
    * How many people the calling number names (`NUMBER_ONLY`, `MISMATCH`), else 0.
    */
   uint32_t number_candidates;
+  /**
+   * What the voice says instead of the number (`MISMATCH`; `QUIVOX_VOICE_VERDICT_NONE` for
+   * every other kind).
+   */
+  enum quivox_voice_verdict voice_verdict;
   /**
    * Calibrated voice log-likelihood ratio of `speaker_id` (natural log); NaN when the decision
    * names no speaker by voice.

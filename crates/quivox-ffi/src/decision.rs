@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use quivox_core::engine::{Decision, DecisionEvent, VoiceShortfall};
+use quivox_core::engine::{Decision, DecisionEvent, VoiceSays, VoiceShortfall};
 
 use crate::args::copy_to_array;
 
@@ -25,11 +25,29 @@ pub enum quivox_decision_kind {
     /// The voice is unusable or inconclusive (`reason`); the answer rests on the calling number:
     /// `number_speaker_id` is its most frequent caller, `posterior` that person's number-only prior.
     NumberOnly = 3,
-    /// The voice contradicts the number: `speaker_id` is who the voice says (empty = nobody
-    /// enrolled), `number_speaker_id` the first person known on the number.
+    /// The voice contradicts the number: the people known on it are left a posterior of
+    /// 1 − confidence or less. `voice_verdict` says what the voice says instead (`speaker_id` when
+    /// it names someone), `number_speaker_id` is the first person known on the number.
     Mismatch = 4,
     /// A kind added by a newer library than this header knows: treat as "no decision".
     Other = 5,
+}
+
+/// What the voice says when it contradicts the calling number (`MISMATCH`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum quivox_voice_verdict {
+    /// Not a mismatch.
+    None = 0,
+    /// An enrolled person not known on the number (`speaker_id`, with its `llr` and `posterior`).
+    Speaker = 1,
+    /// Nobody enrolled; `posterior` is P(nobody enrolled).
+    NobodyEnrolled = 2,
+    /// None of the number's people, without naming who at the confidence; `posterior` is
+    /// P(none of the number's people).
+    NoneOfThem = 3,
+    /// A verdict added by a newer library than this header knows.
+    Other = 4,
 }
 
 /// Why the voice did not decide (for `NEED_MORE_AUDIO` and `NUMBER_ONLY`).
@@ -69,6 +87,9 @@ pub struct quivox_decision {
     pub speaker_id_truncated: bool,
     /// How many people the calling number names (`NUMBER_ONLY`, `MISMATCH`), else 0.
     pub number_candidates: u32,
+    /// What the voice says instead of the number (`MISMATCH`; `QUIVOX_VOICE_VERDICT_NONE` for
+    /// every other kind).
+    pub voice_verdict: quivox_voice_verdict,
     /// Calibrated voice log-likelihood ratio of `speaker_id` (natural log); NaN when the decision
     /// names no speaker by voice.
     pub llr: f64,
@@ -103,6 +124,7 @@ impl quivox_decision {
             number_speaker_id: [0; QUIVOX_SPEAKER_ID_CAPACITY],
             speaker_id_truncated: false,
             number_candidates: 0,
+            voice_verdict: quivox_voice_verdict::None,
             llr: f64::NAN,
             posterior: f64::NAN,
             call_ms: event.call_audio_ms,
@@ -145,10 +167,16 @@ impl quivox_decision {
                 if let Some(first) = number_says.first() {
                     truncated |= copy_to_array(&first.0, &mut out.number_speaker_id);
                 }
-                if let Some(voice) = voice_says {
-                    truncated |= copy_to_array(&voice.0, &mut out.speaker_id);
-                    out.llr = *llr;
-                }
+                out.voice_verdict = match voice_says {
+                    VoiceSays::Speaker(voice) => {
+                        truncated |= copy_to_array(&voice.0, &mut out.speaker_id);
+                        out.llr = *llr;
+                        quivox_voice_verdict::Speaker
+                    }
+                    VoiceSays::NobodyEnrolled => quivox_voice_verdict::NobodyEnrolled,
+                    VoiceSays::NoneOfThem => quivox_voice_verdict::NoneOfThem,
+                    _ => quivox_voice_verdict::Other,
+                };
                 out.posterior = *posterior;
             }
             Decision::NeedMoreAudio { reason } => {

@@ -32,7 +32,8 @@ mod session;
 mod status;
 
 pub use decision::{
-    quivox_decision, quivox_decision_kind, quivox_shortfall, QUIVOX_SPEAKER_ID_CAPACITY,
+    quivox_decision, quivox_decision_kind, quivox_shortfall, quivox_voice_verdict,
+    QUIVOX_SPEAKER_ID_CAPACITY,
 };
 pub use engine::{
     quivox_audio_format, quivox_engine, quivox_engine_config, quivox_engine_config_init,

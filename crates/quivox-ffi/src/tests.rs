@@ -4,11 +4,13 @@
 use std::ffi::{c_char, CStr};
 use std::ptr;
 
-use quivox_core::engine::{Decision, DecisionEvent, SpeakerId, VoiceShortfall};
+use quivox_core::engine::{Decision, DecisionEvent, SpeakerId, VoiceSays, VoiceShortfall};
 
 use crate::args::{copy_to_array, write_c_string};
 use crate::boundary::entry;
-use crate::decision::{quivox_decision, quivox_decision_kind, quivox_shortfall};
+use crate::decision::{
+    quivox_decision, quivox_decision_kind, quivox_shortfall, quivox_voice_verdict,
+};
 use crate::*;
 
 fn last_error() -> String {
@@ -133,13 +135,14 @@ fn decisions_map_to_the_c_struct_field_by_field() {
     let d = quivox_decision::from_event(
         &event(Decision::Mismatch {
             number_says: vec![SpeakerId::from("bob"), SpeakerId::from("carol")],
-            voice_says: None,
+            voice_says: VoiceSays::NobodyEnrolled,
             llr: 0.0,
             posterior: 0.993,
         }),
         false,
     );
     assert_eq!(d.kind, quivox_decision_kind::Mismatch);
+    assert_eq!(d.voice_verdict, quivox_voice_verdict::NobodyEnrolled);
     assert_eq!(c_text(&d.speaker_id), "");
     assert_eq!(c_text(&d.number_speaker_id), "bob");
     assert_eq!(d.number_candidates, 2);

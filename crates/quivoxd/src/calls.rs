@@ -65,7 +65,11 @@ pub struct EventJson {
     /// Mismatch: people known on the number.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub number_says: Vec<String>,
-    /// Mismatch: who the voice says (`null` = nobody enrolled).
+    /// Mismatch: what the voice says instead of the number: `speaker` (named in `voice_says`),
+    /// `nobody_enrolled`, or `none_of_them` (the number's people ruled out, nobody named).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice_verdict: Option<&'static str>,
+    /// Mismatch: the enrolled speaker the voice names, when it names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub voice_says: Option<String>,
     /// Most probable enrolled speaker and posterior, even below the confidence.
@@ -104,6 +108,7 @@ impl EventJson {
             reason: None,
             candidates: Vec::new(),
             number_says: Vec::new(),
+            voice_verdict: None,
             voice_says: None,
             top_speaker: e.top_speaker.as_ref().map(|(s, p)| (s.0.clone(), *p)),
             wall_ms: call.started.elapsed().as_millis() as u64,
@@ -137,8 +142,9 @@ impl EventJson {
             } => {
                 j.kind = "mismatch";
                 j.number_says = number_says.iter().map(|s| s.0.clone()).collect();
-                j.voice_says = voice_says.as_ref().map(|s| s.0.clone());
-                j.llr = Some(*llr);
+                j.voice_verdict = Some(voice_says.code());
+                j.voice_says = voice_says.speaker().map(|s| s.0.clone());
+                j.llr = llr.is_finite().then_some(*llr);
                 j.posterior = Some(*posterior);
             }
             Decision::NeedMoreAudio { reason } => {

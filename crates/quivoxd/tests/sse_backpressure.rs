@@ -31,6 +31,7 @@ async fn slow_sse_client_loses_oldest_events_and_they_are_counted() {
             reason: Some("no_speech".into()),
             candidates: Vec::new(),
             number_says: Vec::new(),
+            voice_verdict: None,
             voice_says: None,
             top_speaker: None,
             wall_ms: 0,
