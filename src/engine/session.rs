@@ -516,11 +516,19 @@ impl Session {
         active_suppressed(&self.suppressed, &self.energy)
     }
 
+    /// Whether the voice has named the caller (an enrolled speaker or nobody enrolled): decision
+    /// points then slow to the revision pace. A mismatch that only rules out the number's people
+    /// does not count: the voice has yet to say who is calling.
     fn has_voice_decision(&self) -> bool {
         self.timeline.iter().any(|e| {
             matches!(
                 e.decision,
-                Decision::Identified { .. } | Decision::Unknown { .. } | Decision::Mismatch { .. }
+                Decision::Identified { .. }
+                    | Decision::Unknown { .. }
+                    | Decision::Mismatch {
+                        voice_says: VoiceSays::Speaker(_) | VoiceSays::NobodyEnrolled,
+                        ..
+                    }
             )
         })
     }
@@ -717,17 +725,6 @@ impl Session {
         self.drain_frontend()?;
         self.feed_embedder(u64::MAX)?;
         let (decision, top) = self.evaluate(true)?;
-        let inconclusive = matches!(
-            decision,
-            Decision::NumberOnly {
-                reason: VoiceShortfall::Inconclusive,
-                ..
-            } | Decision::NeedMoreAudio {
-                reason: VoiceShortfall::Inconclusive
-            }
-        );
-        // An inconclusive last look does not retract an earlier confident voice decision (the
-        // posterior of a true decision wobbles around the threshold); a confident one revises it.
         let earlier_voice_decision = self.timeline.iter().rev().find(|e| {
             matches!(
                 e.decision,
@@ -735,7 +732,7 @@ impl Session {
             )
         });
         let final_decision = match earlier_voice_decision {
-            Some(e) if inconclusive => e.clone(),
+            Some(e) if last_look_keeps(&e.decision, &decision) => e.clone(),
             _ => DecisionEvent {
                 decision,
                 call_audio_ms: self.call_audio_ms(),
@@ -789,4 +786,91 @@ fn top_speaker(post: &CallerPosterior) -> Option<(usize, f64)> {
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(&a.0)))
         .map(|(i, lp)| (i, lp.exp()))
+}
+
+/// Whether a call's last look (`last`, on all its speech) keeps the earlier voice decision
+/// `earlier` instead of replacing it. An inconclusive last look does not retract an earlier
+/// confident decision (the posterior of a true decision wobbles around the threshold), and one
+/// that only rules out the number's people does not retract an earlier mismatch that said who it is
+/// instead (it agrees with it, less precisely); any other confident last look revises it.
+fn last_look_keeps(earlier: &Decision, last: &Decision) -> bool {
+    let inconclusive = matches!(
+        last,
+        Decision::NumberOnly {
+            reason: VoiceShortfall::Inconclusive,
+            ..
+        } | Decision::NeedMoreAudio {
+            reason: VoiceShortfall::Inconclusive
+        }
+    );
+    let vaguer = matches!(
+        (earlier, last),
+        (
+            Decision::Mismatch {
+                voice_says: VoiceSays::Speaker(_) | VoiceSays::NobodyEnrolled,
+                ..
+            },
+            Decision::Mismatch {
+                voice_says: VoiceSays::NoneOfThem,
+                ..
+            }
+        )
+    );
+    inconclusive || vaguer
+}
+
+#[cfg(test)]
+mod last_look_tests {
+    use super::*;
+
+    fn mismatch(voice_says: VoiceSays) -> Decision {
+        Decision::Mismatch {
+            number_says: vec![SpeakerId::from("bob")],
+            voice_says,
+            llr: f64::NAN,
+            posterior: 0.995,
+        }
+    }
+
+    #[test]
+    fn the_last_look_keeps_the_more_precise_of_two_agreeing_answers() {
+        let alice = || VoiceSays::Speaker(SpeakerId::from("alice"));
+        let identified = Decision::Identified {
+            speaker: SpeakerId::from("bob"),
+            llr: 6.0,
+            posterior: 0.995,
+        };
+        let inconclusive = Decision::NumberOnly {
+            candidates: vec![(SpeakerId::from("bob"), 0.9)],
+            reason: VoiceShortfall::Inconclusive,
+        };
+        let too_little = Decision::NumberOnly {
+            candidates: vec![(SpeakerId::from("bob"), 0.9)],
+            reason: VoiceShortfall::TooLittleSpeech,
+        };
+        // inconclusive: keep whatever the voice said before
+        assert!(last_look_keeps(&identified, &inconclusive));
+        assert!(last_look_keeps(&mismatch(alice()), &inconclusive));
+        // "none of the number's people" agrees with "alice" / "nobody enrolled", less precisely
+        assert!(last_look_keeps(
+            &mismatch(alice()),
+            &mismatch(VoiceSays::NoneOfThem)
+        ));
+        assert!(last_look_keeps(
+            &mismatch(VoiceSays::NobodyEnrolled),
+            &mismatch(VoiceSays::NoneOfThem)
+        ));
+        // ... but contradicts an identification on the line, and is made precise later
+        assert!(!last_look_keeps(
+            &identified,
+            &mismatch(VoiceSays::NoneOfThem)
+        ));
+        assert!(!last_look_keeps(
+            &mismatch(VoiceSays::NoneOfThem),
+            &mismatch(alice())
+        ));
+        // a confident last look revises; a non-inconclusive shortfall is not a voice answer
+        assert!(!last_look_keeps(&mismatch(alice()), &identified));
+        assert!(!last_look_keeps(&identified, &too_little));
+    }
 }
