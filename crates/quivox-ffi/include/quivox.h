@@ -25,7 +25,7 @@
  * Version of the ABI described by this header: bumped when a type's layout or a function's
  * signature changes. Compare with `quivox_abi_version()` at start-up.
  */
-#define QUIVOX_ABI_VERSION 1
+#define QUIVOX_ABI_VERSION 2
 
 /**
  * Bytes of the speaker-id arrays in `quivox_decision`: 256 bytes of id and a NUL. Ids the C
@@ -271,6 +271,12 @@ typedef struct quivox_engine_config {
    * Net speech an enrollment needs, ms. 0: the library default (10000).
    */
   uint64_t min_enroll_speech_ms;
+  /**
+   * Adaptive noise suppression: calls and recordings whose frame energies span less than this
+   * many dB (an SNR proxy) are scored on noise-suppressed features. 0: the library default
+   * (25 dB); negative: off (every call through the models' plain front end).
+   */
+  double noise_suppression_max_spread_db;
 } quivox_engine_config;
 
 /**
@@ -414,11 +420,6 @@ typedef struct quivox_decision {
    */
   uint32_t number_candidates;
   /**
-   * What the voice says instead of the number (`MISMATCH`; `QUIVOX_VOICE_VERDICT_NONE` for
-   * every other kind).
-   */
-  enum quivox_voice_verdict voice_verdict;
-  /**
    * Calibrated voice log-likelihood ratio of `speaker_id` (natural log); NaN when the decision
    * names no speaker by voice.
    */
@@ -440,6 +441,11 @@ typedef struct quivox_decision {
    * True for the final decision written by `quivox_session_finish`.
    */
   bool is_final;
+  /**
+   * What the voice says instead of the number (`MISMATCH`; `QUIVOX_VOICE_VERDICT_NONE` for
+   * every other kind).
+   */
+  enum quivox_voice_verdict voice_verdict;
 } quivox_decision;
 
 /**

@@ -87,9 +87,6 @@ pub struct quivox_decision {
     pub speaker_id_truncated: bool,
     /// How many people the calling number names (`NUMBER_ONLY`, `MISMATCH`), else 0.
     pub number_candidates: u32,
-    /// What the voice says instead of the number (`MISMATCH`; `QUIVOX_VOICE_VERDICT_NONE` for
-    /// every other kind).
-    pub voice_verdict: quivox_voice_verdict,
     /// Calibrated voice log-likelihood ratio of `speaker_id` (natural log); NaN when the decision
     /// names no speaker by voice.
     pub llr: f64,
@@ -102,6 +99,9 @@ pub struct quivox_decision {
     pub speech_ms: u64,
     /// True for the final decision written by `quivox_session_finish`.
     pub is_final: bool,
+    /// What the voice says instead of the number (`MISMATCH`; `QUIVOX_VOICE_VERDICT_NONE` for
+    /// every other kind).
+    pub voice_verdict: quivox_voice_verdict,
 }
 
 fn shortfall(reason: VoiceShortfall) -> quivox_shortfall {
@@ -124,12 +124,12 @@ impl quivox_decision {
             number_speaker_id: [0; QUIVOX_SPEAKER_ID_CAPACITY],
             speaker_id_truncated: false,
             number_candidates: 0,
-            voice_verdict: quivox_voice_verdict::None,
             llr: f64::NAN,
             posterior: f64::NAN,
             call_ms: event.call_audio_ms,
             speech_ms: event.net_speech_ms,
             is_final,
+            voice_verdict: quivox_voice_verdict::None,
         };
         let mut truncated = false;
         match &event.decision {

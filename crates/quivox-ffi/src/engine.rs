@@ -57,6 +57,10 @@ pub struct quivox_engine_config {
     pub max_speech_ms: u64,
     /// Net speech an enrollment needs, ms. 0: the library default (10000).
     pub min_enroll_speech_ms: u64,
+    /// Adaptive noise suppression: calls and recordings whose frame energies span less than this
+    /// many dB (an SNR proxy) are scored on noise-suppressed features. 0: the library default
+    /// (25 dB); negative: off (every call through the models' plain front end).
+    pub noise_suppression_max_spread_db: f64,
 }
 
 /// One enrollment recording, 8 kHz mono.
@@ -173,13 +177,14 @@ pub unsafe extern "C" fn quivox_engine_config_init(
                 min_speech_ms: 0,
                 max_speech_ms: 0,
                 min_enroll_speech_ms: 0,
+                noise_suppression_max_spread_db: 0.0,
             })
         };
         Ok(())
     })
 }
 
-fn engine_options(config: &quivox_engine_config) -> FfiResult<EngineOptions> {
+pub(crate) fn engine_options(config: &quivox_engine_config) -> FfiResult<EngineOptions> {
     let mut options = EngineOptions::default();
     if config.confidence != 0.0 {
         options.confidence = config.confidence;
@@ -193,6 +198,18 @@ fn engine_options(config: &quivox_engine_config) -> FfiResult<EngineOptions> {
     }
     if config.min_enroll_speech_ms != 0 {
         options.min_enroll_speech_ms = config.min_enroll_speech_ms;
+    }
+    let spread = config.noise_suppression_max_spread_db;
+    if spread < 0.0 {
+        options.adaptive_noise_suppression = None;
+    } else if spread > 0.0 {
+        if let Some(ns) = &mut options.adaptive_noise_suppression {
+            ns.max_spread_db = spread;
+        }
+    } else if spread.is_nan() {
+        return Err(FfiError::invalid(
+            "config.noise_suppression_max_spread_db is NaN (expected 0, a negative number or dB)",
+        ));
     }
     options.validate()?;
     Ok(options)

@@ -52,7 +52,7 @@ use std::ffi::c_char;
 
 /// Version of the ABI described by this header: bumped when a type's layout or a function's
 /// signature changes. Compare with `quivox_abi_version()` at start-up.
-pub const QUIVOX_ABI_VERSION: u32 = 1;
+pub const QUIVOX_ABI_VERSION: u32 = 2;
 
 /// The library version, `"MAJOR.MINOR.PATCH"`, NUL-terminated and static (never free it).
 ///

@@ -234,3 +234,30 @@ fn handles_are_checked_and_may_be_freed_in_any_order() {
     assert_eq!(quivox_session_free(session), quivox_status::Ok);
     assert_eq!(quivox_session_free(session), quivox_status::InvalidHandle);
 }
+
+#[test]
+fn the_config_sets_or_turns_off_the_adaptive_noise_suppression() {
+    let mut config = std::mem::MaybeUninit::<quivox_engine_config>::uninit();
+    // SAFETY: a valid, writable pointer.
+    assert_eq!(
+        unsafe { quivox_engine_config_init(config.as_mut_ptr()) },
+        quivox_status::Ok
+    );
+    // SAFETY: initialised by quivox_engine_config_init.
+    let mut config = unsafe { config.assume_init() };
+    let library = quivox_core::engine::EngineOptions::default();
+    let default = crate::engine::engine_options(&config).unwrap();
+    assert_eq!(
+        default.adaptive_noise_suppression,
+        library.adaptive_noise_suppression
+    );
+    assert!(default.adaptive_noise_suppression.is_some());
+    config.noise_suppression_max_spread_db = 30.0;
+    let set = crate::engine::engine_options(&config).unwrap();
+    assert_eq!(set.adaptive_noise_suppression.unwrap().max_spread_db, 30.0);
+    config.noise_suppression_max_spread_db = -1.0;
+    let off = crate::engine::engine_options(&config).unwrap();
+    assert_eq!(off.adaptive_noise_suppression, None);
+    config.noise_suppression_max_spread_db = f64::NAN;
+    assert!(crate::engine::engine_options(&config).is_err());
+}
