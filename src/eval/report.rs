@@ -24,7 +24,10 @@ impl ScoreMatrix {
     }
 }
 
-/// Open-set decision rule: Bayes posterior with a flat prior over the gallery.
+/// Open-set decision rule: Bayes posterior with a flat prior over the gallery. The default is
+/// the engine's decision on a call from a withheld number: P(unknown) =
+/// [`PriorOptions::p_unknown_without_line`](crate::engine::PriorOptions), a speaker named at
+/// [`EngineOptions::confidence`](crate::engine::EngineOptions) (0.5 and 0.99).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct OpenSetRule {
     /// Prior probability that the caller is not in the gallery.
@@ -36,8 +39,8 @@ pub struct OpenSetRule {
 impl Default for OpenSetRule {
     fn default() -> Self {
         Self {
-            p_unknown: 0.5,
-            min_posterior: 0.5,
+            p_unknown: crate::engine::PriorOptions::default().p_unknown_without_line,
+            min_posterior: crate::engine::EngineOptions::default().confidence,
         }
     }
 }
@@ -65,10 +68,16 @@ pub struct SystemReport {
     pub min_cllr: f64,
     /// Closed-set identification top-1 accuracy, %.
     pub top1_closed_pct: Option<f64>,
+    /// Posterior a speaker needed to be named in the open-set test ([`OpenSetRule::min_posterior`]).
+    pub open_min_posterior: f64,
     /// Open set: share of unknown callers accepted as someone, %.
     pub open_false_accept_pct: Option<f64>,
     /// Open set: share of known callers correctly named, %.
     pub open_correct_pct: Option<f64>,
+    /// The same two shares when a speaker is named at posterior 0.5 (the lax operating point).
+    pub open_false_accept_at_half_pct: Option<f64>,
+    /// ... known callers correctly named at posterior 0.5, %.
+    pub open_correct_at_half_pct: Option<f64>,
     /// Mean scoring time per verification (one test vs one model), ms.
     pub verify_ms_per_call: Option<f64>,
     /// Mean scoring time per identification (one test vs the whole gallery), ms.
@@ -116,43 +125,20 @@ pub fn report(
         100.0 * correct as f64 / set.ident_closed.len() as f64
     });
 
-    let (mut open_false_accept_pct, mut open_correct_pct) = (None, None);
-    if calibrated && !set.ident_open.is_empty() {
-        let g = set.open_gallery.len();
-        let prior = CallerPrior {
-            log_prior: vec![((1.0 - open_rule.p_unknown) / g as f64).ln(); g],
-            log_prior_unknown: open_rule.p_unknown.ln(),
-            on_line: vec![false; g],
-        };
-        let (mut unknown, mut false_accepts, mut known, mut correct) =
-            (0usize, 0usize, 0usize, 0usize);
-        for it in &set.ident_open {
-            let llrs: Vec<f64> = set
-                .open_gallery
-                .iter()
-                .map(|&e| scores.get(e, it.test))
-                .collect();
-            let named = match caller_posterior(&prior, &llrs).best() {
-                Best::Speaker(i, p) if p >= open_rule.min_posterior => {
-                    Some(set.enrollments[set.open_gallery[i]].speaker.as_str())
-                }
-                _ => None,
-            };
-            match &it.speaker {
-                None => {
-                    unknown += 1;
-                    false_accepts += usize::from(named.is_some());
-                }
-                Some(truth) => {
-                    known += 1;
-                    correct += usize::from(named == Some(truth.as_str()));
-                }
-            }
-        }
-        open_false_accept_pct =
-            (unknown > 0).then(|| 100.0 * false_accepts as f64 / unknown as f64);
-        open_correct_pct = (known > 0).then(|| 100.0 * correct as f64 / known as f64);
-    }
+    let (open_false_accept_pct, open_correct_pct) = if calibrated {
+        open_set(set, scores, open_rule)
+    } else {
+        (None, None)
+    };
+    let half = OpenSetRule {
+        min_posterior: 0.5,
+        ..*open_rule
+    };
+    let (open_false_accept_at_half_pct, open_correct_at_half_pct) = if calibrated {
+        open_set(set, scores, &half)
+    } else {
+        (None, None)
+    };
 
     Ok(SystemReport {
         system: system.to_string(),
@@ -165,11 +151,56 @@ pub fn report(
         cllr,
         min_cllr,
         top1_closed_pct,
+        open_min_posterior: open_rule.min_posterior,
         open_false_accept_pct,
         open_correct_pct,
+        open_false_accept_at_half_pct,
+        open_correct_at_half_pct,
         verify_ms_per_call: None,
         identify_ms_per_call: None,
     })
+}
+
+/// Open-set identification by Bayes' rule with `rule`: (share of unknown callers named as someone,
+/// share of known callers named correctly), %; `None` where the set has no such tests.
+fn open_set(set: &DevSet, scores: &ScoreMatrix, rule: &OpenSetRule) -> (Option<f64>, Option<f64>) {
+    if set.ident_open.is_empty() {
+        return (None, None);
+    }
+    let g = set.open_gallery.len();
+    let prior = CallerPrior {
+        log_prior: vec![((1.0 - rule.p_unknown) / g as f64).ln(); g],
+        log_prior_unknown: rule.p_unknown.ln(),
+        on_line: vec![false; g],
+    };
+    let (mut unknown, mut false_accepts, mut known, mut correct) = (0usize, 0usize, 0usize, 0usize);
+    for it in &set.ident_open {
+        let llrs: Vec<f64> = set
+            .open_gallery
+            .iter()
+            .map(|&e| scores.get(e, it.test))
+            .collect();
+        let named = match caller_posterior(&prior, &llrs).best() {
+            Best::Speaker(i, p) if p >= rule.min_posterior => {
+                Some(set.enrollments[set.open_gallery[i]].speaker.as_str())
+            }
+            _ => None,
+        };
+        match &it.speaker {
+            None => {
+                unknown += 1;
+                false_accepts += usize::from(named.is_some());
+            }
+            Some(truth) => {
+                known += 1;
+                correct += usize::from(named == Some(truth.as_str()));
+            }
+        }
+    }
+    (
+        (unknown > 0).then(|| 100.0 * false_accepts as f64 / unknown as f64),
+        (known > 0).then(|| 100.0 * correct as f64 / known as f64),
+    )
 }
 
 fn argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
@@ -188,10 +219,19 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
 
 /// A markdown table of reports (one row each).
 pub fn markdown_table(reports: &[SystemReport]) -> String {
-    let mut out = String::from(
-        "| set | system | EER % | minDCF | actDCF | Cllr | min Cllr | top-1 % | open FA % | open correct % | identify ms/call |\n\
+    let at = reports
+        .first()
+        .map_or(OpenSetRule::default().min_posterior, |r| {
+            r.open_min_posterior
+        });
+    let mut out = format!(
+        "| set | system | EER % | minDCF | actDCF | Cllr | min Cllr | top-1 % | open FA % (P ≥ {at} / 0.5) | open correct % (P ≥ {at} / 0.5) | identify ms/call |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    let pair = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (None, None) => "–".to_string(),
+        _ => format!("{} / {}", opt(a, 1), opt(b, 1)),
+    };
     for r in reports {
         out.push_str(&format!(
             "| {} | {} | {:.2} | {:.3} | {} | {} | {:.3} | {} | {} | {} | {} |\n",
@@ -203,8 +243,8 @@ pub fn markdown_table(reports: &[SystemReport]) -> String {
             opt(r.cllr, 3),
             r.min_cllr,
             opt(r.top1_closed_pct, 1),
-            opt(r.open_false_accept_pct, 1),
-            opt(r.open_correct_pct, 1),
+            pair(r.open_false_accept_pct, r.open_false_accept_at_half_pct),
+            pair(r.open_correct_pct, r.open_correct_at_half_pct),
             opt(r.identify_ms_per_call, 2),
         ));
     }
@@ -299,5 +339,39 @@ mod tests {
         assert_eq!(r.open_false_accept_pct, Some(0.0));
         assert_eq!(r.open_correct_pct, Some(0.0));
         assert!(markdown_table(&[r]).contains("| toy | zero |"));
+    }
+
+    /// The default rule names a speaker only at the engine's confidence: LLR 3 for the right
+    /// speaker (−12 for the other) gives, with priors 0.25 / 0.25 / 0.5 (unknown), the posterior
+    /// 0.25·e³ / (0.25·e³ + 0.25·e⁻¹² + 0.5) = 0.909 (Bayes' rule by hand), named at 0.5, not at 0.99.
+    #[test]
+    fn the_default_open_set_rule_is_the_engines_confidence() {
+        let set = toy_set();
+        let scores: Vec<f64> = (0..3)
+            .flat_map(|e| (0..4).map(move |t| if e == t { 3.0 } else { -12.0 }))
+            .collect();
+        let m = ScoreMatrix {
+            num_tests: 4,
+            scores,
+        };
+        let p = 0.25 * 3f64.exp() / (0.25 * 3f64.exp() + 0.25 * (-12f64).exp() + 0.5);
+        assert!((0.9..0.99).contains(&p), "{p}");
+        let rule = OpenSetRule::default();
+        assert_eq!(
+            rule.min_posterior,
+            crate::engine::EngineOptions::default().confidence
+        );
+        let strict = report("s", "toy", &set, &m, true, &rule).unwrap();
+        assert_eq!(strict.open_correct_pct, Some(0.0));
+        // the report also gives the lax operating point, and the table shows both
+        assert_eq!(strict.open_correct_at_half_pct, Some(100.0));
+        assert!(markdown_table(&[strict]).contains("| 0.0 / 100.0 |"));
+        let lax = OpenSetRule {
+            min_posterior: 0.5,
+            ..rule
+        };
+        let lax = report("l", "toy", &set, &m, true, &lax).unwrap();
+        assert_eq!(lax.open_correct_pct, Some(100.0));
+        assert_eq!(lax.open_false_accept_pct, Some(0.0));
     }
 }

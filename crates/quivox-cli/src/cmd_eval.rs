@@ -88,6 +88,11 @@ pub struct EvalArgs {
     /// Lowest gain of the adaptive suppressor in dB (<= 0).
     #[arg(long, allow_hyphen_values = true, default_value_t = quivox::features::AdaptiveNoiseSuppression::default().suppression.gain_floor_db)]
     pub ns_floor_db: f32,
+    /// Open-set identification: posterior a speaker needs to be named (default: the engine's
+    /// confidence; 0.5 names the maximum a posteriori speaker whenever it beats "unknown" by a
+    /// little).
+    #[arg(long, default_value_t = OpenSetRule::default().min_posterior)]
+    pub open_min_posterior: f64,
 }
 
 impl EvalArgs {
@@ -177,7 +182,15 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         SystemChoice::Gmm | SystemChoice::All | SystemChoice::Fusion
     );
     let show = |s: SystemChoice| args.system == s || args.system == SystemChoice::All;
-    let rule = OpenSetRule::default();
+    anyhow::ensure!(
+        args.open_min_posterior > 0.0 && args.open_min_posterior < 1.0,
+        "--open-min-posterior must be in (0, 1), got {}",
+        args.open_min_posterior
+    );
+    let rule = OpenSetRule {
+        min_posterior: args.open_min_posterior,
+        ..OpenSetRule::default()
+    };
     let adaptive = args.adaptive_noise_suppression()?;
     let mut reports: Vec<SystemReport> = Vec::new();
     for name in &args.sets {
