@@ -114,9 +114,17 @@ fn round_trip(cmd: &dyn Fn(&[&str]) -> assert_cmd::Command) {
     ]));
     assert_eq!(code, 7, "{out}");
     assert_eq!(out["final"]["decision"]["kind"], "mismatch");
+    // nobody is named: the voice says nobody enrolled, or only rules out the number's people
     assert_eq!(
         out["final"]["decision"]["voice_says"],
         serde_json::Value::Null
+    );
+    let voice = out["final"]["decision"]["voice"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        voice == "nobody_enrolled" || voice == "none_of_them",
+        "{out}"
     );
 
     // Verify: the right claim is accepted, a wrong one rejected.
