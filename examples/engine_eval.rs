@@ -256,14 +256,11 @@ fn main() -> Result<()> {
                 session.push_samples(chunk)?;
             }
             let outcome: CallOutcome = session.finish()?;
-            if let Some(first) = outcome.timeline.iter().find(|e| {
-                matches!(
-                    e.decision,
-                    Decision::Identified { .. }
-                        | Decision::Unknown { .. }
-                        | Decision::Mismatch { .. }
-                )
-            }) {
+            if let Some(first) = outcome
+                .timeline
+                .iter()
+                .find(|e| e.decision.is_voice_decision())
+            {
                 time_to_decision.push(first.net_speech_ms);
             }
             let decision = &outcome.final_decision.decision;

@@ -668,15 +668,7 @@ fn shortlisted_sessions_decide_like_exact_scoring() {
             let b = call_with(&exact, number, &samples, 160);
             // A voice verdict of the shortlisted path is the exact path's, never earlier (the
             // approximated rest of the population can only lower the best posterior).
-            let is_voice = |d: &Decision| {
-                matches!(
-                    d,
-                    Decision::Identified { .. }
-                        | Decision::Unknown { .. }
-                        | Decision::Mismatch { .. }
-                )
-            };
-            if is_voice(&a.final_decision.decision) {
+            if a.final_decision.decision.is_voice_decision() {
                 assert!(
                     a.final_decision
                         .decision
@@ -689,7 +681,7 @@ fn shortlisted_sessions_decide_like_exact_scoring() {
             let first_voice = |o: &CallOutcome| {
                 o.timeline
                     .iter()
-                    .find(|e| is_voice(&e.decision))
+                    .find(|e| e.decision.is_voice_decision())
                     .map(|e| e.net_speech_ms)
             };
             if let (Some(ta), Some(tb)) = (first_voice(&a), first_voice(&b)) {

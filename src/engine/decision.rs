@@ -121,6 +121,15 @@ impl Decision {
         }
     }
 
+    /// Whether the voice decided (`Identified`, `Unknown` or `Mismatch`), as opposed to a
+    /// shortfall (`NumberOnly`, `NeedMoreAudio`).
+    pub fn is_voice_decision(&self) -> bool {
+        matches!(
+            self,
+            Decision::Identified { .. } | Decision::Unknown { .. } | Decision::Mismatch { .. }
+        )
+    }
+
     /// Same kind and same named speaker (ignores the probabilities): used to emit an event only
     /// when the decision actually changes.
     pub fn same_verdict(&self, other: &Decision) -> bool {

@@ -725,12 +725,11 @@ impl Session {
         self.drain_frontend()?;
         self.feed_embedder(u64::MAX)?;
         let (decision, top) = self.evaluate(true)?;
-        let earlier_voice_decision = self.timeline.iter().rev().find(|e| {
-            matches!(
-                e.decision,
-                Decision::Identified { .. } | Decision::Unknown { .. } | Decision::Mismatch { .. }
-            )
-        });
+        let earlier_voice_decision = self
+            .timeline
+            .iter()
+            .rev()
+            .find(|e| e.decision.is_voice_decision());
         let final_decision = match earlier_voice_decision {
             Some(e) if last_look_keeps(&e.decision, &decision) => e.clone(),
             _ => DecisionEvent {
