@@ -125,20 +125,19 @@ pub fn report(
         100.0 * correct as f64 / set.ident_closed.len() as f64
     });
 
-    let (open_false_accept_pct, open_correct_pct) = if calibrated {
-        open_set(set, scores, open_rule)
-    } else {
-        (None, None)
+    // the open-set test needs calibrated scores (posteriors)
+    let open = |rule: &OpenSetRule| {
+        if calibrated {
+            open_set(set, scores, rule)
+        } else {
+            (None, None)
+        }
     };
-    let half = OpenSetRule {
+    let (open_false_accept_pct, open_correct_pct) = open(open_rule);
+    let (open_false_accept_at_half_pct, open_correct_at_half_pct) = open(&OpenSetRule {
         min_posterior: 0.5,
         ..*open_rule
-    };
-    let (open_false_accept_at_half_pct, open_correct_at_half_pct) = if calibrated {
-        open_set(set, scores, &half)
-    } else {
-        (None, None)
-    };
+    });
 
     Ok(SystemReport {
         system: system.to_string(),
