@@ -326,24 +326,26 @@ pub fn item_features(
     opts.validate()
         .map_err(|e| RecipeError::stage("front end", e))?;
     let adaptive = AdaptiveNoiseSuppression::in_force(adaptive, &opts.mfcc);
-    let suppressed = adaptive.map(|ns| ns.suppressed_front_end(opts));
     let stage = |e: crate::features::FeatureError| RecipeError::stage("held-out features", e);
     items
         .par_iter()
         .map_init(
-            || FrontEnd::new(opts.clone()),
-            |fe, w| {
-                let fe = fe
+            // one plain and (when gated) one suppressed front end per worker
+            || {
+                let suppressed = adaptive
+                    .map(|ns| FrontEnd::new(ns.suppressed_front_end(opts)))
+                    .transpose()?;
+                Ok::<_, crate::features::FeatureError>((FrontEnd::new(opts.clone())?, suppressed))
+            },
+            |fes, w| {
+                let (fe, suppressed) = fes
                     .as_mut()
                     .map_err(|e| RecipeError::stage("front end", e.to_string()))?;
                 let plain = fe.compute(&w.samples).map_err(stage)?;
                 // as the engine analyses a recording: suppressed when its spread is under the gate
-                if let (Some(ns), Some(opts)) = (adaptive, &suppressed) {
+                if let (Some(ns), Some(s)) = (adaptive, suppressed.as_mut()) {
                     if ns.applies_to(&EnergyRange::of_log_energy(fe.log_energy())) {
-                        let out = FrontEnd::new(opts.clone())
-                            .and_then(|mut s| s.compute(&w.samples))
-                            .map_err(stage)?;
-                        return Ok(out.features);
+                        return Ok(s.compute(&w.samples).map_err(stage)?.features);
                     }
                 }
                 Ok(plain.features)
@@ -638,5 +640,74 @@ mod tests {
         assert_eq!(labels[t * ne + d.tests[t].0], Some(true));
         assert!(labels[t * ne..(t + 1) * ne].contains(&None));
         assert_eq!(d.counts().0, d.tests.len());
+    }
+
+    /// With the adaptive noise suppression, each item's features are those of the suppressed
+    /// front end when its energy spread is under the gate and the plain one's otherwise, computed
+    /// one by one here (the oracle); several noisy items in a row check that the workers' reused
+    /// front ends carry nothing from one item to the next.
+    #[test]
+    fn item_features_gate_each_item_as_the_engine_does() {
+        use crate::augment::{channel_rng, coloured_noise, mix_at_snr, NoiseColour};
+        // 3 s of 300-ms tone bursts separated by 200-ms silences: a wide energy spread
+        let clean: Vec<f32> = (0..secs(3.0))
+            .map(|n| {
+                let on = (n % 4000) < 2400;
+                if on {
+                    8000.0 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 8000.0).sin()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let noisy = |stream: u64| {
+            let noise =
+                coloured_noise(NoiseColour::White, clean.len(), &mut channel_rng(3, stream))
+                    .unwrap();
+            mix_at_snr(&clean, &noise, 5.0).unwrap()
+        };
+        let as_wave = |samples: Vec<f32>| Waveform {
+            sample_rate_hz: 8000,
+            samples,
+        };
+        let items = vec![
+            as_wave(noisy(0)),
+            as_wave(clean.clone()),
+            as_wave(noisy(1)),
+            as_wave(noisy(2)),
+        ];
+        let opts = FrontEndOptions::default();
+        let ns = AdaptiveNoiseSuppression::default();
+        let got = item_features(&items, &opts, Some(&ns)).unwrap();
+        let mut suppressed = 0;
+        for (item, features) in items.iter().zip(&got) {
+            let energy = EnergyRange::of_samples(&opts.mfcc, &item.samples).unwrap();
+            let plain = FrontEnd::new(opts.clone())
+                .unwrap()
+                .compute(&item.samples)
+                .unwrap()
+                .features;
+            let expected = if ns.applies_to(&energy) {
+                suppressed += 1;
+                let s = FrontEnd::new(ns.suppressed_front_end(&opts))
+                    .unwrap()
+                    .compute(&item.samples)
+                    .unwrap()
+                    .features;
+                assert_ne!(s, plain, "the suppressor changes a noisy item");
+                s
+            } else {
+                plain
+            };
+            assert_eq!(features, &expected);
+        }
+        assert_eq!(
+            suppressed, 3,
+            "the three noisy items are under the gate, the clean one is not"
+        );
+        // without the option every item goes through the plain front end
+        let plain = item_features(&items, &opts, None).unwrap();
+        assert_ne!(plain[0], got[0]);
+        assert_eq!(plain[1], got[1]);
     }
 }
