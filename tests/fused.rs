@@ -9,8 +9,8 @@ use quivox::audio::Waveform;
 use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256, EmbeddingSum};
 use quivox::engine::fused::{EMBEDDING_FILE, ENCODER_FILE, FUSION_FILE, GMM_FILE, IVECTOR_FILE};
 use quivox::engine::{
-    analyze, CallInfo, Decision, Engine, EngineError, EngineOptions, SpeakerId, VoiceModels,
-    Voiceprint,
+    analyze, caller_posterior, CallInfo, Decision, Engine, EngineError, EngineOptions,
+    NumberDirectory, PriorOptions, SpeakerId, VoiceModels, Voiceprint,
 };
 use quivox::service::{EnrollRequest, Service, ServiceOptions};
 use quivox::store::{Actor, Consent, SqliteStore, StoreKey};
@@ -208,7 +208,15 @@ fn systems_by_hand(models: &VoiceModels, print: &Voiceprint, wave: &Waveform) ->
         .ivector
         .score(&a.features, std::slice::from_ref(&part.ivector))
         .unwrap()[0];
-    let u = b.embedder().unwrap().embed(wave).unwrap();
+    let suppression = EngineOptions::default()
+        .adaptive_noise_suppression
+        .map(|ns| ns.suppression);
+    let u = b
+        .embedder(suppression.as_ref())
+        .unwrap()
+        .embedder(a.noise_suppressed)
+        .embed(wave)
+        .unwrap();
     let e = b
         .embedding
         .score(
@@ -241,13 +249,16 @@ fn streaming_fused_llrs_match_the_batch_systems() {
         .iter()
         .map(|id| engine.voiceprint(id).unwrap().backend.unwrap().embedding)
         .collect();
-    let mut embedder = b.embedder().unwrap();
+    let suppression = engine
+        .adaptive_noise_suppression()
+        .map(|ns| &ns.suppression);
+    let mut embedder = b.embedder(suppression).unwrap();
     for caller in ["so1027", "so0457"] {
         let wave = fixture(caller, "call");
         let a = analyze(&models, &wave, engine.adaptive_noise_suppression()).unwrap();
         let g = models.llrs(&a.features, pop.bank(), pop.norms()).unwrap();
         let i = b.ivector.score(&a.features, &ivec).unwrap();
-        let u = embedder.embed(&wave).unwrap();
+        let u = embedder.embedder(a.noise_suppressed).embed(&wave).unwrap();
         let e = b
             .embedding
             .score(&EmbeddingSum::from_utterance(&u), &emb)
@@ -460,4 +471,81 @@ fn quality_recalibration_uses_the_calls_energy_spread() {
         spreads.push(q);
     }
     assert!(spreads[1] < spreads[0] - 0.5, "spreads {spreads:?}");
+}
+
+/// A call noisy enough for the adaptive noise suppression: the session embeds it through the
+/// suppressor as well (its MFCC features are already suppressed). Oracle: the batch systems by
+/// hand, with the embedding of the suppressed and of the plain batch embedder.
+#[test]
+fn noisy_calls_are_embedded_through_the_noise_suppressor() {
+    use quivox::augment::{channel_rng, coloured_noise, mix_at_snr, NoiseColour};
+    let models = models();
+    let b = models.backends.clone().unwrap();
+    let engine = Engine::new(models.clone(), EngineOptions::default()).unwrap();
+    let speakers = ["so0457", "so1027", "so2061", "so2740"];
+    for s in speakers {
+        engine.enroll(s.into(), &[fixture(s, "enroll")]).unwrap();
+    }
+    let pop = engine.population();
+    let prints: Vec<_> = pop
+        .ids()
+        .iter()
+        .map(|id| engine.voiceprint(id).unwrap().backend.unwrap())
+        .collect();
+    let ivec: Vec<_> = prints.iter().map(|p| p.ivector.clone()).collect();
+    let emb: Vec<_> = prints.iter().map(|p| p.embedding.clone()).collect();
+    let clean = fixture("so1027", "call");
+    let noise = coloured_noise(
+        NoiseColour::White,
+        clean.samples.len(),
+        &mut channel_rng(5, 0),
+    )
+    .unwrap();
+    let wave = Waveform {
+        samples: mix_at_snr(&clean.samples, &noise, 15.0).unwrap(),
+        ..clean.clone()
+    };
+    let a = analyze(&models, &wave, engine.adaptive_noise_suppression()).unwrap();
+    assert!(a.noise_suppressed, "the 15-dB call is under the gate");
+    let clean_analysis = analyze(&models, &clean, engine.adaptive_noise_suppression()).unwrap();
+    assert!(!clean_analysis.noise_suppressed);
+
+    let suppression = engine
+        .adaptive_noise_suppression()
+        .map(|ns| &ns.suppression);
+    let mut embedder = b.embedder(suppression).unwrap();
+    let g = models.llrs(&a.features, pop.bank(), pop.norms()).unwrap();
+    let i = b.ivector.score(&a.features, &ivec).unwrap();
+    let q = call_quality(&a.frame_log_energy);
+    let truth = pop.ids().iter().position(|id| id.0 == "so1027").unwrap();
+    let prior = NumberDirectory::new().prior(None, pop.ids(), &PriorOptions::default());
+    let mut posteriors = [0.0; 2];
+    for (k, gated) in [true, false].into_iter().enumerate() {
+        let u = embedder.embedder(gated).embed(&wave).unwrap();
+        let e = b
+            .embedding
+            .score(&EmbeddingSum::from_utterance(&u), &emb)
+            .unwrap();
+        let fused: Vec<f64> = (0..pop.len())
+            .map(|s| b.fuse(g[s], i[s], e[s], q))
+            .collect();
+        posteriors[k] = caller_posterior(&prior, &fused).probability(truth);
+    }
+    let [suppressed, plain] = posteriors;
+
+    let mut session = engine.start_call(CallInfo::default()).unwrap();
+    for chunk in wave.samples.chunks(160) {
+        session.push_samples(chunk).unwrap();
+    }
+    let outcome = session.finish().unwrap();
+    let (speaker, posterior) = outcome.final_decision.top_speaker.clone().unwrap();
+    assert_eq!(speaker.0, "so1027");
+    eprintln!(
+        "posterior of so1027: streaming {posterior:.4}, batch suppressed {suppressed:.4}, batch plain {plain:.4}"
+    );
+    let logit = |p: f64| (p / (1.0 - p)).ln();
+    assert!(
+        (logit(posterior) - logit(suppressed)).abs() < (logit(posterior) - logit(plain)).abs(),
+        "streaming {posterior:.4} is closer to the plain embedding's {plain:.4} than to the suppressed one's {suppressed:.4}"
+    );
 }

@@ -26,6 +26,12 @@ pub struct EmbedderOptions {
     /// gain is measured before it is frozen. The batch path measures it over the whole call;
     /// the two agree exactly for calls no longer than this. Default 2000 ms; 100 ..= 60 000.
     pub streaming_gain_window_ms: u32,
+    /// Stationary-noise suppression of the 16 kHz power spectrum before the mel bank (the MFCC
+    /// front end's suppressor, [`crate::features::NoiseSuppressor`]), after volume normalisation
+    /// and silence trimming. Default `None`: the encoder sees what Resemblyzer feeds it. The
+    /// engine and `quivox eval` use it for the recordings their adaptive noise suppression gates
+    /// ([`crate::features::AdaptiveNoiseSuppression`]), as for the MFCC features.
+    pub noise_suppression: Option<crate::features::NoiseSuppressionOptions>,
 }
 
 impl Default for EmbedderOptions {
@@ -33,6 +39,7 @@ impl Default for EmbedderOptions {
         EmbedderOptions {
             preprocess: true,
             streaming_gain_window_ms: 2000,
+            noise_suppression: None,
         }
     }
 }
@@ -49,7 +56,31 @@ impl EmbedderOptions {
                 ),
             });
         }
+        if let Some(ns) = &self.noise_suppression {
+            ns.validate().map_err(|e| EmbeddingError::InvalidOption {
+                name: "noise_suppression",
+                reason: e.to_string(),
+            })?;
+        }
         Ok(())
+    }
+
+    /// These options with the noise suppression `noise_suppression` (builder style: the struct
+    /// is non-exhaustive).
+    pub fn with_noise_suppression(
+        mut self,
+        noise_suppression: Option<crate::features::NoiseSuppressionOptions>,
+    ) -> Self {
+        self.noise_suppression = noise_suppression;
+        self
+    }
+
+    /// The mel extractor these options ask for.
+    fn mel_extractor(&self) -> Result<MelExtractor, EmbeddingError> {
+        match &self.noise_suppression {
+            Some(ns) => MelExtractor::with_noise_suppression(ns),
+            None => Ok(MelExtractor::new()),
+        }
     }
 }
 
@@ -112,8 +143,8 @@ impl SpeakerEmbedder {
         options.validate()?;
         Ok(SpeakerEmbedder {
             encoder,
+            mel: options.mel_extractor()?,
             options,
-            mel: MelExtractor::new(),
             batch: LstmBatch::new(8),
         })
     }
@@ -180,6 +211,47 @@ impl SpeakerEmbedder {
     }
 }
 
+/// A whole-utterance embedder and, when noise suppression is asked for, a second one whose mel
+/// spectrum goes through the suppressor ([`EmbedderOptions::noise_suppression`]): recordings
+/// that an adaptive gate finds noisy take the second, the others the first (what the engine and
+/// `quivox eval` do with [`crate::features::AdaptiveNoiseSuppression`]).
+#[derive(Debug)]
+pub struct GatedEmbedder {
+    plain: SpeakerEmbedder,
+    suppressed: Option<SpeakerEmbedder>,
+}
+
+impl GatedEmbedder {
+    /// `options` for the plain embedder; the same with `suppression` for the other, if any
+    /// (`options.noise_suppression` is ignored).
+    pub fn new(
+        encoder: Arc<SpeakerEncoder>,
+        options: EmbedderOptions,
+        suppression: Option<&crate::features::NoiseSuppressionOptions>,
+    ) -> Result<Self, EmbeddingError> {
+        let suppressed = match suppression {
+            Some(ns) => Some(SpeakerEmbedder::new(
+                Arc::clone(&encoder),
+                options.clone().with_noise_suppression(Some(ns.clone())),
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            plain: SpeakerEmbedder::new(encoder, options.with_noise_suppression(None))?,
+            suppressed,
+        })
+    }
+
+    /// The embedder for a recording the gate found noisy (`gated`) or not; the plain one when
+    /// there is no suppression.
+    pub fn embedder(&mut self, gated: bool) -> &mut SpeakerEmbedder {
+        match (&mut self.suppressed, gated) {
+            (Some(s), true) => s,
+            _ => &mut self.plain,
+        }
+    }
+}
+
 /// Samples `frame·160 − 200 .. frame·160 + 200` of the speech (held from absolute index
 /// `offset` on, `len` samples in all) into `out` (400), zeros outside the speech.
 fn speech_frame(speech: &[f32], offset: usize, len: usize, frame: usize, out: &mut [f32]) {
@@ -242,6 +314,9 @@ pub struct StreamingEmbedder {
     tails: Vec<WindowTail>,
     /// Mel frames of the end of the call (`finish`), allocated up front.
     tail_mel: Vec<f32>,
+    /// The noise suppressor's state before the end-of-call frames a snapshot computes ahead
+    /// (put back after them, so later audio continues from where the call really is).
+    saved_suppressor: Option<crate::features::NoiseSuppressor>,
     batch: LstmBatch,
     /// Start frame of the window in each LSTM slot.
     slot_start: [Option<usize>; MAX_OPEN_WINDOWS],
@@ -262,6 +337,9 @@ impl StreamingEmbedder {
         // the end of the call runs the open windows layer after layer: allocate that now
         let mut batch = LstmBatch::new(MAX_OPEN_WINDOWS);
         batch.reserve_frames(PARTIAL_FRAMES);
+        let mel = options.mel_extractor()?;
+        let mut saved_suppressor = None;
+        mel.save(&mut saved_suppressor);
         Ok(StreamingEmbedder {
             encoder,
             upsampler: Upsampler::new()?,
@@ -276,7 +354,8 @@ impl StreamingEmbedder {
             speech: Vec::with_capacity(16_384),
             speech_offset: 0,
             speech_len: 0,
-            mel: MelExtractor::new(),
+            mel,
+            saved_suppressor,
             frame_samples: vec![0.0; N_FFT],
             mel_frame: vec![0.0; MEL_BANDS],
             frames_done: 0,
@@ -459,6 +538,9 @@ impl StreamingEmbedder {
         let mut tail_mel = std::mem::take(&mut self.tail_mel);
         tail_mel.clear();
         tail_mel.resize((end - first) * MEL_BANDS, 0.0);
+        // frames computed ahead of the audio (zero-padded): the noise suppressor goes back to
+        // its state afterwards, so a snapshot leaves the rest of the call unchanged
+        self.mel.save(&mut self.saved_suppressor);
         for (frame, out) in (first..end).zip(tail_mel.chunks_exact_mut(MEL_BANDS)) {
             speech_frame(
                 &self.speech,
@@ -469,6 +551,7 @@ impl StreamingEmbedder {
             );
             self.mel.frame(&self.frame_samples, out);
         }
+        self.mel.restore(&self.saved_suppressor);
         let mut tails = Vec::with_capacity(MAX_OPEN_WINDOWS);
         let mut tail_starts = Vec::with_capacity(MAX_OPEN_WINDOWS);
         for &start in &starts {

@@ -8,6 +8,8 @@ use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex32;
 
 use super::arch::{ENCODER_SAMPLE_RATE_HZ, HOP_SAMPLES, MEL_BANDS, N_BINS, N_FFT};
+use super::EmbeddingError;
+use crate::features::{NoiseSuppressionOptions, NoiseSuppressor};
 
 /// Slaney mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above.
 fn hz_to_mel(hz: f64) -> f64 {
@@ -55,7 +57,10 @@ pub fn mel_filterbank() -> Vec<f32> {
     bank
 }
 
-/// Computes mel frames one at a time with planned FFT and reused buffers.
+/// Computes mel frames one at a time with planned FFT and reused buffers; optionally through a
+/// stationary-noise suppressor ([`NoiseSuppressor`], the one of the MFCC front end) between the
+/// power spectrum and the mel bank. The suppressor is causal and keeps state from frame to frame:
+/// frames must then come in order, and [`MelExtractor::reset`] starts a new recording.
 pub struct MelExtractor {
     fft: Arc<dyn RealToComplex<f32>>,
     window: Vec<f32>,
@@ -67,12 +72,14 @@ pub struct MelExtractor {
     spectrum: Vec<Complex32>,
     scratch: Vec<Complex32>,
     power: Vec<f32>,
+    suppressor: Option<NoiseSuppressor>,
 }
 
 impl std::fmt::Debug for MelExtractor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MelExtractor")
             .field("n_fft", &N_FFT)
+            .field("noise_suppression", &self.suppressor.is_some())
             .finish()
     }
 }
@@ -112,6 +119,54 @@ impl MelExtractor {
             spectrum,
             scratch,
             power: vec![0.0; N_BINS],
+            suppressor: None,
+        }
+    }
+
+    /// [`MelExtractor::new`] with the noise suppressor of `options` on the 16 kHz power spectrum
+    /// (10-ms frames, the encoder's hop).
+    pub fn with_noise_suppression(
+        options: &NoiseSuppressionOptions,
+    ) -> Result<Self, EmbeddingError> {
+        let frame_shift_ms = (HOP_SAMPLES * 1000) as f32 / ENCODER_SAMPLE_RATE_HZ as f32;
+        let suppressor = NoiseSuppressor::new(options, N_BINS, frame_shift_ms).map_err(|e| {
+            EmbeddingError::InvalidOption {
+                name: "noise_suppression",
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(MelExtractor {
+            suppressor: Some(suppressor),
+            ..Self::new()
+        })
+    }
+
+    /// Whether frames go through a noise suppressor.
+    pub fn suppresses_noise(&self) -> bool {
+        self.suppressor.is_some()
+    }
+
+    /// Forgets the noise estimate (a new recording); nothing to do without a suppressor.
+    pub fn reset(&mut self) {
+        if let Some(s) = &mut self.suppressor {
+            s.reset();
+        }
+    }
+
+    /// Copies the suppressor's state into `into` (reusing its buffers), so that frames computed
+    /// ahead of time can be taken back with [`MelExtractor::restore`].
+    pub(crate) fn save(&self, into: &mut Option<NoiseSuppressor>) {
+        match (&self.suppressor, into.as_mut()) {
+            (Some(s), Some(dst)) => dst.clone_from(s),
+            (Some(s), None) => *into = Some(s.clone()),
+            (None, _) => *into = None,
+        }
+    }
+
+    /// Puts back a state saved by [`MelExtractor::save`].
+    pub(crate) fn restore(&mut self, from: &Option<NoiseSuppressor>) {
+        if let (Some(s), Some(saved)) = (&mut self.suppressor, from) {
+            s.clone_from(saved);
         }
     }
 
@@ -126,6 +181,9 @@ impl MelExtractor {
                 .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch);
         for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
             *p = c.norm_sqr();
+        }
+        if let Some(s) = &mut self.suppressor {
+            s.process(&mut self.power);
         }
         for (band, value) in out.iter_mut().enumerate().take(MEL_BANDS) {
             let (lo, hi) = self.band_bins[band];
@@ -159,8 +217,10 @@ impl MelExtractor {
         self.frame(padded, out);
     }
 
-    /// The whole centred spectrogram of `wav` ([-1, 1] scale, 16 kHz): `1 + len / 160` frames × 40.
+    /// The whole centred spectrogram of `wav` ([-1, 1] scale, 16 kHz): `1 + len / 160` frames × 40
+    /// (a new recording: the noise suppressor, if any, starts afresh).
     pub fn spectrogram(&mut self, wav: &[f32]) -> Vec<f32> {
+        self.reset();
         let frames = 1 + wav.len() / HOP_SAMPLES;
         let mut mel = vec![0.0f32; frames * MEL_BANDS];
         let mut padded = vec![0.0f32; N_FFT];

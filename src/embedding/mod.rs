@@ -58,7 +58,9 @@ pub mod partials;
 pub mod preprocess;
 pub mod weights;
 
-pub use embedder::{EmbedderOptions, SpeakerEmbedder, StreamingEmbedder, UtteranceEmbedding};
+pub use embedder::{
+    EmbedderOptions, GatedEmbedder, SpeakerEmbedder, StreamingEmbedder, UtteranceEmbedding,
+};
 pub use encoder::{EncoderPrecision, LstmBatch, SpeakerEncoder, WindowTail};
 pub use error::EmbeddingError;
 pub use weights::EncoderWeights;

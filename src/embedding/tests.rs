@@ -13,6 +13,7 @@ use super::mel::MelExtractor;
 use super::preprocess::{trim_silence, window_is_speech, window_level_dbfs, SilenceTrimmer};
 use super::weights::EncoderWeights;
 use crate::audio::Waveform;
+use crate::features::NoiseSuppressionOptions;
 
 const FIXTURES: [&str; 3] = ["so0120-t00", "so0457-t01", "so1027-t02"];
 
@@ -589,9 +590,19 @@ fn layered_advance_matches_the_naive_lstm_in(precision: EncoderPrecision) {
 #[test]
 fn snapshots_do_not_change_the_streamed_embedding() {
     for precision in precisions() {
-        for name in FIXTURES {
-            let wav = read_wav(&format!("{name}.wav"));
-            let options = EmbedderOptions::default();
+        for (name, suppression) in FIXTURES.iter().flat_map(|&name| {
+            [
+                (name, None),
+                (name, Some(NoiseSuppressionOptions::default())),
+            ]
+        }) {
+            // with the suppressor, a noisy call (its noise estimate is what a snapshot must not
+            // disturb: the zero-padded frames computed ahead would drag it down)
+            let wav = match suppression {
+                Some(_) => with_white_noise(&read_wav(&format!("{name}.wav")), 5.0, 3),
+                None => read_wav(&format!("{name}.wav")),
+            };
+            let options = EmbedderOptions::default().with_noise_suppression(suppression);
             let run = |snapshot_every: Option<usize>| {
                 let mut stream =
                     StreamingEmbedder::new(encoder(precision), options.clone()).unwrap();
@@ -619,6 +630,63 @@ fn snapshots_do_not_change_the_streamed_embedding() {
                 assert!(pair[0].partial_count() <= pair[1].partial_count(), "{name}");
             }
         }
+    }
+}
+
+/// `wav` plus white Gaussian noise at `snr_db` below the recording's mean power (seeded).
+fn with_white_noise(wav: &Waveform, snr_db: f64, seed: u64) -> Waveform {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+    let power = wav
+        .samples
+        .iter()
+        .map(|&x| f64::from(x).powi(2))
+        .sum::<f64>()
+        / wav.samples.len().max(1) as f64;
+    let noise = Normal::new(0.0, (power / 10f64.powf(snr_db / 10.0)).sqrt()).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    Waveform {
+        samples: wav
+            .samples
+            .iter()
+            .map(|&x| (f64::from(x) + noise.sample(&mut rng)).clamp(-32768.0, 32767.0) as f32)
+            .collect(),
+        ..wav.clone()
+    }
+}
+
+/// The oracle is the clean recording: with white noise 5 dB below the speech, the embedding
+/// through the suppressor must be closer to the clean recording's (plain) embedding than the
+/// plain embedding of the noisy audio is, on every fixture; and on the clean recording the
+/// suppressor (whose noise estimate is then the line's own hiss) must change little.
+#[test]
+fn noise_suppression_brings_a_noisy_embedding_towards_the_clean_one() {
+    let encoder = encoder(EncoderPrecision::F32);
+    let mut plain = SpeakerEmbedder::new(encoder.clone(), EmbedderOptions::default()).unwrap();
+    let mut suppressed = SpeakerEmbedder::new(
+        encoder,
+        EmbedderOptions::default().with_noise_suppression(Some(NoiseSuppressionOptions::default())),
+    )
+    .unwrap();
+    for name in FIXTURES {
+        let clean = read_wav(&format!("{name}.wav"));
+        let noisy = with_white_noise(&clean, 5.0, 7);
+        let reference = plain.embed(&clean).unwrap().embedding;
+        let cos_plain = cosine(&plain.embed(&noisy).unwrap().embedding, &reference);
+        let cos_suppressed = cosine(&suppressed.embed(&noisy).unwrap().embedding, &reference);
+        let cos_clean = cosine(&suppressed.embed(&clean).unwrap().embedding, &reference);
+        eprintln!(
+            "{name}: noisy vs clean cosine {cos_plain:.4} plain, {cos_suppressed:.4} suppressed; \
+             clean through the suppressor {cos_clean:.4}"
+        );
+        assert!(
+            cos_suppressed > cos_plain + 0.01,
+            "{name}: {cos_suppressed} suppressed vs {cos_plain} plain"
+        );
+        assert!(
+            cos_clean >= 0.95,
+            "{name}: clean through the suppressor {cos_clean}"
+        );
     }
 }
 
@@ -811,13 +879,23 @@ fn full_pipeline_matches_resemblyzer() {
 #[test]
 fn streaming_matches_batch() {
     for precision in precisions() {
-        for name in FIXTURES {
-            let wav = read_wav(&format!("{name}.wav"));
+        for (name, suppression) in FIXTURES.iter().flat_map(|&name| {
+            [
+                (name, None),
+                (name, Some(NoiseSuppressionOptions::default())),
+            ]
+        }) {
+            // the suppressed path on a noisy copy, where the suppressor has work to do
+            let wav = match suppression {
+                Some(_) => with_white_noise(&read_wav(&format!("{name}.wav")), 5.0, 1),
+                None => read_wav(&format!("{name}.wav")),
+            };
             for (gain_window_ms, min_cosine) in [(60_000, 0.99999), (2_000, 0.98)] {
                 let options = EmbedderOptions {
                     streaming_gain_window_ms: gain_window_ms,
                     ..EmbedderOptions::default()
-                };
+                }
+                .with_noise_suppression(suppression.clone());
                 let batch = SpeakerEmbedder::new(encoder(precision), options.clone())
                     .unwrap()
                     .embed(&wav)
@@ -828,7 +906,10 @@ fn streaming_matches_batch() {
                 }
                 let streamed = stream.finish().unwrap();
                 let cos = cosine(&streamed.embedding, &batch.embedding);
-                eprintln!("{name} gain window {gain_window_ms} ms: cosine {cos:.6}");
+                eprintln!(
+                    "{name} gain window {gain_window_ms} ms, suppression {}: cosine {cos:.6}",
+                    suppression.is_some()
+                );
                 if gain_window_ms == 60_000 {
                     assert_eq!(
                         streamed.speech_samples_16k, batch.speech_samples_16k,

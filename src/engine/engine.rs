@@ -417,6 +417,10 @@ pub struct AudioAnalysis {
     pub snr_db: f64,
     /// Natural-log energy of every frame (voiced or not).
     pub frame_log_energy: Vec<f32>,
+    /// Whether the adaptive noise suppression analysed the recording (its energy spread was
+    /// under the gate): the features are then the suppressed ones, and the neural embedding of
+    /// the recording is to be taken through the suppressor as well.
+    pub noise_suppressed: bool,
 }
 
 /// What a session captured for enrollment ([`super::Session::capture_for_enrollment`]): the
@@ -487,6 +491,7 @@ pub fn analyze(
             vad_energy = Some(e);
         }
     }
+    let noise_suppressed = vad_energy.is_some();
     let vad_energy = vad_energy.as_deref().unwrap_or(&log_energy);
     let mut deltas = FeatureMatrix::new(fe.dim());
     compute_deltas_into(&ceps, &fe.deltas, &mut deltas)?;
@@ -519,6 +524,7 @@ pub fn analyze(
         },
         snr_db: snr_estimate_db(&log_energy),
         frame_log_energy: log_energy,
+        noise_suppressed,
     })
 }
 
@@ -864,7 +870,8 @@ impl Engine {
             return Err(refuse(QualityProblem::NoAudio));
         }
         let backends = self.models.backends.as_deref();
-        let mut embedder = backends.map(FusedBackends::embedder).transpose()?;
+        let suppression = self.adaptive_noise_suppression().map(|ns| &ns.suppression);
+        let mut embedder = backends.map(|b| b.embedder(suppression)).transpose()?;
         let mut acc = AccumDiagGmm::for_model(&self.models.gmm.ubm);
         let mut backend = backends.map(FusedBackends::empty_stats);
         let mut speech_ms = 0;
@@ -890,7 +897,7 @@ impl Engine {
                 .accumulate_stats(&a.features, &mut acc)?;
             if let (Some(b), Some(total), Some(embedder)) = (backends, &mut backend, &mut embedder)
             {
-                total.add(&b.recording_stats(embedder, &a.features, wave)?)?;
+                total.add(&b.recording_stats(embedder, &a, wave)?)?;
             }
             speech_ms += a.net_speech_ms;
         }
@@ -1210,7 +1217,8 @@ impl Engine {
         let mut speech_ms = 0;
         let mut energy = EnergyRange::new();
         let backends = models.backends.as_deref();
-        let mut embedder = backends.map(FusedBackends::embedder).transpose()?;
+        let suppression = self.adaptive_noise_suppression().map(|ns| &ns.suppression);
+        let mut embedder = backends.map(|b| b.embedder(suppression)).transpose()?;
         let mut backend_stats = backends.map(FusedBackends::empty_stats);
         for wave in recordings {
             let a = analyze(models, wave, self.adaptive_noise_suppression())?;
@@ -1222,7 +1230,7 @@ impl Engine {
             if let (Some(b), Some(total), Some(embedder)) =
                 (backends, &mut backend_stats, &mut embedder)
             {
-                total.add(&b.recording_stats(embedder, &a.features, wave)?)?;
+                total.add(&b.recording_stats(embedder, &a, wave)?)?;
             }
         }
         if feats.is_empty() {

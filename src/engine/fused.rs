@@ -29,9 +29,10 @@ use super::ivector_system::{IvectorEnrollment, IvectorPldaSystem, VectorEnrollme
 use crate::audio::Waveform;
 use crate::calibration::{Fusion, QualityCalibration};
 use crate::embedding::{
-    EmbedderOptions, EmbeddingError, SpeakerEmbedder, SpeakerEncoder, UtteranceEmbedding,
+    EmbedderOptions, EmbeddingError, GatedEmbedder, SpeakerEncoder, StreamingEmbedder,
+    UtteranceEmbedding,
 };
-use crate::features::{FeatureMatrix, FrontEndOptions};
+use crate::features::{FeatureMatrix, FrontEndOptions, NoiseSuppressionOptions};
 use crate::gmm::BaumWelchStats;
 use crate::plda::PldaScorer;
 use crate::recipe::backend::{FusedSystem, FusionComponent};
@@ -207,11 +208,29 @@ impl FusedBackends {
         })
     }
 
-    /// An embedder for batch (enrollment) audio.
-    pub fn embedder(&self) -> Result<SpeakerEmbedder, EngineError> {
-        Ok(SpeakerEmbedder::new(
+    /// An embedder for batch (enrollment) audio: recordings analysed with the noise suppressor
+    /// ([`super::AudioAnalysis::noise_suppressed`]) are embedded through `suppression` too.
+    pub fn embedder(
+        &self,
+        suppression: Option<&NoiseSuppressionOptions>,
+    ) -> Result<GatedEmbedder, EngineError> {
+        Ok(GatedEmbedder::new(
             Arc::clone(&self.encoder),
             self.embedder.clone(),
+            suppression,
+        )?)
+    }
+
+    /// A streaming embedder for a call, through `suppression` if given.
+    pub fn streaming_embedder(
+        &self,
+        suppression: Option<&NoiseSuppressionOptions>,
+    ) -> Result<StreamingEmbedder, EngineError> {
+        Ok(StreamingEmbedder::new(
+            Arc::clone(&self.encoder),
+            self.embedder
+                .clone()
+                .with_noise_suppression(suppression.cloned()),
         )?)
     }
 
@@ -238,16 +257,17 @@ impl FusedBackends {
     }
 
     /// The back-end quantities of one recording: i-vector statistics of its normalised voiced
-    /// `features` and the embedding of its audio (nothing when the embedder finds no speech).
+    /// features (`analysis`) and the embedding of its audio, through the suppressor when the
+    /// analysis was suppressed (nothing when the embedder finds no speech).
     pub fn recording_stats(
         &self,
-        embedder: &mut SpeakerEmbedder,
-        features: &FeatureMatrix,
+        embedder: &mut GatedEmbedder,
+        analysis: &super::AudioAnalysis,
         wave: &Waveform,
     ) -> Result<BackendStats, EngineError> {
         Ok(BackendStats {
-            ivector: self.ivector_stats(features)?,
-            embedding: speech_embedding(embedder.embed(wave))?,
+            ivector: self.ivector_stats(&analysis.features)?,
+            embedding: speech_embedding(embedder.embedder(analysis.noise_suppressed).embed(wave))?,
         })
     }
 

@@ -194,6 +194,9 @@ pub struct Session {
     timeline: Vec<DecisionEvent>,
     /// The call's audio through the neural encoder (fused models only).
     embedder: Option<StreamingEmbedder>,
+    /// The same through the noise suppressor, beside it when adaptive suppression is on: the
+    /// embedding of a call noisy enough for the suppressed front end comes from here.
+    suppressed_embedder: Option<StreamingEmbedder>,
     /// Samples received but not yet given to the embedder (it is fed up to the start of the
     /// first undecided frame, so its state at a decision point does not depend on chunking).
     embed_pending: Vec<f32>,
@@ -230,15 +233,19 @@ impl Session {
             }),
             None => None,
         };
-        let embedder = match &models.backends {
-            Some(b) => Some(StreamingEmbedder::new(
-                Arc::clone(&b.encoder),
-                b.embedder.clone(),
-            )?),
-            None => None,
+        let (embedder, suppressed_embedder) = match &models.backends {
+            Some(b) => (
+                Some(b.streaming_embedder(None)?),
+                match &suppressed {
+                    Some(path) => Some(b.streaming_embedder(Some(&path.gate.suppression))?),
+                    None => None,
+                },
+            ),
+            None => (None, None),
         };
         Ok(Self {
             embedder,
+            suppressed_embedder,
             embed_pending: Vec::with_capacity(4 * CONVERT_BLOCK),
             ivector_llrs: Vec::new(),
             embedding_llrs: Vec::new(),
@@ -412,6 +419,9 @@ impl Session {
             return Ok(());
         }
         embedder.accept_waveform(&self.embed_pending[..n])?;
+        if let Some(s) = &mut self.suppressed_embedder {
+            s.accept_waveform(&self.embed_pending[..n])?;
+        }
         self.embed_pending.drain(..n);
         Ok(())
     }
@@ -663,7 +673,12 @@ impl Session {
             self.normalised.num_frames(),
             &mut self.ivector_llrs,
         )?;
-        let embedding = match self.embedder.as_mut() {
+        let gated = active_suppressed(&self.suppressed, &self.energy).is_some();
+        let embedder = match (&mut self.suppressed_embedder, gated) {
+            (Some(s), true) => Some(s),
+            _ => self.embedder.as_mut(),
+        };
+        let embedding = match embedder {
             Some(e) => speech_embedding(e.snapshot())?,
             None => EmbeddingSum::zeros(),
         };
@@ -746,7 +761,12 @@ impl Session {
         {
             self.timeline.push(final_decision.clone());
         }
-        let embedding = match self.embedder.take() {
+        // the embedding of the front end whose features the enrollment statistics take
+        let embedder = match self.suppressed_embedder.take() {
+            Some(s) if self.active_suppressed().is_some() => Some(s),
+            _ => self.embedder.take(),
+        };
+        let embedding = match embedder {
             Some(e) if self.capture.is_some() => speech_embedding(e.finish())?,
             _ => EmbeddingSum::zeros(),
         };

@@ -86,6 +86,14 @@ impl EnergyRange {
         }
     }
 
+    /// Adds the frames counted by `other` (the range of two recordings of one session).
+    pub fn merge(&mut self, other: &EnergyRange) {
+        for (c, &o) in self.counts.iter_mut().zip(&other.counts) {
+            *c += o;
+        }
+        self.total += other.total;
+    }
+
     /// Number of frames counted.
     pub fn frames(&self) -> u64 {
         self.total
@@ -149,6 +157,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Merging the ranges of two recordings counts what one range of both would.
+    #[test]
+    fn merge_counts_both_recordings() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let a: Vec<f32> = (0..300).map(|_| rng.random_range(-5.0..20.0)).collect();
+        let b: Vec<f32> = (0..77).map(|_| rng.random_range(0.0..30.0)).collect();
+        let mut merged = EnergyRange::of_log_energy(&a);
+        merged.merge(&EnergyRange::of_log_energy(&b));
+        let mut both = a.clone();
+        both.extend_from_slice(&b);
+        assert_eq!(merged, EnergyRange::of_log_energy(&both));
+        assert_eq!(merged.frames(), 377);
     }
 
     #[test]

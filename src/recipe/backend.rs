@@ -604,26 +604,60 @@ pub struct SetEmbeddings {
     pub tests: Vec<EmbeddingSum>,
 }
 
-/// Embeds a whole set (parallel).
+/// Embeds a whole set (parallel). With `adaptive` (and the front end's MFCC options), an
+/// enrollment (its files together, one session) or a test whose frame-energy spread is under the
+/// gate is embedded through the noise suppressor, as the engine does; the MFCC features of the
+/// same recordings are gated the same way ([`super::features_of_session`]).
 pub fn set_embeddings(
     set: &DevSet,
     encoder: &Arc<SpeakerEncoder>,
+    adaptive: Option<(
+        &crate::features::AdaptiveNoiseSuppression,
+        &crate::features::MfccOptions,
+    )>,
 ) -> Result<SetEmbeddings, RecipeError> {
-    let mut files = Vec::new();
-    let mut owner = Vec::new();
-    for (e, en) in set.enrollments.iter().enumerate() {
-        for w in &en.wavs {
-            files.push(w.clone());
-            owner.push(e);
-        }
-    }
-    let sums = embed_files(&files, encoder, &|| {})?;
-    let mut enrollments = vec![EmbeddingSum::zeros(); set.enrollments.len()];
-    for (s, &e) in sums.iter().zip(&owner) {
-        enrollments[e].add(s);
-    }
-    let tests = embed_files(&set.tests, encoder, &|| {})?;
-    Ok(SetEmbeddings { enrollments, tests })
+    let adaptive = adaptive.and_then(|(ns, mfcc)| {
+        crate::features::AdaptiveNoiseSuppression::in_force(Some(ns), mfcc).map(|ns| (ns, mfcc))
+    });
+    let groups: Vec<Vec<std::path::PathBuf>> = set
+        .enrollments
+        .iter()
+        .map(|e| e.wavs.clone())
+        .chain(set.tests.iter().map(|t| vec![t.clone()]))
+        .collect();
+    let mut sums: Vec<EmbeddingSum> = groups
+        .par_iter()
+        .map_init(
+            || super::trials::SessionEmbedder::new(encoder, adaptive.map(|(ns, _)| ns)),
+            |emb, paths| {
+                let emb = emb
+                    .as_mut()
+                    .map_err(|e| RecipeError::stage("embedder", e.to_string()))?;
+                let waves = paths
+                    .iter()
+                    .map(|p| read_telephone_wav(p, crate::audio::ChannelPolicy::RequireMono))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let gated = match adaptive {
+                    Some((ns, mfcc)) => {
+                        let mut energy = crate::features::EnergyRange::new();
+                        for w in &waves {
+                            let e = crate::features::EnergyRange::of_samples(mfcc, &w.samples)
+                                .map_err(|e| RecipeError::stage("energy spread", e))?;
+                            energy.merge(&e);
+                        }
+                        ns.applies_to(&energy)
+                    }
+                    None => false,
+                };
+                Ok(emb.embed(&waves, gated))
+            },
+        )
+        .collect::<Result<_, RecipeError>>()?;
+    let tests = sums.split_off(set.enrollments.len());
+    Ok(SetEmbeddings {
+        enrollments: sums,
+        tests,
+    })
 }
 
 /// Embedding system scores of a set: calibrated PLDA LLRs, or (with `cosine`) calibrated cosine
@@ -970,7 +1004,14 @@ pub fn train_backend(
         &options.front_end,
         options.adaptive_noise_suppression.as_ref(),
     )?;
-    let item_sums = trials::item_embeddings(&design.items, encoder)?;
+    let item_sums = trials::item_embeddings(
+        &design.items,
+        encoder,
+        options
+            .adaptive_noise_suppression
+            .as_ref()
+            .map(|ns| (ns, &options.front_end.mfcc)),
+    )?;
     let reps = options.word_trial_repeats;
     // GMM-UBM: its own (shipped) calibration.
     let (graw, gframes) = trials::gmm_design_scores(gmm, &design, &item_feats)?;

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::Waveform;
-use crate::embedding::{EmbedderOptions, SpeakerEmbedder, SpeakerEncoder};
+use crate::embedding::{EmbedderOptions, GatedEmbedder, SpeakerEncoder};
 use crate::engine::embedding_system::EmbeddingSum;
 use crate::features::{
     AdaptiveNoiseSuppression, EnergyRange, FeatureMatrix, FrontEnd, FrontEndOptions,
@@ -354,27 +354,69 @@ pub fn item_features(
         .collect()
 }
 
-/// GE2E embedding sums of every item (parallel, in order); an item too short for one partial
-/// window gives an empty sum.
+/// GE2E embeddings of every item (parallel, in order). With `adaptive` (and the front end's MFCC
+/// options, whose log energies measure the spread), an item under the gate is embedded through
+/// the noise suppressor, as the engine embeds a noisy recording or call. An item too short for one
+/// partial window gives an empty sum.
 pub fn item_embeddings(
     items: &[Waveform],
     encoder: &Arc<SpeakerEncoder>,
+    adaptive: Option<(&AdaptiveNoiseSuppression, &crate::features::MfccOptions)>,
 ) -> Result<Vec<EmbeddingSum>, RecipeError> {
+    let adaptive = adaptive.and_then(|(ns, mfcc)| {
+        AdaptiveNoiseSuppression::in_force(Some(ns), mfcc).map(|ns| (ns, mfcc))
+    });
     items
         .par_iter()
         .map_init(
-            || SpeakerEmbedder::new(encoder.clone(), EmbedderOptions::default()),
+            || SessionEmbedder::new(encoder, adaptive.map(|(ns, _)| ns)),
             |emb, w| {
                 let emb = emb
                     .as_mut()
                     .map_err(|e| RecipeError::stage("embedder", e.to_string()))?;
-                Ok(match emb.embed(w) {
-                    Ok(u) => EmbeddingSum::from_utterance(&u),
-                    Err(_) => EmbeddingSum::zeros(),
-                })
+                // as the engine analyses a recording: suppressed when its spread is under the gate
+                let gated = match adaptive {
+                    Some((ns, mfcc)) => ns.applies_to(
+                        &EnergyRange::of_samples(mfcc, &w.samples)
+                            .map_err(|e| RecipeError::stage("energy spread", e))?,
+                    ),
+                    None => false,
+                };
+                Ok(emb.embed(std::slice::from_ref(w), gated))
             },
         )
         .collect()
+}
+
+/// Per worker: [`GatedEmbedder`] with the adaptive suppression's suppressor, summing a session's
+/// recordings.
+pub(crate) struct SessionEmbedder(GatedEmbedder);
+
+impl SessionEmbedder {
+    pub(crate) fn new(
+        encoder: &Arc<SpeakerEncoder>,
+        adaptive: Option<&AdaptiveNoiseSuppression>,
+    ) -> Result<Self, crate::embedding::EmbeddingError> {
+        GatedEmbedder::new(
+            encoder.clone(),
+            EmbedderOptions::default(),
+            adaptive.map(|ns| &ns.suppression),
+        )
+        .map(Self)
+    }
+
+    /// The summed embeddings of one session's recordings, through the suppressor when `gated`
+    /// (and there is one). A recording too short for one partial window contributes nothing.
+    pub(crate) fn embed(&mut self, waves: &[Waveform], gated: bool) -> EmbeddingSum {
+        let embedder = self.0.embedder(gated);
+        let mut sum = EmbeddingSum::zeros();
+        for w in waves {
+            if let Ok(u) = embedder.embed(w) {
+                sum.add(&EmbeddingSum::from_utterance(&u));
+            }
+        }
+        sum
+    }
 }
 
 /// Raw GMM-UBM scores of every (test, enrollment) pair of the design, test-major, and the test's

@@ -212,7 +212,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         };
         let (emb_scores, cos_scores) = match &m.embedding {
             Some((system, encoder)) => {
-                let emb = set_embeddings(&set, encoder)?;
+                let emb = set_embeddings(
+                    &set,
+                    encoder,
+                    adaptive.as_ref().map(|ns| (ns, &m.front_end.mfcc)),
+                )?;
                 (
                     Some(score_embedding(system, &emb, false)?),
                     Some(score_embedding(system, &emb, true)?),
