@@ -119,37 +119,51 @@ fn bench_engine(c: &mut Criterion) {
     // encoder): the same 1 000 synthetic GMMs, each with the back-end part of a real enrollment
     // whose PLDA means are shifted by N(0, 0.3²).
     let fused_models = VoiceModels::load(&root().join("models")).unwrap();
-    let fused = Engine::new(fused_models, EngineOptions::default()).unwrap();
     let enroll_wave = read_telephone_wav(
         &root().join("audio-fixtures/demo/so0457-enroll.wav"),
         ChannelPolicy::RequireMono,
     )
     .unwrap();
-    fused.enroll("seed".into(), &[enroll_wave]).unwrap();
-    let seed = fused.voiceprint(&"seed".into()).unwrap();
-    let shift = Normal::new(0.0_f64, 0.3).unwrap();
-    fused
-        .insert_voiceprints(engine.population().ids().iter().map(|id| {
-            let mut print = engine.voiceprint(id).unwrap();
-            let mut part = seed.backend.clone().unwrap();
-            for m in part
-                .ivector
-                .vector
-                .plda
-                .mean
-                .iter_mut()
-                .chain(part.embedding.vector.plda.mean.iter_mut())
-            {
-                *m += shift.sample(&mut rng);
-            }
-            print.backend = Some(part);
-            (id.clone(), print)
-        }))
-        .unwrap();
-    fused.remove(&"seed".into()).unwrap();
+    let make_fused = |options: EngineOptions, rng: &mut ChaCha8Rng| {
+        let fused = Engine::new(fused_models.clone(), options).unwrap();
+        fused.enroll("seed".into(), &[enroll_wave.clone()]).unwrap();
+        let seed = fused.voiceprint(&"seed".into()).unwrap();
+        let shift = Normal::new(0.0_f64, 0.3).unwrap();
+        fused
+            .insert_voiceprints(engine.population().ids().iter().map(|id| {
+                let mut print = engine.voiceprint(id).unwrap();
+                let mut part = seed.backend.clone().unwrap();
+                for m in part
+                    .ivector
+                    .vector
+                    .plda
+                    .mean
+                    .iter_mut()
+                    .chain(part.embedding.vector.plda.mean.iter_mut())
+                {
+                    *m += shift.sample(rng);
+                }
+                print.backend = Some(part);
+                (id.clone(), print)
+            }))
+            .unwrap();
+        fused.remove(&"seed".into()).unwrap();
+        fused
+    };
+    let fused = make_fused(EngineOptions::default(), &mut rng);
     group.bench_function("7s_call_20ms_chunks_1000_speakers_fused", |b| {
         b.iter(|| run_call(&fused))
     });
+    drop(fused);
+    // The reference in the same run: without the adaptive noise suppression, i.e. without the
+    // suppressed front end and the second streaming embedder beside the plain ones.
+    let mut no_ns = EngineOptions::default();
+    no_ns.adaptive_noise_suppression = None;
+    let fused = make_fused(no_ns, &mut rng);
+    group.bench_function(
+        "7s_call_20ms_chunks_1000_speakers_fused_no_noise_suppression",
+        |b| b.iter(|| run_call(&fused)),
+    );
     drop(fused);
     // The front end alone (no speaker enrolled: decision points only run the VAD bookkeeping).
     let empty = Engine::new(models.clone(), EngineOptions::default()).unwrap();
