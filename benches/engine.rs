@@ -126,7 +126,9 @@ fn bench_engine(c: &mut Criterion) {
     .unwrap();
     let make_fused = |options: EngineOptions, rng: &mut ChaCha8Rng| {
         let fused = Engine::new(fused_models.clone(), options).unwrap();
-        fused.enroll("seed".into(), &[enroll_wave.clone()]).unwrap();
+        fused
+            .enroll("seed".into(), std::slice::from_ref(&enroll_wave))
+            .unwrap();
         let seed = fused.voiceprint(&"seed".into()).unwrap();
         let shift = Normal::new(0.0_f64, 0.3).unwrap();
         fused

@@ -6,8 +6,11 @@
 use std::path::Path;
 
 use quivox::audio::Waveform;
-use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256, EmbeddingSum};
+use quivox::engine::embedding_system::{
+    embedder_fingerprint, file_sha256, EmbeddingEnrollment, EmbeddingSum,
+};
 use quivox::engine::fused::{EMBEDDING_FILE, ENCODER_FILE, FUSION_FILE, GMM_FILE, IVECTOR_FILE};
+use quivox::engine::ivector_system::IvectorEnrollment;
 use quivox::engine::{
     analyze, caller_posterior, CallInfo, Decision, Engine, EngineError, EngineOptions,
     NumberDirectory, PriorOptions, SpeakerId, VoiceModels, Voiceprint,
@@ -227,28 +230,37 @@ fn systems_by_hand(models: &VoiceModels, print: &Voiceprint, wave: &Waveform) ->
     [g, i, e, call_quality(&a.frame_log_energy)]
 }
 
+/// The fused models, an engine (default options) with the four demo speakers enrolled, and
+/// their i-vector and embedding enrollments in population order.
+fn four_enrolled() -> (
+    VoiceModels,
+    Engine,
+    Vec<IvectorEnrollment>,
+    Vec<EmbeddingEnrollment>,
+) {
+    let models = models();
+    let engine = Engine::new(models.clone(), EngineOptions::default()).unwrap();
+    for s in ["so0457", "so1027", "so2061", "so2740"] {
+        engine.enroll(s.into(), &[fixture(s, "enroll")]).unwrap();
+    }
+    let (ivec, emb) = engine
+        .population()
+        .ids()
+        .iter()
+        .map(|id| {
+            let p = engine.voiceprint(id).unwrap().backend.unwrap();
+            (p.ivector, p.embedding)
+        })
+        .unzip();
+    (models, engine, ivec, emb)
+}
+
 #[test]
 fn streaming_fused_llrs_match_the_batch_systems() {
     // Independent path: the batch front end, i-vector system, batch embedder and the fusion
     // weights applied by hand; the session computes the same three systems in streaming.
-    let models = models();
-    let b = models.backends.clone().unwrap();
-    let speakers = ["so0457", "so1027", "so2061", "so2740"];
-    let engine = Engine::new(models.clone(), EngineOptions::default()).unwrap();
-    for s in speakers {
-        engine.enroll(s.into(), &[fixture(s, "enroll")]).unwrap();
-    }
-    let pop = engine.population();
-    let ivec: Vec<_> = pop
-        .ids()
-        .iter()
-        .map(|id| engine.voiceprint(id).unwrap().backend.unwrap().ivector)
-        .collect();
-    let emb: Vec<_> = pop
-        .ids()
-        .iter()
-        .map(|id| engine.voiceprint(id).unwrap().backend.unwrap().embedding)
-        .collect();
+    let (models, engine, ivec, emb) = four_enrolled();
+    let (b, pop) = (models.backends.clone().unwrap(), engine.population());
     let suppression = engine
         .adaptive_noise_suppression()
         .map(|ns| &ns.suppression);
@@ -479,21 +491,8 @@ fn quality_recalibration_uses_the_calls_energy_spread() {
 #[test]
 fn noisy_calls_are_embedded_through_the_noise_suppressor() {
     use quivox::augment::{channel_rng, coloured_noise, mix_at_snr, NoiseColour};
-    let models = models();
-    let b = models.backends.clone().unwrap();
-    let engine = Engine::new(models.clone(), EngineOptions::default()).unwrap();
-    let speakers = ["so0457", "so1027", "so2061", "so2740"];
-    for s in speakers {
-        engine.enroll(s.into(), &[fixture(s, "enroll")]).unwrap();
-    }
-    let pop = engine.population();
-    let prints: Vec<_> = pop
-        .ids()
-        .iter()
-        .map(|id| engine.voiceprint(id).unwrap().backend.unwrap())
-        .collect();
-    let ivec: Vec<_> = prints.iter().map(|p| p.ivector.clone()).collect();
-    let emb: Vec<_> = prints.iter().map(|p| p.embedding.clone()).collect();
+    let (models, engine, ivec, emb) = four_enrolled();
+    let (b, pop) = (models.backends.clone().unwrap(), engine.population());
     let clean = fixture("so1027", "call");
     let noise = coloured_noise(
         NoiseColour::White,

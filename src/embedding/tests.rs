@@ -590,18 +590,9 @@ fn layered_advance_matches_the_naive_lstm_in(precision: EncoderPrecision) {
 #[test]
 fn snapshots_do_not_change_the_streamed_embedding() {
     for precision in precisions() {
-        for (name, suppression) in FIXTURES.iter().flat_map(|&name| {
-            [
-                (name, None),
-                (name, Some(NoiseSuppressionOptions::default())),
-            ]
-        }) {
-            // with the suppressor, a noisy call (its noise estimate is what a snapshot must not
-            // disturb: the zero-padded frames computed ahead would drag it down)
-            let wav = match suppression {
-                Some(_) => with_white_noise(&read_wav(&format!("{name}.wav")), 5.0, 3),
-                None => read_wav(&format!("{name}.wav")),
-            };
+        // with the suppressor, a noisy call (its noise estimate is what a snapshot must not
+        // disturb: the zero-padded frames computed ahead would drag it down)
+        for (name, suppression, wav) in fixtures_plain_and_suppressed(3) {
             let options = EmbedderOptions::default().with_noise_suppression(suppression);
             let run = |snapshot_every: Option<usize>| {
                 let mut stream =
@@ -653,6 +644,24 @@ fn with_white_noise(wav: &Waveform, snr_db: f64, seed: u64) -> Waveform {
             .collect(),
         ..wav.clone()
     }
+}
+
+/// Each fixture without suppression, and a noisy copy of it (white noise 5 dB below the speech,
+/// seeded: where the suppressor has work to do) with the default suppressor.
+fn fixtures_plain_and_suppressed(
+    seed: u64,
+) -> Vec<(&'static str, Option<NoiseSuppressionOptions>, Waveform)> {
+    FIXTURES
+        .iter()
+        .flat_map(|&name| {
+            let clean = read_wav(&format!("{name}.wav"));
+            let noisy = with_white_noise(&clean, 5.0, seed);
+            [
+                (name, None, clean),
+                (name, Some(NoiseSuppressionOptions::default()), noisy),
+            ]
+        })
+        .collect()
 }
 
 /// The oracle is the clean recording: with white noise 5 dB below the speech, the embedding
@@ -879,17 +888,7 @@ fn full_pipeline_matches_resemblyzer() {
 #[test]
 fn streaming_matches_batch() {
     for precision in precisions() {
-        for (name, suppression) in FIXTURES.iter().flat_map(|&name| {
-            [
-                (name, None),
-                (name, Some(NoiseSuppressionOptions::default())),
-            ]
-        }) {
-            // the suppressed path on a noisy copy, where the suppressor has work to do
-            let wav = match suppression {
-                Some(_) => with_white_noise(&read_wav(&format!("{name}.wav")), 5.0, 1),
-                None => read_wav(&format!("{name}.wav")),
-            };
+        for (name, suppression, wav) in fixtures_plain_and_suppressed(1) {
             for (gain_window_ms, min_cosine) in [(60_000, 0.99999), (2_000, 0.98)] {
                 let options = EmbedderOptions {
                     streaming_gain_window_ms: gain_window_ms,
