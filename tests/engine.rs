@@ -892,6 +892,60 @@ fn noisy_calls_are_scored_through_the_noise_suppressor_and_clean_ones_are_not() 
     assert_eq!(a.timeline, b.timeline);
 }
 
+/// Net speech, and with it the decision pace, is counted by the VAD of the front end the call is
+/// scored with: in babble the plain energy VAD takes more frames for speech than the suppressed
+/// front end's VAD does. Oracle: the batch front ends (running-mean VAD, as the session's) on the
+/// same samples.
+#[test]
+fn a_noisy_calls_net_speech_is_what_the_suppressed_front_end_finds() {
+    use quivox::augment::{babble, channel_rng, mix_at_snr};
+    use quivox::features::{EnergyRange, FrontEnd, FrontEndOptions};
+    let engine = engine();
+    let (_, plain, suppressed) = noisy_call(&engine, 10.0);
+    // so1027's call in the babble of three of four other demo recordings, 10 dB below it
+    let clean = demo("so1027-call.wav").samples;
+    let pool: Vec<Vec<f32>> = [
+        "so2061-enroll.wav",
+        "so2740-enroll.wav",
+        "so0457-enroll.wav",
+        "so9614-call.wav",
+    ]
+    .iter()
+    .map(|f| demo(f).samples)
+    .collect();
+    let noise = babble(&pool, 3, clean.len(), &mut channel_rng(11, 0)).unwrap();
+    let noisy = mix_at_snr(&clean, &noise, 10.0).unwrap();
+    let gate = engine.adaptive_noise_suppression().unwrap();
+    assert!(gate.applies_to(&EnergyRange::of_samples(&plain.mfcc, &noisy).unwrap()));
+    let voiced = |opts: &FrontEndOptions, x: &[f32]| {
+        let out = FrontEnd::new(opts.clone()).unwrap().compute(x).unwrap();
+        out.voiced.iter().filter(|&&v| v).count() as u64
+    };
+    let frame_ms = engine.models().front_end.mfcc.frame_shift_ms as u64;
+    let (by_plain, by_suppressed) = (voiced(&plain, &noisy), voiced(&suppressed, &noisy));
+    assert!(
+        by_suppressed < by_plain,
+        "{by_suppressed} suppressed vs {by_plain} plain voiced frames"
+    );
+    for chunk in [160, 1237] {
+        let outcome = call_with(&engine, None, &noisy, chunk);
+        assert_eq!(
+            outcome.net_speech_ms,
+            by_suppressed * frame_ms,
+            "chunk {chunk}"
+        );
+        for e in &outcome.timeline {
+            assert!(e.net_speech_ms <= outcome.net_speech_ms, "{e:?}");
+        }
+    }
+    // a clean call is counted by the plain front end, as before
+    let clean_outcome = call_with(&engine, None, &clean, 160);
+    assert_eq!(
+        clean_outcome.net_speech_ms,
+        voiced(&plain, &clean) * frame_ms
+    );
+}
+
 #[test]
 fn batch_analysis_suppresses_noisy_recordings_only() {
     use quivox::engine::analyze;

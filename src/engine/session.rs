@@ -129,6 +129,8 @@ struct SuppressedPath {
     captured: Option<FeatureMatrix>,
     /// Frames consumed (voiced or not).
     decided: u64,
+    /// Voiced frames consumed (not capped).
+    voiced_total: u64,
 }
 
 impl SuppressedPath {
@@ -142,6 +144,7 @@ impl SuppressedPath {
             if !self.pipe.vad_pending[t] {
                 continue;
             }
+            self.voiced_total += 1;
             let row = self.pipe.delta_pending.row(t);
             if self.voiced.num_frames() < max_scored {
                 self.voiced.push_row(row);
@@ -230,6 +233,7 @@ impl Session {
                 voiced: FeatureMatrix::with_capacity(dim, max_scored_frames),
                 captured: None,
                 decided: 0,
+                voiced_total: 0,
             }),
             None => None,
         };
@@ -288,9 +292,21 @@ impl Session {
         self.samples_in * 1000 / u64::from(self.models.front_end.mfcc.sample_rate_hz)
     }
 
-    /// Net speech (voiced frames) so far, ms.
+    /// Net speech so far, ms: the voiced frames of the front end the call is scored with (the
+    /// noise-suppressed one's, whose VAD runs on the suppressed energies, when the call's energy
+    /// spread is under the adaptive gate; in noise the plain energy VAD takes nearly every frame
+    /// for speech).
     pub fn net_speech_ms(&self) -> u64 {
-        self.frames_to_ms(self.voiced_frames)
+        self.frames_to_ms(self.net_frames(0))
+    }
+
+    /// Voiced frames of the active front end; `ahead` = voiced frames of the suppressed front
+    /// end already decided but not yet consumed by it (see [`Session::drain_frontend`]).
+    fn net_frames(&self, ahead: u64) -> u64 {
+        match self.active_suppressed() {
+            Some(s) => s.voiced_total + ahead,
+            None => self.voiced_frames,
+        }
     }
 
     fn frames_to_ms(&self, frames: u64) -> u64 {
@@ -476,23 +492,35 @@ impl Session {
             s.pipe.pump(|_| {})?;
         }
         let n = self.pipe.ready();
+        // voiced frames of the suppressed front end (in step with the plain one) decided in this
+        // loop but not yet consumed by it: counted here, frame by frame, without draining it
+        let mut ahead = 0u64;
         for t in 0..n {
             self.frames_decided += 1;
-            if !self.pipe.vad_pending[t] {
-                continue;
-            }
-            self.voiced_frames += 1;
-            if let Some(capture) = &mut self.capture {
-                if capture.voiced.num_frames() < capture.max_frames {
-                    capture.voiced.push_row(self.pipe.delta_pending.row(t));
+            if let Some(s) = &self.suppressed {
+                let k = (self.frames_decided - 1 - s.decided) as usize;
+                if s.pipe.vad_pending.get(k).copied().unwrap_or(false) {
+                    ahead += 1;
                 }
             }
-            if self.voiced.num_frames() < self.max_scored_frames {
-                self.voiced.push_row(self.pipe.delta_pending.row(t));
+            if self.pipe.vad_pending[t] {
+                self.voiced_frames += 1;
+                if let Some(capture) = &mut self.capture {
+                    if capture.voiced.num_frames() < capture.max_frames {
+                        capture.voiced.push_row(self.pipe.delta_pending.row(t));
+                    }
+                }
+                if self.voiced.num_frames() < self.max_scored_frames {
+                    self.voiced.push_row(self.pipe.delta_pending.row(t));
+                }
             }
-            if self.voiced_frames == self.next_decision_frames {
-                if self.voiced.num_frames() == self.voiced_frames as usize {
+            // the decision pace follows the net speech of the front end the call is scored with
+            let net = self.net_frames(ahead);
+            if net >= self.next_decision_frames {
+                // only while every voiced frame so far is buffered for scoring
+                if net <= self.max_scored_frames as u64 {
                     self.sync_suppressed();
+                    ahead = 0;
                     self.feed_embedder(self.decided_samples())?;
                     self.decision_point()?;
                 }
@@ -501,8 +529,8 @@ impl Session {
                 } else {
                     self.interval_frames
                 };
-                let mut next = self.voiced_frames + step;
-                if self.voiced_frames < self.max_frames {
+                let mut next = net + step;
+                if net < self.max_frames {
                     next = next.min(self.max_frames);
                 }
                 self.next_decision_frames = next;
@@ -695,7 +723,8 @@ impl Session {
     }
 
     fn decision_point(&mut self) -> Result<(), EngineError> {
-        let force = self.voiced_frames >= self.max_frames;
+        let net = self.net_frames(0);
+        let force = net >= self.max_frames;
         let (decision, top) = self.evaluate(force)?;
         let confident = !matches!(
             decision,
@@ -714,7 +743,7 @@ impl Session {
             let event = DecisionEvent {
                 decision,
                 call_audio_ms: self.frames_to_ms(self.frames_decided),
-                net_speech_ms: self.frames_to_ms(self.voiced_frames),
+                net_speech_ms: self.frames_to_ms(net),
                 top_speaker: top,
             };
             self.timeline.push(event.clone());
