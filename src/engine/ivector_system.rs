@@ -597,7 +597,7 @@ impl IvectorPldaSystem {
 mod tests {
     use super::*;
     use crate::calibration::CalibrationOptions;
-    use crate::ivector::{IvectorTrainOptions, UbmParams};
+    use crate::ivector::IvectorTrainOptions;
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal};
 
@@ -632,35 +632,64 @@ mod tests {
         m
     }
 
-    #[test]
-    fn synthetic_system_separates_targets_and_round_trips() {
-        let (ubm, speakers) = world();
-        let posteriors = BwPosteriors::Full;
-        let params = UbmParams::new(
-            ubm.weights().iter().map(|&w| w as f64).collect(),
-            ubm.means().iter().map(|&m| m as f64).collect(),
-            ubm.variances().iter().map(|&v| v as f64).collect(),
-            ubm.dim(),
-        )
-        .unwrap();
+    /// How many synthetic training utterances [`train_extractor`] draws: the first `speakers`
+    /// of the world, `utterances` each of `frames` frames, utterance `u` of speaker `s` seeded
+    /// `s · seed_stride + u`.
+    struct Corpus {
+        speakers: usize,
+        utterances: usize,
+        frames: usize,
+        seed_stride: usize,
+    }
+
+    /// An i-vector extractor of dimension `dim` (`iterations` EM steps) trained on full-posterior
+    /// statistics of `corpus`, the training i-vectors and their speaker labels.
+    fn train_extractor(
+        ubm: &DiagGmm,
+        speakers: &[Vec<f64>],
+        corpus: Corpus,
+        dim: usize,
+        iterations: usize,
+    ) -> (IvectorExtractor, Vec<Vec<f64>>, Vec<usize>) {
+        let params = ubm_params_of(ubm).unwrap();
         let (mut stats, mut labels) = (Vec::new(), Vec::new());
-        for (s, shift) in speakers.iter().enumerate().take(24) {
-            for u in 0..6 {
-                let f = utterance(&ubm, shift, 200, (s * 100 + u) as u64);
-                stats.push(ubm.baum_welch_stats(&f, posteriors).unwrap());
+        for (s, shift) in speakers.iter().enumerate().take(corpus.speakers) {
+            for u in 0..corpus.utterances {
+                let seed = (s * corpus.seed_stride + u) as u64;
+                let f = utterance(ubm, shift, corpus.frames, seed);
+                stats.push(ubm.baum_welch_stats(&f, BwPosteriors::Full).unwrap());
                 labels.push(s);
             }
         }
         let topts = IvectorTrainOptions {
-            dim: 8,
-            iterations: 5,
+            dim,
+            iterations,
             ..Default::default()
         };
         let (extractor, _) = IvectorExtractor::train(&params, &stats, &topts).unwrap();
-        let ivecs: Vec<Vec<f64>> = stats
+        let ivecs = stats
             .iter()
             .map(|s| extractor.extract(s).unwrap())
             .collect();
+        (extractor, ivecs, labels)
+    }
+
+    #[test]
+    fn synthetic_system_separates_targets_and_round_trips() {
+        let (ubm, speakers) = world();
+        let posteriors = BwPosteriors::Full;
+        let (extractor, ivecs, labels) = train_extractor(
+            &ubm,
+            &speakers,
+            Corpus {
+                speakers: 24,
+                utterances: 6,
+                frames: 200,
+                seed_stride: 100,
+            },
+            8,
+            5,
+        );
         let bopts = BackendOptions {
             lda_dim: Some(6),
             wccn: true,
@@ -799,25 +828,18 @@ mod tests {
     #[test]
     fn model_file_round_trips_and_refuses_other_front_ends_or_kinds() {
         let (ubm, speakers) = world();
-        let params = ubm_params_of(&ubm).unwrap();
-        let (mut stats, mut labels) = (Vec::new(), Vec::new());
-        for (s, shift) in speakers.iter().enumerate().take(12) {
-            for u in 0..4 {
-                let f = utterance(&ubm, shift, 150, (s * 10 + u) as u64);
-                stats.push(ubm.baum_welch_stats(&f, BwPosteriors::Full).unwrap());
-                labels.push(s);
-            }
-        }
-        let topts = IvectorTrainOptions {
-            dim: 5,
-            iterations: 2,
-            ..Default::default()
-        };
-        let (extractor, _) = IvectorExtractor::train(&params, &stats, &topts).unwrap();
-        let ivecs: Vec<Vec<f64>> = stats
-            .iter()
-            .map(|s| extractor.extract(s).unwrap())
-            .collect();
+        let (extractor, ivecs, labels) = train_extractor(
+            &ubm,
+            &speakers,
+            Corpus {
+                speakers: 12,
+                utterances: 4,
+                frames: 150,
+                seed_stride: 10,
+            },
+            5,
+            2,
+        );
         let bopts = BackendOptions {
             lda_dim: Some(4),
             ..Default::default()
