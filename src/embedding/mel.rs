@@ -141,11 +141,6 @@ impl MelExtractor {
         })
     }
 
-    /// Whether frames go through a noise suppressor.
-    pub fn suppresses_noise(&self) -> bool {
-        self.suppressor.is_some()
-    }
-
     /// Forgets the noise estimate (a new recording); nothing to do without a suppressor.
     pub fn reset(&mut self) {
         if let Some(s) = &mut self.suppressor {
