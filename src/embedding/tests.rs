@@ -624,24 +624,17 @@ fn snapshots_do_not_change_the_streamed_embedding() {
     }
 }
 
-/// `wav` plus white Gaussian noise at `snr_db` below the recording's mean power (seeded).
+/// `wav` plus white noise `snr_db` below its power (`crate::augment`, seeded).
 fn with_white_noise(wav: &Waveform, snr_db: f64, seed: u64) -> Waveform {
-    use rand::SeedableRng;
-    use rand_distr::{Distribution, Normal};
-    let power = wav
-        .samples
-        .iter()
-        .map(|&x| f64::from(x).powi(2))
-        .sum::<f64>()
-        / wav.samples.len().max(1) as f64;
-    let noise = Normal::new(0.0, (power / 10f64.powf(snr_db / 10.0)).sqrt()).unwrap();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    use crate::augment::{channel_rng, coloured_noise, mix_at_snr, NoiseColour};
+    let noise = coloured_noise(
+        NoiseColour::White,
+        wav.samples.len(),
+        &mut channel_rng(seed, 0),
+    )
+    .unwrap();
     Waveform {
-        samples: wav
-            .samples
-            .iter()
-            .map(|&x| (f64::from(x) + noise.sample(&mut rng)).clamp(-32768.0, 32767.0) as f32)
-            .collect(),
+        samples: mix_at_snr(&wav.samples, &noise, snr_db).unwrap(),
         ..wav.clone()
     }
 }
