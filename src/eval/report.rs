@@ -305,16 +305,21 @@ mod tests {
         }
     }
 
+    /// Scores of the toy set's 3 enrollments × 4 tests: `target` where enrollment e meets test e,
+    /// `nontarget` elsewhere.
+    fn diagonal_scores(target: f64, nontarget: f64) -> ScoreMatrix {
+        ScoreMatrix {
+            num_tests: 4,
+            scores: (0..3)
+                .flat_map(|e| (0..4).map(move |t| if e == t { target } else { nontarget }))
+                .collect(),
+        }
+    }
+
     #[test]
     fn perfect_llrs_give_perfect_figures() {
         let set = toy_set();
-        let scores: Vec<f64> = (0..3)
-            .flat_map(|e| (0..4).map(move |t| if e == t { 12.0 } else { -12.0 }))
-            .collect();
-        let m = ScoreMatrix {
-            num_tests: 4,
-            scores,
-        };
+        let m = diagonal_scores(12.0, -12.0);
         let r = report("toy", "toy", &set, &m, true, &OpenSetRule::default()).unwrap();
         assert_eq!(r.trials, 12);
         assert_eq!(r.targets, 3);
@@ -346,13 +351,7 @@ mod tests {
     #[test]
     fn the_default_open_set_rule_is_the_engines_confidence() {
         let set = toy_set();
-        let scores: Vec<f64> = (0..3)
-            .flat_map(|e| (0..4).map(move |t| if e == t { 3.0 } else { -12.0 }))
-            .collect();
-        let m = ScoreMatrix {
-            num_tests: 4,
-            scores,
-        };
+        let m = diagonal_scores(3.0, -12.0);
         let p = 0.25 * 3f64.exp() / (0.25 * 3f64.exp() + 0.25 * (-12f64).exp() + 0.5);
         assert!((0.9..0.99).contains(&p), "{p}");
         let rule = OpenSetRule::default();
