@@ -870,7 +870,8 @@ impl Engine {
             return Err(refuse(QualityProblem::NoAudio));
         }
         let backends = self.models.backends.as_deref();
-        let suppression = self.adaptive_noise_suppression().map(|ns| &ns.suppression);
+        let adaptive = self.adaptive_noise_suppression();
+        let suppression = adaptive.map(|ns| &ns.suppression);
         let mut embedder = backends.map(|b| b.embedder(suppression)).transpose()?;
         let mut acc = AccumDiagGmm::for_model(&self.models.gmm.ubm);
         let mut backend = backends.map(FusedBackends::empty_stats);
@@ -880,7 +881,7 @@ impl Engine {
             if wave.samples.is_empty() {
                 continue;
             }
-            let a = analyze(&self.models, wave, self.adaptive_noise_suppression())?;
+            let a = analyze(&self.models, wave, adaptive)?;
             if a.clipped_fraction > self.options.max_clipped_fraction {
                 return Err(refuse(QualityProblem::Clipping {
                     percent: 100.0 * a.clipped_fraction,
@@ -1217,11 +1218,12 @@ impl Engine {
         let mut speech_ms = 0;
         let mut energy = EnergyRange::new();
         let backends = models.backends.as_deref();
-        let suppression = self.adaptive_noise_suppression().map(|ns| &ns.suppression);
+        let adaptive = self.adaptive_noise_suppression();
+        let suppression = adaptive.map(|ns| &ns.suppression);
         let mut embedder = backends.map(|b| b.embedder(suppression)).transpose()?;
         let mut backend_stats = backends.map(FusedBackends::empty_stats);
         for wave in recordings {
-            let a = analyze(models, wave, self.adaptive_noise_suppression())?;
+            let a = analyze(models, wave, adaptive)?;
             for row in a.features.rows() {
                 feats.push_row(row);
             }
