@@ -68,5 +68,18 @@ for wav in "$FIX"/speech_*.wav "$FIX"/synth_*.wav; do
   "$PY" "$TOOLS/kaldi_mfcc_ref.py" "$wav" "$GOLD/$base.mfcc_energy.npy" --use-energy
   "$PY" "$TOOLS/kaldi_mfcc_ref.py" "$wav" "$GOLD/$base.mfcc_deltas_cmn.npy" --deltas --cmn
 done
+# The speaker-ID front end's energy floor (quivox DIGITAL_SILENCE_ENERGY_FLOOR = 200) on the fixtures
+# with digital silence and near-silence: the reference's own options with --energy-floor=200.
+for base in synth_silence speech_sc0cb74144_t00; do
+  "$PY" - "$TOOLS" "$FIX/$base.wav" "$GOLD/$base.mfcc_energy_floor200.npy" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import kaldi_mfcc_ref as K
+_, x = K.read_wav_int16(sys.argv[2])
+o = K.make_opts(num_ceps=20, use_energy=True)
+o.energy_floor = 200.0
+K.save(K.mfcc(x, o), sys.argv[3])
+PYEOF
+done
 "$PY" "$TOOLS/kaldi_mfcc_ref.py" --print-options > "$GOLD/reference-options.txt"
 echo "goldens written to $GOLD"

@@ -58,7 +58,8 @@ pub enum CmnScope {
 
 /// Options of the speaker-ID front end. Defaults: the Kaldi sid 8 kHz recipe (20 MFCC + Δ + ΔΔ =
 /// 60 dims, energy VAD 5.5 / 0.5 / context 2 / 0.12) with CMN over the voiced frames in a
-/// centred 1000-frame window (10 s of speech: a whole 7-s call is normalised by its own mean).
+/// centred 1000-frame window (10 s of speech: a whole 7-s call is normalised by its own mean),
+/// and the frame energy floored at [`DIGITAL_SILENCE_ENERGY_FLOOR`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FrontEndOptions {
@@ -76,10 +77,26 @@ pub struct FrontEndOptions {
     pub cmn_scope: CmnScope,
 }
 
+/// Floor (linear, 16-bit sample units squared, 25-ms frame at 8 kHz) on the frame energy of the
+/// speaker-ID front end: 200 is what a frame of Kaldi's default dither (1 LSB rms) carries, so
+/// ln 200 = 5.3 sits just under the VAD's constant 5.5 and a floored frame is never voiced.
+///
+/// Why: G.711 codes silence as exact zeros (μ-law ±0), and a quiet, narrow handset, a gated
+/// line or a mobile network's discontinuous transmission can deliver whole pauses of digital
+/// silence. Without dither or a floor each such frame has log energy ln FLT_EPSILON = −15.9,
+/// which drags the VAD's mean-relative threshold (5.5 + 0.5 · mean) down by several nats, so
+/// near-silent line noise passes as speech, and it puts the call's energy spread at ~130 dB.
+/// Kaldi avoids it with random dither; the floor does the same deterministically (streaming =
+/// batch bit for bit). Measured on `dev-read-handset` (README, Channel robustness).
+pub const DIGITAL_SILENCE_ENERGY_FLOOR: f32 = 200.0;
+
 impl Default for FrontEndOptions {
     fn default() -> Self {
         Self {
-            mfcc: MfccOptions::default(),
+            mfcc: MfccOptions {
+                energy_floor: DIGITAL_SILENCE_ENERGY_FLOOR,
+                ..MfccOptions::default()
+            },
             deltas: DeltaOptions::default(),
             sliding_cmn: SlidingCmnOptions {
                 cmn_window: 1000,

@@ -61,7 +61,7 @@ pub use deltas::{compute_deltas, compute_deltas_into, DeltaOptions, StreamingDel
 pub use denoise::{AdaptiveNoiseSuppression, NoiseSuppressionOptions, NoiseSuppressor};
 pub use frontend::{
     compute_vad_with_mode, CmnScope, FrontEnd, FrontEndOptions, FrontEndOutput, StreamingFrontEnd,
-    VadMode,
+    VadMode, DIGITAL_SILENCE_ENERGY_FLOOR,
 };
 pub use matrix::FeatureMatrix;
 pub use mfcc::{MfccExtractor, MfccOptions, WindowType};

@@ -95,6 +95,71 @@ fn mfcc_matches_kaldi_reference_on_every_fixture() {
 }
 
 #[test]
+fn the_front_ends_energy_floor_matches_kaldi_reference() {
+    // Reference: kaldi-native-fbank with --use-energy --energy-floor=200 (the speaker-ID front
+    // end's floor). synth_silence has 0.5 s of digital zero (ln FLT_EPSILON = −15.9 without the
+    // floor) and 1-LSB noise around the floor; the speech excerpt never reaches it.
+    let opts = MfccOptions {
+        use_energy: true,
+        ..FrontEndOptions::default().mfcc
+    };
+    assert_eq!(opts.energy_floor, DIGITAL_SILENCE_ENERGY_FLOOR);
+    let mut extractor = MfccExtractor::new(opts).unwrap();
+    for name in ["synth_silence", "speech_sc0cb74144_t00"] {
+        let ours = extractor.compute(&read_wav(name)).unwrap();
+        let reference = read_npy(&format!("{name}.mfcc_energy_floor200.npy"));
+        let (abs, rel) = max_errors(&ours, &reference);
+        eprintln!("{name} energy floor 200: max abs {abs:.3e}, max scaled {rel:.3e}");
+        assert!(rel <= 2e-3, "{name}: scaled error {rel}");
+    }
+    let floored = read_npy("synth_silence.mfcc_energy_floor200.npy");
+    assert!((floored.row(0)[0] - 200f32.ln()).abs() < 1e-5);
+}
+
+#[test]
+fn digital_silence_does_not_open_the_vad_to_line_noise() {
+    // A call through a quiet handset: speech, then a pause the network delivers as digital
+    // silence (G.711 zeros), then 1 s of faint line noise (3 LSB rms, ln energy ≈ 7.5). Oracle:
+    // the same call without the digital-silence stretch, where the mean-relative VAD threshold
+    // keeps the faint noise out. Without the floor, the zeros' ln FLT_EPSILON frames drag the
+    // threshold down to ≈ 5.5 and the noise passes as speech.
+    let speech = read_wav("speech_sc0cb74144_t00");
+    let mut rng = ChaCha8Rng::seed_from_u64(20261124);
+    let noise: Vec<f32> =
+        crate::augment::coloured_noise(crate::augment::NoiseColour::White, 8000, &mut rng)
+            .unwrap()
+            .iter()
+            .map(|x| (3.0 * x).round())
+            .collect();
+    let without_zeros: Vec<f32> = speech.iter().chain(&noise).copied().collect();
+    let with_zeros: Vec<f32> = speech
+        .iter()
+        .chain(&vec![0.0; 32_000])
+        .chain(&noise)
+        .copied()
+        .collect();
+    // Voiced frames among the last 90 frames (the noise, clear of the transition).
+    let noise_voiced = |opts: FrontEndOptions, samples: &[f32]| {
+        let out = FrontEnd::new(opts).unwrap().compute(samples).unwrap();
+        out.voiced.iter().rev().take(90).filter(|&&v| v).count()
+    };
+    let default = FrontEndOptions::default();
+    assert_eq!(noise_voiced(default.clone(), &without_zeros), 0);
+    assert_eq!(noise_voiced(default.clone(), &with_zeros), 0);
+    let no_floor = FrontEndOptions {
+        mfcc: MfccOptions {
+            energy_floor: 0.0,
+            ..default.mfcc
+        },
+        ..default
+    };
+    assert_eq!(noise_voiced(no_floor.clone(), &without_zeros), 0);
+    let polluted = noise_voiced(no_floor, &with_zeros);
+    eprintln!("noise frames voiced without the floor: {polluted} of 90");
+    assert!(polluted > 45, "the failure the floor prevents");
+}
+
+#[test]
 fn deltas_and_cmn_match_kaldi_reference() {
     let mut extractor = MfccExtractor::new(MfccOptions::default()).unwrap();
     for name in FIXTURES {

@@ -54,6 +54,11 @@ pub struct TrainUbmArgs {
     /// Lower edge of the MFCC mel filterbank in Hz (default: the front end's, 20 Hz).
     #[arg(long)]
     pub mel_low_hz: Option<f32>,
+    /// Floor on the frame energy (linear; default: the front end's,
+    /// `quivox::features::DIGITAL_SILENCE_ENERGY_FLOOR` = 200, what 1 LSB of dither gives a
+    /// frame); 0 turns it off (the front end of the models shipped before 2026-11-24 18:00 UTC).
+    #[arg(long)]
+    pub energy_floor: Option<f32>,
     /// Upper edge of the MFCC mel filterbank in Hz (default: the front end's, 3700 Hz).
     #[arg(long)]
     pub mel_high_hz: Option<f32>,
@@ -98,6 +103,9 @@ pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
     }
     if let Some(high) = args.mel_high_hz {
         opts.front_end.mfcc.high_freq_hz = high;
+    }
+    if let Some(floor) = args.energy_floor {
+        opts.front_end.mfcc.energy_floor = floor;
     }
     opts.front_end.mfcc.validate()?;
     opts.front_end.sliding_cmn.norm_vars |= args.cmvn;
