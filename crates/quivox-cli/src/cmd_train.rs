@@ -56,7 +56,7 @@ pub struct TrainUbmArgs {
     pub mel_low_hz: Option<f32>,
     /// Floor on the frame energy (linear; default: the front end's,
     /// `quivox::features::DIGITAL_SILENCE_ENERGY_FLOOR` = 200, what 1 LSB of dither gives a
-    /// frame); 0 turns it off (the front end of the models shipped before 2026-11-24 18:00 UTC).
+    /// frame); 0 turns it off (the front end of the models shipped before 2026-11-24 18:06 UTC).
     #[arg(long)]
     pub energy_floor: Option<f32>,
     /// Upper edge of the MFCC mel filterbank in Hz (default: the front end's, 3700 Hz).
