@@ -267,6 +267,10 @@ impl ChannelKind {
 /// scale) in, decoded samples out.
 pub type CodecHook<'a> = dyn FnMut(ExternalCodec, &[f32]) -> Result<Vec<f32>, AugmentError> + 'a;
 
+/// A codec runner that parallel renderers can share (e.g. sox behind a `Fn`).
+pub type SharedCodec<'a> =
+    dyn Fn(ExternalCodec, &[f32]) -> Result<Vec<f32>, AugmentError> + Sync + 'a;
+
 /// The output of [`render`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {

@@ -34,7 +34,9 @@ mod line;
 mod noise;
 mod packet;
 
-pub use chain::{render, Channel, ChannelKind, CodecHook, ExternalCodec, NoiseSource, Rendered};
+pub use chain::{
+    render, Channel, ChannelKind, CodecHook, ExternalCodec, NoiseSource, Rendered, SharedCodec,
+};
 pub use line::{apply_line_response, LineResponse};
 pub use noise::{babble, coloured_noise, mix_at_snr, power, NoiseColour};
 pub use packet::{drop_packets, Concealment, PacketLoss};

@@ -176,8 +176,12 @@ pub struct Session {
     /// Voiced Δ frames before CMN (capacity `max_scored_frames`).
     voiced: FeatureMatrix,
     normalised: FeatureMatrix,
-    /// Log energies of every frame so far (the SNR estimate and the fusion's quality measure).
+    /// Log energies of every decided frame so far (the SNR estimate, the adaptive gate and the
+    /// fusion's quality measure): fed frame by frame in step with the decisions, so a decision
+    /// point sees the same frames whatever the chunk size.
     energy: EnergyRange,
+    /// Log energies of frames out of the MFCC but not yet decided (Δ / VAD look-ahead).
+    energy_pending: std::collections::VecDeque<f32>,
     frames_decided: u64,
     voiced_frames: u64,
     samples_in: u64,
@@ -261,6 +265,7 @@ impl Session {
             voiced: FeatureMatrix::with_capacity(dim, max_scored_frames),
             normalised: FeatureMatrix::with_capacity(dim, max_scored_frames),
             energy: EnergyRange::new(),
+            energy_pending: std::collections::VecDeque::with_capacity(64),
             frames_decided: 0,
             voiced_frames: 0,
             samples_in: 0,
@@ -481,9 +486,9 @@ impl Session {
     }
 
     fn drain_frontend(&mut self) -> Result<(), EngineError> {
-        let (energy, capture) = (&mut self.energy, &mut self.capture);
+        let (pending, capture) = (&mut self.energy_pending, &mut self.capture);
         self.pipe.pump(|e| {
-            energy.extend(e);
+            pending.extend(e);
             if let Some(capture) = capture {
                 capture.log_energy.extend_from_slice(e);
             }
@@ -497,6 +502,9 @@ impl Session {
         let mut ahead = 0u64;
         for t in 0..n {
             self.frames_decided += 1;
+            if let Some(e) = self.energy_pending.pop_front() {
+                self.energy.push(e);
+            }
             if let Some(s) = &self.suppressed {
                 let k = (self.frames_decided - 1 - s.decided) as usize;
                 if s.pipe.vad_pending.get(k).copied().unwrap_or(false) {
@@ -767,6 +775,10 @@ impl Session {
             s.pipe.vad.input_finished();
         }
         self.drain_frontend()?;
+        // every frame is decided by now; anything left (none expected) still counts
+        while let Some(e) = self.energy_pending.pop_front() {
+            self.energy.push(e);
+        }
         self.feed_embedder(u64::MAX)?;
         let (decision, top) = self.evaluate(true)?;
         let earlier_voice_decision = self

@@ -506,6 +506,67 @@ pub fn held_out_design_of_split(
     Ok(held_out_design_with_copies(&audio, &copies, opts))
 }
 
+/// Whole-call phone channels for the held-out channel tests ([`add_whole_call_channel_tests`]).
+pub struct WholeCallChannels<'a> {
+    /// Kinds drawn in turn, test by test.
+    pub kinds: Vec<crate::augment::ChannelKind>,
+    /// Seed of every draw (channel, noise, babble, lost packets); test `t` uses stream `t`.
+    pub seed: u64,
+    /// Recordings the babble is mixed from (read speech of training speakers, never a held-out
+    /// voice).
+    pub babble_pool: Vec<Vec<f32>>,
+    /// Runs the external codecs (AMR-NB, GSM 06.10) of the codec kind.
+    pub codec: &'a crate::augment::SharedCodec<'a>,
+}
+
+/// Adds to a design every clean test rendered once more, as a whole, through one phone channel
+/// (kinds in turn): a call goes through one channel from its first second to its last, where a
+/// test cut from per-file copies ([`held_out_design_with_copies`]) changes channel at every file
+/// boundary (the copies' kinds rotate file by file). Enrollments stay clean. Returns the number
+/// of channel tests added (parallel; deterministic for a seed).
+pub fn add_whole_call_channel_tests(
+    d: &mut HeldOutDesign,
+    channels: &WholeCallChannels<'_>,
+) -> Result<usize, RecipeError> {
+    if channels.kinds.is_empty() {
+        return Err(RecipeError::stage(
+            "whole-call channels",
+            "expected at least one channel kind, got none",
+        ));
+    }
+    let clean: Vec<usize> = (0..d.tests.len()).filter(|&t| !d.channel_test[t]).collect();
+    let rendered: Vec<Waveform> = clean
+        .par_iter()
+        .enumerate()
+        .map(|(n, &t)| {
+            let wave = &d.items[d.tests[t].1];
+            let kind = channels.kinds[n % channels.kinds.len()];
+            let mut rng = crate::augment::channel_rng(channels.seed, n as u64);
+            let chain = kind.draw(&mut rng);
+            let mut codec = |c: crate::augment::ExternalCodec, x: &[f32]| (channels.codec)(c, x);
+            crate::augment::render(
+                &wave.samples,
+                wave.sample_rate_hz,
+                &chain,
+                &channels.babble_pool,
+                &mut rng,
+                &mut codec,
+            )
+            .map(|out| Waveform {
+                sample_rate_hz: wave.sample_rate_hz,
+                samples: out.samples,
+            })
+            .map_err(|e| RecipeError::stage("whole-call channels", e))
+        })
+        .collect::<Result<_, _>>()?;
+    for (&t, wave) in clean.iter().zip(rendered) {
+        let (own, _) = d.tests[t];
+        let word = d.word_test[t];
+        d.push_test(own, wave, word, true);
+    }
+    Ok(clean.len())
+}
+
 /// Keeps the scored pairs of a full test-major score list (`None` labels dropped); returns the
 /// scores, their test lengths and labels. `repeat_word` repeats word speakers' trials that many
 /// times (≥ 1), weighting the isolated-word condition in a calibration.
@@ -610,6 +671,102 @@ mod tests {
         let (s, _, l) = select_trials(&d, &full, &frames, 3);
         assert_eq!(s.len(), 36);
         assert_eq!(l.iter().filter(|&&y| y).count(), 18);
+    }
+
+    fn tone_files(n: usize, seconds: f64, hz: f32) -> Vec<Waveform> {
+        (0..n)
+            .map(|k| Waveform {
+                sample_rate_hz: 8000,
+                samples: (0..secs(seconds))
+                    .map(|i| {
+                        let t = (k * secs(seconds) + i) as f32 / 8000.0;
+                        3000.0 * (std::f32::consts::TAU * hz * t).sin()
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn rms_db(x: &[f32]) -> f64 {
+        10.0 * crate::augment::power(x).log10()
+    }
+
+    #[test]
+    fn whole_call_channels_render_each_clean_test_once_through_one_channel() {
+        let opts = HeldOutDesignOptions::default();
+        let speakers = vec![tone_files(12, 4.0, 700.0), tone_files(12, 4.0, 1100.0)];
+        let clean = held_out_design(&speakers, &opts);
+        let n = clean.tests.len();
+        assert!(n >= 4);
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let identity = |_: crate::augment::ExternalCodec, x: &[f32]| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(x.to_vec())
+        };
+        let pool: Vec<Vec<f32>> = tone_files(8, 2.0, 450.0)
+            .into_iter()
+            .map(|w| w.samples)
+            .collect();
+        let render = |kinds: Vec<crate::augment::ChannelKind>, seed: u64| {
+            let mut d = clean.clone();
+            let channels = WholeCallChannels {
+                kinds,
+                seed,
+                babble_pool: pool.clone(),
+                codec: &identity,
+            };
+            let added = add_whole_call_channel_tests(&mut d, &channels).unwrap();
+            (d, added)
+        };
+        use crate::augment::ChannelKind::{Codec, Handset};
+        let (d, added) = render(vec![Handset], 7);
+        assert_eq!(added, n);
+        assert_eq!(d.tests.len(), 2 * n);
+        assert_eq!(d.enrollments, clean.enrollments);
+        for t in 0..n {
+            let (own, src) = d.tests[t];
+            let (own_c, item) = d.tests[n + t];
+            assert!(!d.channel_test[t] && d.channel_test[n + t] && d.channel_item[item]);
+            assert_eq!((own_c, d.word_test[n + t]), (own, d.word_test[t]));
+            let (a, b) = (&d.items[src].samples, &d.items[item].samples);
+            assert_eq!(a.len(), b.len());
+            // One channel for the whole call: the same level change in both halves (a test
+            // cut from per-file copies changes channel, and level, at every file boundary).
+            let h = a.len() / 2;
+            let gain_first = rms_db(&b[..h]) - rms_db(&a[..h]);
+            let gain_second = rms_db(&b[h..]) - rms_db(&a[h..]);
+            assert!(
+                (gain_first - gain_second).abs() < 0.5,
+                "test {t}: {gain_first:.2} dB then {gain_second:.2} dB"
+            );
+        }
+        // The labels of the channel tests are those of their clean sources.
+        let m = d.enrollments.len();
+        let labels = d.labels();
+        for t in 0..n {
+            assert_eq!(
+                labels[t * m..(t + 1) * m],
+                labels[(n + t) * m..(n + t + 1) * m]
+            );
+        }
+        // Deterministic for a seed, different for another.
+        let again = render(vec![Handset], 7).0;
+        let other = render(vec![Handset], 8).0;
+        let last = |d: &HeldOutDesign| d.items[d.tests[2 * n - 1].1].samples.clone();
+        assert_eq!(last(&d), last(&again));
+        assert_ne!(last(&d), last(&other));
+        // The codec kind goes through the hook for AMR-NB / GSM draws.
+        calls.store(0, std::sync::atomic::Ordering::Relaxed);
+        render(vec![Codec], 7);
+        assert!(calls.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        let mut d = clean.clone();
+        let none = WholeCallChannels {
+            kinds: Vec::new(),
+            seed: 7,
+            babble_pool: Vec::new(),
+            codec: &identity,
+        };
+        assert!(add_whole_call_channel_tests(&mut d, &none).is_err());
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub struct AugmentSetArgs {
 }
 
 /// Runs AMR-NB / GSM 06.10 through sox: PCM WAV → codec file → PCM WAV.
-fn sox_codec(sox: &Path, codec: ExternalCodec, samples: &[f32]) -> Result<Vec<f32>, AugmentError> {
+pub(crate) fn sox_codec(
+    sox: &Path,
+    codec: ExternalCodec,
+    samples: &[f32],
+) -> Result<Vec<f32>, AugmentError> {
     let fail = |reason: String| AugmentError::ExternalCodec { codec, reason };
     let dir = tempfile::tempdir().map_err(|e| fail(format!("temp dir: {e}")))?;
     let input = dir.path().join("in.wav");

@@ -13,7 +13,7 @@ use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256};
 use quivox::engine::voice::GmmUbmSystem;
 use quivox::eval::Background;
 use quivox::recipe::backend::{
-    train_backend, BackendProgress, BackendRecipeOptions, FusionComponent,
+    train_backend_with, BackendProgress, BackendRecipeOptions, FusionComponent, WholeCallRecipe,
 };
 
 /// Arguments of `quivox train-backend`.
@@ -70,6 +70,18 @@ pub struct TrainBackendArgs {
     /// Effective target prior the fusion's logistic regression is weighted for, in (0, 1).
     #[arg(long, default_value_t = 0.5)]
     pub fusion_prior: f64,
+    /// Render every held-out channel test as a whole call through one phone channel (kinds in
+    /// turn: codec, noise, handset, packet loss; `quivox::recipe::trials::add_whole_call_channel_tests`)
+    /// instead of cutting it from the background's per-file copies, whose kinds change at every
+    /// file boundary. Needs sox (AMR-NB, GSM 06.10) at training time only.
+    #[arg(long, conflicts_with = "clean_trials_only")]
+    pub whole_call_channels: bool,
+    /// Seed of the whole-call channel draws.
+    #[arg(long, default_value_t = 7, requires = "whole_call_channels")]
+    pub whole_call_seed: u64,
+    /// The sox binary used for AMR-NB and GSM 06.10 with --whole-call-channels.
+    #[arg(long, default_value = "sox")]
+    pub sox: PathBuf,
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -132,7 +144,15 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
         ),
         _ => {}
     };
-    let (models, report) = train_backend(&bg, &gmm, &encoder, &opts, &progress)?;
+    let codec = |c, x: &[f32]| crate::cmd_augment::sox_codec(&args.sox, c, x);
+    let whole_call = args.whole_call_channels.then(|| WholeCallRecipe {
+        kinds: quivox::augment::ChannelKind::ALL.to_vec(),
+        seed: args.whole_call_seed,
+        babble_pool: 200,
+        codec: &codec,
+    });
+    let (models, report) =
+        train_backend_with(&bg, &gmm, &encoder, &opts, whole_call.as_ref(), &progress)?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
     let ivector_path = args.out_dir.join("ivector-plda.qvx");
