@@ -562,6 +562,12 @@ impl Session {
         active_suppressed(&self.suppressed, &self.energy)
     }
 
+    /// Whether the call is scored with the noise-suppressed embedding (there is one and the
+    /// call so far is noisy enough for it), at decision points and at the end alike.
+    fn scores_suppressed_embedding(&self) -> bool {
+        self.suppressed_embedder.is_some() && self.active_suppressed().is_some()
+    }
+
     /// Whether the voice has named the caller (an enrolled speaker or nobody enrolled): decision
     /// points then slow to the revision pace. A mismatch that only rules out the number's people
     /// does not count: the voice has yet to say who is calling.
@@ -709,10 +715,10 @@ impl Session {
             self.normalised.num_frames(),
             &mut self.ivector_llrs,
         )?;
-        let gated = active_suppressed(&self.suppressed, &self.energy).is_some();
-        let embedder = match (&mut self.suppressed_embedder, gated) {
-            (Some(s), true) => Some(s),
-            _ => self.embedder.as_mut(),
+        let embedder = if self.scores_suppressed_embedding() {
+            self.suppressed_embedder.as_mut()
+        } else {
+            self.embedder.as_mut()
         };
         let embedding = match embedder {
             Some(e) => speech_embedding(e.snapshot())?,
@@ -803,9 +809,10 @@ impl Session {
             self.timeline.push(final_decision.clone());
         }
         // the embedding of the front end whose features the enrollment statistics take
-        let embedder = match self.suppressed_embedder.take() {
-            Some(s) if self.active_suppressed().is_some() => Some(s),
-            _ => self.embedder.take(),
+        let embedder = if self.scores_suppressed_embedding() {
+            self.suppressed_embedder.take()
+        } else {
+            self.embedder.take()
         };
         let embedding = match embedder {
             Some(e) if self.capture.is_some() => speech_embedding(e.finish())?,
