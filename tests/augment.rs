@@ -399,3 +399,17 @@ fn vad_modes_on_dev_sets() {
     }
     print!("{}", markdown_table(&reports));
 }
+
+#[test]
+fn babble_pool_choice_spreads_evenly_and_keeps_small_lists_whole() {
+    let items: Vec<usize> = (0..10).collect();
+    let pick = |n| {
+        quivox::augment::babble_pool_choice(&items, n)
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pick(3), vec![0, 3, 6]);
+    assert_eq!(pick(5), vec![0, 2, 4, 6, 8]);
+    assert_eq!(pick(20), items);
+    assert_eq!(pick(0), Vec::<usize>::new());
+}

@@ -38,7 +38,7 @@ pub use chain::{
     render, Channel, ChannelKind, CodecHook, ExternalCodec, NoiseSource, Rendered, SharedCodec,
 };
 pub use line::{apply_line_response, LineResponse};
-pub use noise::{babble, coloured_noise, mix_at_snr, power, NoiseColour};
+pub use noise::{babble, babble_pool_choice, coloured_noise, mix_at_snr, power, NoiseColour};
 pub use packet::{drop_packets, Concealment, PacketLoss};
 
 use crate::audio::G711Law;

@@ -84,6 +84,14 @@ pub fn coloured_noise<R: Rng + ?Sized>(
     Ok(out.into_iter().map(|v| (v / rms) as f32).collect())
 }
 
+/// The babble pool's members: `n` of `candidates` spread evenly through them (every k-th, k =
+/// len / n, from the first), or all of them when there are fewer. The one rule every babble
+/// pool is chosen by (`quivox augment-set`, the whole-call held-out channel tests).
+pub fn babble_pool_choice<T>(candidates: &[T], n: usize) -> impl Iterator<Item = &T> {
+    let step = (candidates.len() / n.max(1)).max(1);
+    candidates.iter().step_by(step).take(n)
+}
+
 /// Babble: `talkers` recordings drawn from `pool` (without replacement), each read from a
 /// random start and looped to `len` samples, scaled to unit RMS, summed, and the sum scaled
 /// to unit RMS. Silent or empty pool entries are skipped.

@@ -962,20 +962,6 @@ pub fn train_backend(
     train_backend_with(bg, gmm, encoder, options, None, progress)
 }
 
-/// Where the held-out channel tests of [`train_backend_with`] come from when they are rendered
-/// as whole calls ([`super::trials::add_whole_call_channel_tests`]) instead of cut from the
-/// background's per-file copies.
-pub struct WholeCallRecipe<'a> {
-    /// Kinds drawn in turn, test by test.
-    pub kinds: Vec<crate::augment::ChannelKind>,
-    /// Seed of the draws.
-    pub seed: u64,
-    /// Babble pool size: every k-th clean read-speech (`so*`) file of the training speakers.
-    pub babble_pool: usize,
-    /// Runs AMR-NB / GSM 06.10 (e.g. through sox).
-    pub codec: &'a crate::augment::SharedCodec<'a>,
-}
-
 /// [`train_backend`], with the held-out channel tests rendered as whole calls when `whole_call`
 /// is given (the background's copies still train T, LDA and PLDA).
 pub fn train_backend_with(
@@ -983,7 +969,7 @@ pub fn train_backend_with(
     gmm: &GmmUbmSystem,
     encoder: &Arc<SpeakerEncoder>,
     options: &BackendRecipeOptions,
-    whole_call: Option<&WholeCallRecipe<'_>>,
+    whole_call: Option<&super::trials::WholeCallChannels<'_>>,
     progress: &(dyn Fn(BackendProgress) + Sync),
 ) -> Result<(BackendModels, BackendReport), RecipeError> {
     use super::trials;
@@ -1035,23 +1021,14 @@ pub fn train_backend_with(
                 .filter(|(p, s)| s.starts_with("so") && !super::gmm::is_augmented_copy(&bg.root, p))
                 .map(|(p, _)| p)
                 .collect();
-            let step = (read.len() / w.babble_pool.max(1)).max(1);
-            let babble_pool = read
-                .iter()
-                .step_by(step)
-                .take(w.babble_pool)
-                .map(|p| {
-                    super::read_telephone_wav(p, crate::audio::ChannelPolicy::RequireMono)
-                        .map(|w| w.samples)
-                })
-                .collect::<Result<_, _>>()?;
-            let channels = trials::WholeCallChannels {
-                kinds: w.kinds.clone(),
-                seed: w.seed,
-                babble_pool,
-                codec: w.codec,
-            };
-            trials::add_whole_call_channel_tests(&mut design, &channels)?;
+            let babble_pool: Vec<Vec<f32>> =
+                crate::augment::babble_pool_choice(&read, w.babble_pool)
+                    .map(|p| {
+                        super::read_telephone_wav(p, crate::audio::ChannelPolicy::RequireMono)
+                            .map(|w| w.samples)
+                    })
+                    .collect::<Result<_, _>>()?;
+            trials::add_whole_call_channel_tests(&mut design, w, &babble_pool)?;
             design
         }
     };

@@ -512,9 +512,10 @@ pub struct WholeCallChannels<'a> {
     pub kinds: Vec<crate::augment::ChannelKind>,
     /// Seed of every draw (channel, noise, babble, lost packets); test `t` uses stream `t`.
     pub seed: u64,
-    /// Recordings the babble is mixed from (read speech of training speakers, never a held-out
-    /// voice).
-    pub babble_pool: Vec<Vec<f32>>,
+    /// Babble pool size: the recipe ([`super::backend::train_backend_with`]) takes this many
+    /// clean read-speech (`so*`) files of the training speakers, never a held-out voice
+    /// ([`crate::augment::babble_pool_choice`]).
+    pub babble_pool: usize,
     /// Runs the external codecs (AMR-NB, GSM 06.10) of the codec kind.
     pub codec: &'a crate::augment::SharedCodec<'a>,
 }
@@ -522,11 +523,13 @@ pub struct WholeCallChannels<'a> {
 /// Adds to a design every clean test rendered once more, as a whole, through one phone channel
 /// (kinds in turn): a call goes through one channel from its first second to its last, where a
 /// test cut from per-file copies ([`held_out_design_with_copies`]) changes channel at every file
-/// boundary (the copies' kinds rotate file by file). Enrollments stay clean. Returns the number
+/// boundary (the copies' kinds rotate file by file). Babble is mixed from `babble_pool`.
+/// Enrollments stay clean. Returns the number
 /// of channel tests added (parallel; deterministic for a seed).
 pub fn add_whole_call_channel_tests(
     d: &mut HeldOutDesign,
     channels: &WholeCallChannels<'_>,
+    babble_pool: &[Vec<f32>],
 ) -> Result<usize, RecipeError> {
     if channels.kinds.is_empty() {
         return Err(RecipeError::stage(
@@ -548,7 +551,7 @@ pub fn add_whole_call_channel_tests(
                 &wave.samples,
                 wave.sample_rate_hz,
                 &chain,
-                &channels.babble_pool,
+                babble_pool,
                 &mut rng,
                 &mut codec,
             )
@@ -712,10 +715,10 @@ mod tests {
             let channels = WholeCallChannels {
                 kinds,
                 seed,
-                babble_pool: pool.clone(),
+                babble_pool: pool.len(),
                 codec: &identity,
             };
-            let added = add_whole_call_channel_tests(&mut d, &channels).unwrap();
+            let added = add_whole_call_channel_tests(&mut d, &channels, &pool).unwrap();
             (d, added)
         };
         use crate::augment::ChannelKind::{Codec, Handset};
@@ -763,10 +766,10 @@ mod tests {
         let none = WholeCallChannels {
             kinds: Vec::new(),
             seed: 7,
-            babble_pool: Vec::new(),
+            babble_pool: 0,
             codec: &identity,
         };
-        assert!(add_whole_call_channel_tests(&mut d, &none).is_err());
+        assert!(add_whole_call_channel_tests(&mut d, &none, &pool).is_err());
     }
 
     #[test]

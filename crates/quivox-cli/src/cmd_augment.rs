@@ -291,11 +291,7 @@ pub fn run(args: &AugmentSetArgs) -> anyhow::Result<()> {
         .filter(|(_, spk)| spk.starts_with("so"))
         .map(|(p, _)| p)
         .collect();
-    let step = (read.len() / args.babble_pool.max(1)).max(1);
-    let pool: Vec<Vec<f32>> = read
-        .iter()
-        .step_by(step)
-        .take(args.babble_pool)
+    let pool: Vec<Vec<f32>> = quivox::augment::babble_pool_choice(&read, args.babble_pool)
         .map(|p| {
             read_wav(p, &ReadOptions::default())
                 .map(|w| w.samples)

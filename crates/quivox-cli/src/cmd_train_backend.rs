@@ -13,8 +13,9 @@ use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256};
 use quivox::engine::voice::GmmUbmSystem;
 use quivox::eval::Background;
 use quivox::recipe::backend::{
-    train_backend_with, BackendProgress, BackendRecipeOptions, FusionComponent, WholeCallRecipe,
+    train_backend_with, BackendProgress, BackendRecipeOptions, FusionComponent,
 };
+use quivox::recipe::trials::WholeCallChannels;
 
 /// Arguments of `quivox train-backend`.
 #[derive(Debug, Args)]
@@ -145,7 +146,7 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
         _ => {}
     };
     let codec = |c, x: &[f32]| crate::cmd_augment::sox_codec(&args.sox, c, x);
-    let whole_call = args.whole_call_channels.then(|| WholeCallRecipe {
+    let whole_call = args.whole_call_channels.then(|| WholeCallChannels {
         kinds: quivox::augment::ChannelKind::ALL.to_vec(),
         seed: args.whole_call_seed,
         babble_pool: 200,
