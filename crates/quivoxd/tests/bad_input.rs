@@ -97,7 +97,25 @@ async fn malformed_input_is_dropped_and_other_calls_go_on() {
     let mut b = uuid_frame(6);
     b.extend_from_slice(&[0xff, 0, 1, 3]);
     closes_on(asock, &b).await;
-    // Duplicate UUID while the good call is in progress.
+    // Duplicate UUID while the good call is in progress. Its connection must have been
+    // registered first: on a loaded machine the spawned good call may not have connected yet,
+    // and then the duplicate would take its place and the good call would be refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let snap = client::get(http, &format!("/v1/calls/{good_id}"))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        if snap["frames_in"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the good call never streamed: {snap}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut b = uuid_frame(100);
     b.extend_from_slice(&[0x10, 0, 2, 0, 0]);
     closes_on(asock, &b).await;
