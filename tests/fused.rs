@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use quivox::audio::Waveform;
+use quivox::calibration::TestQuality;
 use quivox::engine::embedding_system::{
     embedder_fingerprint, file_sha256, EmbeddingEnrollment, EmbeddingSum,
 };
@@ -175,9 +176,10 @@ fn fused_voiceprints_update_exactly_and_old_formats_are_handled() {
     assert!(Voiceprint::from_bytes(&v9).is_err());
 }
 
-/// The call's quality measure as the engine computes it (log-energy spread over every frame),
-/// checked against the order statistics of a sorted copy (within one histogram bin per quantile).
-fn call_quality(log_energy: &[f32]) -> f64 {
+/// The call's quality as the engine computes it: log-energy spread over every frame (checked
+/// against the order statistics of a sorted copy, within one histogram bin per quantile) and the
+/// voiced frames scored.
+fn call_quality(log_energy: &[f32], speech_frames: usize) -> TestQuality {
     let mut range = quivox::features::EnergyRange::new();
     range.extend(log_energy);
     let spread = range.spread_nats().unwrap();
@@ -189,13 +191,17 @@ fn call_quality(log_energy: &[f32]) -> f64 {
         (spread - exact).abs() <= quivox::features::EnergyRange::BIN_NATS + 1e-9,
         "{spread} vs {exact}"
     );
-    spread
+    TestQuality::new(spread, speech_frames)
 }
 
 /// The three calibrated LLRs of one recording against one voiceprint, each from its own batch
 /// system (GMM-UBM on the analysed features, i-vector PLDA, embedding PLDA of the batch
 /// embedder), and the recording's quality measure: what verification fuses.
-fn systems_by_hand(models: &VoiceModels, print: &Voiceprint, wave: &Waveform) -> [f64; 4] {
+fn systems_by_hand(
+    models: &VoiceModels,
+    print: &Voiceprint,
+    wave: &Waveform,
+) -> ([f64; 3], TestQuality) {
     let b = models.backends.clone().unwrap();
     let part = print.backend.clone().unwrap();
     let a = analyze(
@@ -227,7 +233,8 @@ fn systems_by_hand(models: &VoiceModels, print: &Voiceprint, wave: &Waveform) ->
             std::slice::from_ref(&part.embedding),
         )
         .unwrap()[0];
-    [g, i, e, call_quality(&a.frame_log_energy)]
+    let q = call_quality(&a.frame_log_energy, a.features.num_frames());
+    ([g, i, e], q)
 }
 
 /// The fused models, an engine (default options) with the four demo speakers enrolled, and
@@ -275,9 +282,9 @@ fn streaming_fused_llrs_match_the_batch_systems() {
             .embedding
             .score(&EmbeddingSum::from_utterance(&u), &emb)
             .unwrap();
-        let q = call_quality(&a.frame_log_energy);
+        let q = call_quality(&a.frame_log_energy, a.features.num_frames());
         let batch: Vec<f64> = (0..pop.len())
-            .map(|k| b.fuse(g[k], i[k], e[k], q))
+            .map(|k| b.fuse(g[k], i[k], e[k], &q))
             .collect();
         let truth = pop.ids().iter().position(|id| id.0 == caller).unwrap();
         let best = (0..pop.len())
@@ -395,8 +402,8 @@ fn fused_service_identifies_after_a_restart_and_keeps_model_versions_apart() {
         .engine()
         .voiceprint(&SpeakerId::from("so1027"))
         .unwrap();
-    let [g, i, e, q] = systems_by_hand(models, &print, &wave);
-    assert!((own.llr - b.fuse(g, i, e, q)).abs() < 1e-9, "{own:?}");
+    let ([g, i, e], q) = systems_by_hand(models, &print, &wave);
+    assert!((own.llr - b.fuse(g, i, e, &q)).abs() < 1e-9, "{own:?}");
     drop(service);
     // The same store opened with the GMM-UBM file alone: the fused voiceprints are of another
     // model version, so nobody is scored with them; the speakers are listed for re-enrollment.
@@ -430,21 +437,34 @@ fn fused_decisions_do_not_depend_on_chunk_sizes() {
     ));
 }
 
-/// A fusion with a quality recalibration: verification gives the fused LLR of the three systems
-/// recalibrated with the call's energy spread (computed here from the batch analysis), and the
-/// same call with its quiet frames made louder (a noisier-looking line, smaller spread) gets the
+/// A fusion with a quality recalibration by energy spread and amount of speech: verification
+/// gives the fused LLR of the three systems recalibrated with the call's energy spread and voiced
+/// frames (computed here from the batch analysis, the formula written out by hand), and the same
+/// call with its quiet frames made louder (a noisier-looking line, smaller spread) gets the
 /// recalibration of its own spread.
 #[test]
-fn quality_recalibration_uses_the_calls_energy_spread() {
+fn quality_recalibration_uses_the_calls_energy_spread_and_speech() {
+    use quivox::calibration::{QualityMeasure, QualityTerm};
     let mut models = models();
     let quality = quivox::calibration::QualityCalibration {
         fusion: quivox::calibration::Fusion {
-            weights: vec![1.5, -0.4, 0.1],
+            weights: vec![1.5, -0.4, 0.1, 0.2, 0.05],
             offset: -0.7,
         },
-        lo: 2.0,
-        hi: 12.0,
-        centre: 9.0,
+        terms: vec![
+            QualityTerm {
+                measure: QualityMeasure::EnergySpread,
+                lo: 2.0,
+                hi: 12.0,
+                centre: 9.0,
+            },
+            QualityTerm {
+                measure: QualityMeasure::LogSpeechSeconds,
+                lo: 2f64.ln(),
+                hi: 8f64.ln(),
+                centre: 5f64.ln(),
+            },
+        ],
     };
     std::sync::Arc::get_mut(models.backends.as_mut().unwrap())
         .expect("a fresh load is not shared")
@@ -474,13 +494,16 @@ fn quality_recalibration_uses_the_calls_energy_spread() {
         let (llr, _) = engine
             .verify_llr(&SpeakerId::from("so1027"), std::slice::from_ref(wave))
             .unwrap();
-        let [g, i, e, q] = systems_by_hand(&models, &print, wave);
+        let ([g, i, e], q) = systems_by_hand(&models, &print, wave);
         let w = &b.fusion.weights;
         let fused = w[0] * g + w[1] * i + w[2] * e + b.fusion.offset;
-        let qc = q.clamp(2.0, 12.0) - 9.0;
-        let expect = 1.5 * fused - 0.4 * qc + 0.1 * fused * qc - 0.7;
+        let qc = q.energy_spread_nats.clamp(2.0, 12.0) - 9.0;
+        let seconds = q.speech_frames as f64 / 100.0;
+        assert!((2.0..8.0).contains(&seconds), "{seconds} s of speech");
+        let dc = (seconds / 5.0).ln();
+        let expect = 1.5 * fused - 0.4 * qc + 0.1 * fused * qc + 0.2 * dc + 0.05 * fused * dc - 0.7;
         assert!((llr - expect).abs() < 1e-9, "llr {llr}, expected {expect}");
-        spreads.push(q);
+        spreads.push(q.energy_spread_nats);
     }
     assert!(spreads[1] < spreads[0] - 0.5, "spreads {spreads:?}");
 }
@@ -515,7 +538,7 @@ fn noisy_calls_are_embedded_through_the_noise_suppressor() {
     let mut embedder = b.embedder(suppression).unwrap();
     let g = models.llrs(&a.features, pop.bank(), pop.norms()).unwrap();
     let i = b.ivector.score(&a.features, &ivec).unwrap();
-    let q = call_quality(&a.frame_log_energy);
+    let q = call_quality(&a.frame_log_energy, a.features.num_frames());
     let truth = pop.ids().iter().position(|id| id.0 == "so1027").unwrap();
     let prior = NumberDirectory::new().prior(None, pop.ids(), &PriorOptions::default());
     let mut posteriors = [0.0; 2];
@@ -526,7 +549,7 @@ fn noisy_calls_are_embedded_through_the_noise_suppressor() {
             .score(&EmbeddingSum::from_utterance(&u), &emb)
             .unwrap();
         let fused: Vec<f64> = (0..pop.len())
-            .map(|s| b.fuse(g[s], i[s], e[s], q))
+            .map(|s| b.fuse(g[s], i[s], e[s], &q))
             .collect();
         posteriors[k] = caller_posterior(&prior, &fused).probability(truth);
     }

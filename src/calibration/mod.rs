@@ -13,7 +13,9 @@
 use nalgebra::{DMatrix, DVector};
 
 mod quality;
-pub use quality::QualityCalibration;
+pub use quality::{
+    EnergyOnlyQualityCalibration, QualityCalibration, QualityMeasure, QualityTerm, TestQuality,
+};
 
 use crate::metrics::softplus;
 

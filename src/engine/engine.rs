@@ -13,6 +13,7 @@ use super::scoring::ScoringOptions;
 use super::session::{CallInfo, Session};
 use super::voice::GmmUbmSystem;
 use crate::audio::Waveform;
+use crate::calibration::TestQuality;
 use crate::features::{
     apply_sliding_cmn_into, compute_deltas_into, compute_vad, compute_vad_running,
     AdaptiveNoiseSuppression, CmnScope, EnergyRange, FeatureError, FeatureMatrix, FrontEndOptions,
@@ -1253,8 +1254,9 @@ impl Engine {
         let (mut ivector, mut embedding) = (Vec::new(), Vec::new());
         b.ivector_llrs(&bank, &stats.ivector, feats.num_frames(), &mut ivector)?;
         b.embedding_llrs(&bank, &stats.embedding, &mut embedding)?;
-        let quality = energy.spread_nats().unwrap_or(f64::NAN);
-        Ok((b.fuse(gmm, ivector[0], embedding[0], quality), speech_ms))
+        let quality =
+            TestQuality::new(energy.spread_nats().unwrap_or(f64::NAN), feats.num_frames());
+        Ok((b.fuse(gmm, ivector[0], embedding[0], &quality), speech_ms))
     }
 
     /// Removes a speaker (voiceprint and number links); returns whether they were enrolled.

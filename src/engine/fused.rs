@@ -27,7 +27,7 @@ use super::embedding_system::{
 use super::engine::EngineError;
 use super::ivector_system::{IvectorEnrollment, IvectorPldaSystem, VectorEnrollment};
 use crate::audio::Waveform;
-use crate::calibration::{Fusion, QualityCalibration};
+use crate::calibration::{Fusion, QualityCalibration, TestQuality};
 use crate::embedding::{
     EmbedderOptions, EmbeddingError, GatedEmbedder, SpeakerEncoder, StreamingEmbedder,
     UtteranceEmbedding,
@@ -378,10 +378,10 @@ impl FusedBackends {
         Ok(())
     }
 
-    /// Fused LLR of one speaker's three calibrated LLRs, for a call whose frame log energies
-    /// spread over `quality` nats ([`crate::features::EnergyRange::spread_nats`]; used when the
-    /// fusion has a quality recalibration, NaN meaning unknown: the lowest quality).
-    pub fn fuse(&self, gmm: f64, ivector: f64, embedding: f64, quality: f64) -> f64 {
+    /// Fused LLR of one speaker's three calibrated LLRs, for a call of this quality (its frame
+    /// log energies' spread and its voiced frames; used when the fusion has a quality
+    /// recalibration).
+    pub fn fuse(&self, gmm: f64, ivector: f64, embedding: f64, quality: &TestQuality) -> f64 {
         let w = &self.fusion.weights;
         let fused = w[0] * gmm + w[1] * ivector + w[2] * embedding + self.fusion.offset;
         match &self.quality {

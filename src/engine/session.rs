@@ -20,6 +20,7 @@ use super::fused::speech_embedding;
 use super::number::{CallerPrior, SpeakerId};
 use super::scoring::ShortlistState;
 use crate::audio::g711::{decode_alaw_into, decode_ulaw_into};
+use crate::calibration::TestQuality;
 use crate::embedding::StreamingEmbedder;
 use crate::features::{
     apply_sliding_cmn_into, AdaptiveNoiseSuppression, EnergyRange, FeatureMatrix, FrontEndOptions,
@@ -725,13 +726,16 @@ impl Session {
             None => EmbeddingSum::zeros(),
         };
         b.embedding_llrs(bank, &embedding, &mut self.embedding_llrs)?;
-        let quality = self.energy.spread_nats().unwrap_or(f64::NAN);
+        let quality = TestQuality::new(
+            self.energy.spread_nats().unwrap_or(f64::NAN),
+            self.normalised.num_frames(),
+        );
         for ((g, &i), &e) in llrs
             .iter_mut()
             .zip(&self.ivector_llrs)
             .zip(&self.embedding_llrs)
         {
-            *g = b.fuse(*g, i, e, quality);
+            *g = b.fuse(*g, i, e, &quality);
         }
         Ok(())
     }

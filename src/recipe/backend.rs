@@ -12,7 +12,10 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::calibration::{CalibrationOptions, Fusion, QualityCalibration};
+use crate::calibration::{
+    CalibrationOptions, EnergyOnlyQualityCalibration, Fusion, QualityCalibration, QualityMeasure,
+    TestQuality,
+};
 use crate::embedding::{EmbedderOptions, SpeakerEmbedder, SpeakerEncoder};
 use crate::engine::embedding_system::{EmbeddingEnrollment, EmbeddingPldaSystem, EmbeddingSum};
 use crate::engine::ivector_system::{
@@ -454,35 +457,36 @@ pub struct FusedSystem {
     pub systems: Vec<String>,
     /// Weights (one per system) and offset.
     pub fusion: Fusion,
-    /// Recalibration of the fused LLR by the test's signal quality (the spread of its frame log
-    /// energies, [`crate::features::EnergyRange::spread_nats`]), when trained. Stored in its own
-    /// section of the fusion file (files without it load with `None`).
+    /// Recalibration of the fused LLR by the test's quality (the spread of its frame log
+    /// energies, [`crate::features::EnergyRange::spread_nats`], and its amount of speech), when
+    /// trained. Stored in its own section of the fusion file (files without it load with
+    /// `None`).
     #[serde(skip)]
     pub quality: Option<QualityCalibration>,
 }
 
 impl FusedSystem {
     /// The fused LLR (nats) of one trial's calibrated LLRs, one per system in `systems` order,
-    /// for a test whose energy spread is `quality` nats (unused without a quality calibration;
-    /// `None` with one: the lowest quality is assumed).
+    /// for a test of this quality (unused without a quality calibration; `None` with one: the
+    /// lowest energy spread and no speech are assumed).
     pub fn apply(
         &self,
         llrs: &[f64],
-        quality: Option<f64>,
+        quality: Option<&TestQuality>,
     ) -> Result<f64, crate::calibration::CalibrationError> {
         let fused = self.fusion.apply(llrs)?;
         Ok(match &self.quality {
-            Some(q) => q.apply(fused, quality.unwrap_or(f64::NAN)),
+            Some(q) => q.apply(fused, quality.unwrap_or(&TestQuality::new(f64::NAN, 0))),
             None => fused,
         })
     }
 
     /// Fuses whole score matrices (same shape, one per system); `quality` holds each test's
-    /// energy spread (one per column), needed when the fusion has a quality calibration.
+    /// quality (one per column), needed when the fusion has a quality calibration.
     pub fn apply_matrices(
         &self,
         matrices: &[&ScoreMatrix],
-        quality: Option<&[f64]>,
+        quality: Option<&[TestQuality]>,
     ) -> Result<ScoreMatrix, RecipeError> {
         let first = matrices
             .first()
@@ -515,7 +519,7 @@ impl FusedSystem {
         } else if self.quality.is_some() {
             return Err(RecipeError::stage(
                 "fusion",
-                "this fusion recalibrates by test quality: give each test's energy spread",
+                "this fusion recalibrates by test quality: give each test's energy spread and speech",
             ));
         }
         let mut scores = Vec::with_capacity(first.scores.len());
@@ -524,7 +528,7 @@ impl FusedSystem {
             for (r, m) in row.iter_mut().zip(matrices) {
                 *r = m.scores[i];
             }
-            let q = quality.map(|q| q[i % first.num_tests.max(1)]);
+            let q = quality.map(|q| &q[i % first.num_tests.max(1)]);
             scores.push(
                 self.apply(&row, q)
                     .map_err(|e| RecipeError::stage("fusion", e))?,
@@ -694,6 +698,13 @@ pub fn score_embedding(
 /// Model-file kind of a saved [`FusedSystem`].
 pub const FUSION_KIND: &str = "fusion";
 
+/// Section of a fusion file holding its quality recalibration (one or more measures).
+const QUALITY_SECTION: &str = "quality-measures";
+
+/// Section of the fusion files written before the duration measure: an energy-spread-only
+/// recalibration ([`EnergyOnlyQualityCalibration`]), still read.
+const ENERGY_ONLY_QUALITY_SECTION: &str = "quality";
+
 /// A model file a fusion was trained on: its role and the SHA-256 of the file, so that a fusion is
 /// never applied to LLRs of other calibrations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -761,7 +772,7 @@ impl FusedSystem {
         w.add_postcard("fusion", self)?;
         w.add_postcard("components", components)?;
         if let Some(q) = &self.quality {
-            w.add_postcard("quality", q)?;
+            w.add_postcard(QUALITY_SECTION, q)?;
         }
         let mut metadata = serde_json::json!({
             "systems": self.systems,
@@ -792,14 +803,22 @@ impl FusedSystem {
         )?;
         let mut fused: FusedSystem = file.postcard("fusion")?;
         let components: Vec<FusionComponent> = file.postcard("components")?;
-        if file.section("quality").is_ok() {
-            let q: QualityCalibration = file.postcard("quality")?;
-            if q.fusion.weights.len() != 3 {
+        let quality = if file.section(QUALITY_SECTION).is_ok() {
+            Some(file.postcard::<QualityCalibration>(QUALITY_SECTION)?)
+        } else if file.section(ENERGY_ONLY_QUALITY_SECTION).is_ok() {
+            let old: EnergyOnlyQualityCalibration = file.postcard(ENERGY_ONLY_QUALITY_SECTION)?;
+            Some(old.into())
+        } else {
+            None
+        };
+        if let Some(q) = quality {
+            if !q.is_consistent() {
                 return Err(crate::model_io::ModelIoError::InvalidModel {
                     kind: FUSION_KIND.to_owned(),
                     message: format!(
-                        "quality calibration with {} weights; expected 3",
-                        q.fusion.weights.len()
+                        "quality calibration with {} weights for {} measures; expected 1 + 2 per measure",
+                        q.fusion.weights.len(),
+                        q.terms.len()
                     ),
                 });
             }
@@ -845,11 +864,10 @@ pub struct BackendRecipeOptions {
     /// calibration and fusion are trained under channel mismatch. Default true; without copies
     /// it changes nothing.
     pub channel_trials: bool,
-    /// Recalibrate the fused LLR by the test's signal quality (energy spread,
-    /// [`QualityCalibration`]), trained on the same held-out trials as the fusion. Default false:
-    /// trained on the background's held-out trials it comes out close to the identity and changed
-    /// no dev figure for the better (README, channel robustness).
-    pub quality_calibration: bool,
+    /// Recalibrate the fused LLR by these measures of the test's quality ([`QualityCalibration`]:
+    /// energy spread, amount of speech), trained on the same held-out trials as the fusion.
+    /// Default none (the shipped fusion is trained with them: models/README.md).
+    pub quality_measures: Vec<QualityMeasure>,
     /// Score the held-out tests as the engine does with its adaptive noise suppression
     /// ([`crate::features::AdaptiveNoiseSuppression`]): a test whose energy spread is under the
     /// gate through the suppressor, so that calibration and fusion learn the scores the engine
@@ -878,7 +896,7 @@ impl Default for BackendRecipeOptions {
             held_out: gmm.held_out,
             word_trial_repeats: 1,
             channel_trials: true,
-            quality_calibration: false,
+            quality_measures: Vec::new(),
             adaptive_noise_suppression: None,
             fusion_prior: 0.5,
         }
@@ -1123,27 +1141,26 @@ pub fn train_backend_with(
         &l,
         options.fusion_prior,
     )?;
-    if options.quality_calibration {
+    if !options.quality_measures.is_empty() {
         progress(BackendProgress::Stage("quality calibration"));
         let spreads = trials::item_energy_spreads(&design.items, &options.front_end.mfcc)?;
         let ne = design.enrollments.len().max(1);
-        let trial_spread: Vec<f64> = (0..design.tests.len() * ne)
-            .map(|k| spreads[design.tests[k / ne].1])
+        let trial_quality: Vec<TestQuality> = (0..design.tests.len() * ne)
+            .map(|k| TestQuality::new(spreads[design.tests[k / ne].1], gframes[k]))
             .collect();
-        let (_, q, _) = trials::select_trials(&design, &gllr, &trial_spread, reps);
+        let (_, q, _) = trials::select_trials(&design, &gllr, &trial_quality, reps);
         let fused: Vec<f64> = (0..l.len())
             .map(|k| fusion.fusion.apply(&[g[k], i[k], e[k]]))
             .collect::<Result<_, _>>()
             .map_err(|e| RecipeError::stage("quality calibration", e))?;
+        let measures: Vec<_> = options
+            .quality_measures
+            .iter()
+            .map(|&m| (m, None))
+            .collect();
         fusion.quality = Some(
-            QualityCalibration::train(
-                &fused,
-                &q,
-                &l,
-                QualityCalibration::DEFAULT_CLAMP,
-                &CalibrationOptions::default(),
-            )
-            .map_err(|e| RecipeError::stage("quality calibration", e))?,
+            QualityCalibration::train(&fused, &q, &l, &measures, &CalibrationOptions::default())
+                .map_err(|e| RecipeError::stage("quality calibration", e))?,
         );
     }
     let mut speakers: Vec<&String> = labels.iter().collect();
@@ -1229,13 +1246,19 @@ mod tests {
                 weights: vec![2.0, 0.5, 0.0],
                 offset: -1.0,
             },
-            lo: 2.0,
-            hi: 12.0,
-            centre: 5.0,
+            terms: vec![crate::calibration::QualityTerm {
+                measure: QualityMeasure::EnergySpread,
+                lo: 2.0,
+                hi: 12.0,
+                centre: 5.0,
+            }],
         });
+        let q = |spread| TestQuality::new(spread, 300);
         assert!(f.apply_matrices(&[&a, &b], None).is_err());
-        assert!(f.apply_matrices(&[&a, &b], Some(&[9.0])).is_err());
-        let m = f.apply_matrices(&[&a, &b], Some(&[9.0, 20.0])).unwrap();
+        assert!(f.apply_matrices(&[&a, &b], Some(&[q(9.0)])).is_err());
+        let m = f
+            .apply_matrices(&[&a, &b], Some(&[q(9.0), q(20.0)]))
+            .unwrap();
         let expect = [
             2.0 * (2.0 - 3.0 + 0.5) + 0.5 * 4.0 - 1.0,
             2.0 * (4.0 + 0.5) + 0.5 * 7.0 - 1.0,
@@ -1265,7 +1288,7 @@ mod tests {
         assert_eq!((g, c), (f.clone(), comps.clone()));
         // with a quality calibration (its own section)
         let plain = f.clone();
-        f.quality = Some(QualityCalibration {
+        let energy_only = EnergyOnlyQualityCalibration {
             fusion: Fusion {
                 weights: vec![1.2, -0.5, 0.1],
                 offset: 0.3,
@@ -1273,10 +1296,43 @@ mod tests {
             lo: 2.0,
             hi: 12.0,
             centre: 8.5,
+        };
+        let mut two = QualityCalibration::from(energy_only.clone());
+        two.fusion.weights.extend([0.2, 0.05]);
+        two.terms.push(crate::calibration::QualityTerm {
+            measure: QualityMeasure::LogSpeechSeconds,
+            lo: 0.9,
+            hi: 1.9,
+            centre: 1.5,
         });
+        f.quality = Some(two);
         let qpath = dir.path().join("fusion-q.qvx");
         f.save(&qpath, &fe, &comps).unwrap();
         assert_eq!(FusedSystem::load(&qpath, &fe).unwrap().0, f);
+        // a file of the energy-only layout (section "quality") still loads, as one measure
+        let mut w = crate::model_io::ModelWriter::new(FUSION_KIND);
+        w.set_front_end(Some(
+            crate::engine::voice::front_end_fingerprint(&fe).unwrap(),
+        ));
+        w.add_postcard("fusion", &plain).unwrap();
+        w.add_postcard("components", &comps).unwrap();
+        w.add_postcard(ENERGY_ONLY_QUALITY_SECTION, &energy_only)
+            .unwrap();
+        let old_path = dir.path().join("fusion-old.qvx");
+        w.save(&old_path).unwrap();
+        let (old, _) = FusedSystem::load(&old_path, &fe).unwrap();
+        assert_eq!(old.quality, Some(energy_only.into()));
+        // weights that do not match the measures are refused
+        let mut bad = f.clone();
+        if let Some(q) = bad.quality.as_mut() {
+            q.fusion.weights.pop();
+        }
+        let bad_path = dir.path().join("fusion-bad.qvx");
+        bad.save(&bad_path, &fe, &comps).unwrap();
+        assert!(matches!(
+            FusedSystem::load(&bad_path, &fe),
+            Err(crate::model_io::ModelIoError::InvalidModel { .. })
+        ));
         let f = plain;
         let mut other = fe.clone();
         other.mfcc.num_ceps = 13;

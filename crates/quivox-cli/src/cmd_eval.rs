@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
+use quivox::calibration::TestQuality;
 use quivox::embedding::SpeakerEncoder;
 use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256, EmbeddingPldaSystem};
 use quivox::engine::ivector_system::IvectorPldaSystem;
@@ -245,11 +246,17 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         if let (Some(f), Some(g), Some(i), Some(e)) =
             (&m.fusion, &gmm_scores, &ivector_scores, &emb_scores)
         {
-            let spreads = match f.quality {
-                Some(_) => Some(set_test_energy_spreads(&set, &m.front_end.mfcc)?),
-                None => None,
+            let quality = match (&f.quality, &feats) {
+                (Some(_), Some(feats)) => Some(
+                    set_test_energy_spreads(&set, &m.front_end.mfcc)?
+                        .into_iter()
+                        .zip(&feats.tests)
+                        .map(|(spread, t)| TestQuality::new(spread, t.num_frames()))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
             };
-            let fused = f.apply_matrices(&[&g.0, &i.0, &e.0], spreads.as_deref())?;
+            let fused = f.apply_matrices(&[&g.0, &i.0, &e.0], quality.as_deref())?;
             systems.push(("fusion (GMM + i-vector + embedding)".into(), fused, None));
         }
         for (label, scores, ms) in systems {

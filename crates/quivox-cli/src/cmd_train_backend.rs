@@ -58,11 +58,19 @@ pub struct TrainBackendArgs {
     /// PLDA scores (top K = 200).
     #[arg(long)]
     pub s_norm: bool,
-    /// Also recalibrate the fused LLR by the test's signal quality (the spread of its frame log
-    /// energies, an SNR proxy), trained on the held-out trials with the fusion; stored in the
-    /// fusion file and applied by eval and the engine.
-    #[arg(long)]
-    pub quality_calibration: bool,
+    /// Also recalibrate the fused LLR by measures of the test's quality, trained on the
+    /// held-out trials with the fusion; stored in the fusion file and applied by eval and the
+    /// engine. Comma-separated: `energy-spread` (the spread of the frame log energies, an SNR
+    /// proxy), `log-speech-seconds` (the amount of speech scored). Without a value:
+    /// energy-spread
+    #[arg(
+        long,
+        value_delimiter = ',',
+        num_args = 0..,
+        default_missing_value = "energy-spread",
+        value_name = "MEASURES"
+    )]
+    pub quality_calibration: Option<Vec<quivox::calibration::QualityMeasure>>,
     /// Score the held-out calibration tests as the engine does with its adaptive noise
     /// suppression (a test whose frame-energy spread is under the default 25-dB gate through
     /// the suppressor), so that calibrations and fusion see the scores the engine gives.
@@ -114,7 +122,7 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.ivector.tv.seed = args.seed;
     opts.word_trial_repeats = args.word_trial_repeats;
     opts.channel_trials = !args.clean_trials_only;
-    opts.quality_calibration = args.quality_calibration;
+    opts.quality_measures = args.quality_calibration.clone().unwrap_or_default();
     opts.fusion_prior = args.fusion_prior;
     opts.adaptive_noise_suppression = args
         .adaptive_noise_suppression
@@ -210,9 +218,24 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
             report.fusion.offset
         );
         if let Some(q) = &report.quality {
+            let terms: Vec<String> = q
+                .terms
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} clamped to [{:.2}, {:.2}], centred on {:.2}",
+                        t.measure.name(),
+                        t.lo,
+                        t.hi,
+                        t.centre
+                    )
+                })
+                .collect();
             println!(
-                "quality recalibration of the fused LLR (energy spread clamped to [{}, {}] nats, centred on {:.2}): weights (llr, q, llr·q) {:?} offset {:.3}",
-                q.lo, q.hi, q.centre, q.fusion.weights, q.fusion.offset
+                "quality recalibration of the fused LLR ({}): weights (llr, then q and llr·q per measure) {:?} offset {:.3}",
+                terms.join("; "),
+                q.fusion.weights,
+                q.fusion.offset
             );
         }
     }
