@@ -36,6 +36,10 @@ pub struct TrainBackendArgs {
     /// I-vector dimension (size of T: components x feature dim x this, f32 in the file).
     #[arg(long, default_value_t = 100)]
     pub ivector_dim: usize,
+    /// LDA output dimension of the i-vector back end (at most the i-vector dimension; the PLDA
+    /// works in it).
+    #[arg(long, default_value_t = 100)]
+    pub ivector_lda_dim: usize,
     /// Total-variability EM iterations.
     #[arg(long, default_value_t = 6)]
     pub tv_iters: usize,
@@ -118,6 +122,14 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     opts.ivector.tv.dim = args.ivector_dim;
+    if args.ivector_lda_dim == 0 || args.ivector_lda_dim > args.ivector_dim {
+        anyhow::bail!(
+            "--ivector-lda-dim {}: expected 1 to the i-vector dimension ({})",
+            args.ivector_lda_dim,
+            args.ivector_dim
+        );
+    }
+    opts.ivector.backend.lda_dim = Some(args.ivector_lda_dim);
     opts.ivector.tv.iterations = args.tv_iters;
     opts.ivector.tv.seed = args.seed;
     opts.word_trial_repeats = args.word_trial_repeats;
