@@ -13,8 +13,8 @@ use quivox::engine::embedding_system::{
 use quivox::engine::fused::{EMBEDDING_FILE, ENCODER_FILE, FUSION_FILE, GMM_FILE, IVECTOR_FILE};
 use quivox::engine::ivector_system::IvectorEnrollment;
 use quivox::engine::{
-    analyze, caller_posterior, CallInfo, Decision, Engine, EngineError, EngineOptions,
-    NumberDirectory, PriorOptions, SpeakerId, VoiceModels, Voiceprint,
+    analyze, caller_posterior, CallInfo, Decision, DecisionEvent, Engine, EngineError,
+    EngineOptions, NumberDirectory, PriorOptions, SpeakerId, VoiceModels, Voiceprint,
 };
 use quivox::service::{EnrollRequest, Service, ServiceOptions};
 use quivox::store::{Actor, Consent, SqliteStore, StoreKey};
@@ -506,6 +506,63 @@ fn quality_recalibration_uses_the_calls_energy_spread_and_speech() {
         spreads.push(q.energy_spread_nats);
     }
     assert!(spreads[1] < spreads[0] - 0.5, "spreads {spreads:?}");
+}
+
+/// A session gives the quality recalibration the speech it scored: two engines whose fusions
+/// differ only by a duration term, llr' = llr (A) and llr' = llr + ln(n / 100) (B), n the voiced
+/// frames scored, make their one decision point (min = max net speech = 3 s) on the same audio, so
+/// B's top LLR exceeds A's by exactly ln of the net speech in seconds at that point.
+#[test]
+fn sessions_give_the_quality_recalibration_their_scored_speech() {
+    use quivox::calibration::{Fusion, QualityCalibration, QualityMeasure, QualityTerm};
+    let wide = |measure| QualityTerm {
+        measure,
+        lo: -10.0,
+        hi: 40.0,
+        centre: 0.0,
+    };
+    let with_duration_weight = |w: f64| {
+        let mut models = models();
+        std::sync::Arc::get_mut(models.backends.as_mut().unwrap())
+            .expect("a fresh load is not shared")
+            .quality = Some(QualityCalibration {
+            fusion: Fusion {
+                weights: vec![1.0, 0.0, 0.0, w, 0.0],
+                offset: 0.0,
+            },
+            terms: vec![
+                wide(QualityMeasure::EnergySpread),
+                wide(QualityMeasure::LogSpeechSeconds),
+            ],
+        });
+        let mut opts = EngineOptions::default();
+        opts.min_net_speech_ms = 3000;
+        opts.max_net_speech_ms = 3000;
+        opts.confidence = 0.5; // both name the caller, with the LLR in the decision
+        let engine = Engine::new(models, opts).unwrap();
+        for s in ["so0457", "so1027", "so2740"] {
+            engine.enroll(s.into(), &[fixture(s, "enroll")]).unwrap();
+        }
+        let mut session = engine.start_call(CallInfo::default()).unwrap();
+        for chunk in fixture("so1027", "call").to_i16().unwrap().chunks(160) {
+            session.push_pcm(chunk).unwrap();
+        }
+        let first = session.timeline()[0].clone();
+        session.finish().unwrap();
+        first
+    };
+    let (a, b) = (with_duration_weight(0.0), with_duration_weight(1.0));
+    assert_eq!(a.net_speech_ms, 3000, "{a:?}");
+    assert_eq!(b.net_speech_ms, 3000, "{b:?}");
+    let llr = |e: &DecisionEvent| match &e.decision {
+        Decision::Identified { speaker, llr, .. } => {
+            assert_eq!(speaker, &SpeakerId::from("so1027"));
+            *llr
+        }
+        other => panic!("expected so1027 identified, got {other:?}"),
+    };
+    let (la, lb) = (llr(&a), llr(&b));
+    assert!((lb - la - 3f64.ln()).abs() < 1e-9, "A {la}, B {lb}");
 }
 
 /// A call noisy enough for the adaptive noise suppression: the session embeds it through the
