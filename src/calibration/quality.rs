@@ -191,13 +191,14 @@ impl QualityCalibration {
         let mut columns: Vec<Vec<f64>> = vec![llrs.to_vec()];
         let mut terms = Vec::with_capacity(measures.len());
         for &(measure, clamp) in measures {
-            let values: Vec<f64> = quality.iter().map(|q| measure.value(q)).collect();
             let (lo, hi) = match clamp.or(measure.default_clamp()) {
                 Some(c) => c,
-                None => values
+                // the training trials' own range
+                None => quality
                     .iter()
+                    .map(|q| measure.value(q))
                     .filter(|v| v.is_finite())
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
                         (a.min(v), b.max(v))
                     }),
             };

@@ -182,7 +182,7 @@ pub struct Session {
     /// point sees the same frames whatever the chunk size.
     energy: EnergyRange,
     /// Log energies of frames out of the MFCC but not yet decided (Δ / VAD look-ahead).
-    energy_pending: std::collections::VecDeque<f32>,
+    energy_pending: VecDeque<f32>,
     frames_decided: u64,
     voiced_frames: u64,
     samples_in: u64,
@@ -266,7 +266,7 @@ impl Session {
             voiced: FeatureMatrix::with_capacity(dim, max_scored_frames),
             normalised: FeatureMatrix::with_capacity(dim, max_scored_frames),
             energy: EnergyRange::new(),
-            energy_pending: std::collections::VecDeque::with_capacity(64),
+            energy_pending: VecDeque::with_capacity(64),
             frames_decided: 0,
             voiced_frames: 0,
             samples_in: 0,
