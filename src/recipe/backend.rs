@@ -608,32 +608,53 @@ pub struct SetEmbeddings {
     pub tests: Vec<EmbeddingSum>,
 }
 
-/// Embeds a whole set (parallel). With `adaptive` (and the front end's MFCC options), an
-/// enrollment (its files together, one session) or a test whose frame-energy spread is under the
-/// gate is embedded through the noise suppressor, as the engine does; the MFCC features of the
-/// same recordings are gated the same way ([`super::features_of_session`]).
+/// Embeds a whole set (parallel). With `gates` (the adaptive noise suppression and the set's
+/// MFCC features), an enrollment (its files together, one session) or a test whose MFCC features
+/// were computed through the noise suppressor ([`SetFeatures::test_analysis`], decided by
+/// [`super::eval::set_features`] on the frame-energy spread, as the engine does) is embedded
+/// through the suppressor too.
 pub fn set_embeddings(
     set: &DevSet,
     encoder: &Arc<SpeakerEncoder>,
-    adaptive: Option<(
-        &crate::features::AdaptiveNoiseSuppression,
-        &crate::features::MfccOptions,
-    )>,
+    gates: Option<(&crate::features::AdaptiveNoiseSuppression, &SetFeatures)>,
 ) -> Result<SetEmbeddings, RecipeError> {
-    let adaptive = adaptive.and_then(|(ns, mfcc)| {
-        crate::features::AdaptiveNoiseSuppression::in_force(Some(ns), mfcc).map(|ns| (ns, mfcc))
-    });
     let groups: Vec<Vec<std::path::PathBuf>> = set
         .enrollments
         .iter()
         .map(|e| e.wavs.clone())
         .chain(set.tests.iter().map(|t| vec![t.clone()]))
         .collect();
+    let suppressed: Vec<bool> = match gates {
+        Some((_, feats)) => {
+            if feats.enrollment_analysis.len() != set.enrollments.len()
+                || feats.test_analysis.len() != set.tests.len()
+            {
+                return Err(RecipeError::stage(
+                    "embedding gates",
+                    format!(
+                        "features of {} enrollments and {} tests for a set of {} and {}",
+                        feats.enrollment_analysis.len(),
+                        feats.test_analysis.len(),
+                        set.enrollments.len(),
+                        set.tests.len()
+                    ),
+                ));
+            }
+            feats
+                .enrollment_analysis
+                .iter()
+                .chain(&feats.test_analysis)
+                .map(|a| a.suppressed)
+                .collect()
+        }
+        None => vec![false; groups.len()],
+    };
     let mut sums: Vec<EmbeddingSum> = groups
         .par_iter()
+        .zip(&suppressed)
         .map_init(
-            || super::trials::SessionEmbedder::new(encoder, adaptive.map(|(ns, _)| ns)),
-            |emb, paths| {
+            || super::trials::SessionEmbedder::new(encoder, gates.map(|(ns, _)| ns)),
+            |emb, (paths, &gated)| {
                 let emb = emb
                     .as_mut()
                     .map_err(|e| RecipeError::stage("embedder", e.to_string()))?;
@@ -641,18 +662,6 @@ pub fn set_embeddings(
                     .iter()
                     .map(|p| read_telephone_wav(p, crate::audio::ChannelPolicy::RequireMono))
                     .collect::<Result<Vec<_>, _>>()?;
-                let gated = match adaptive {
-                    Some((ns, mfcc)) => {
-                        let mut energy = crate::features::EnergyRange::new();
-                        for w in &waves {
-                            let e = crate::features::EnergyRange::of_samples(mfcc, &w.samples)
-                                .map_err(|e| RecipeError::stage("energy spread", e))?;
-                            energy.merge(&e);
-                        }
-                        ns.applies_to(&energy)
-                    }
-                    None => false,
-                };
                 Ok(emb.embed(&waves, gated))
             },
         )
@@ -956,6 +965,104 @@ pub struct BackendReport {
     pub fusion: crate::calibration::Fusion,
     /// The quality recalibration of the fused LLR, when trained.
     pub quality: Option<QualityCalibration>,
+    /// Every held-out trial the calibrations and the fusion were trained on (word trials once,
+    /// whatever `word_trial_repeats`), for analysis (`quivox train-backend --trial-scores`).
+    #[serde(skip)]
+    pub held_out_trials: Vec<HeldOutTrialRow>,
+}
+
+/// One held-out trial of [`BackendReport::held_out_trials`]: the three systems' calibrated LLRs
+/// and the test's quality measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldOutTrialRow {
+    /// Target trial (the test's own enrollment).
+    pub target: bool,
+    /// Test index in the held-out design.
+    pub test: usize,
+    /// Enrollment index in the held-out design.
+    pub enrollment: usize,
+    /// The test comes from an isolated-word speaker.
+    pub word: bool,
+    /// The test went through a phone channel (enrollment clean).
+    pub channel: bool,
+    /// Calibrated LLRs (nats): GMM-UBM, i-vector PLDA, embedding PLDA.
+    pub llrs: [f64; 3],
+    /// Fused LLR (nats), after the quality recalibration when there is one.
+    pub fused: f64,
+    /// Spread of the test's frame log energies (nats) and its voiced frames.
+    pub quality: TestQuality,
+    /// Length of the test (10-ms frames of audio, voiced or not).
+    pub test_frames: usize,
+}
+
+/// One row per labelled trial of the design ([`super::trials::HeldOutDesign::labels`]), from
+/// full test-major (test × enrollment) columns of the three systems' calibrated LLRs and of the
+/// tests' quality, fused by `fusion`.
+pub fn held_out_rows(
+    design: &super::trials::HeldOutDesign,
+    llrs: [&[f64]; 3],
+    quality: &[TestQuality],
+    fusion: &FusedSystem,
+) -> Result<Vec<HeldOutTrialRow>, RecipeError> {
+    let labels = design.labels();
+    let ne = design.enrollments.len().max(1);
+    if llrs.iter().any(|c| c.len() != labels.len()) || quality.len() != labels.len() {
+        return Err(RecipeError::stage(
+            "held-out trial rows",
+            format!(
+                "columns of {} / {} / {} LLRs and {} qualities for {} (test, enrollment) pairs",
+                llrs[0].len(),
+                llrs[1].len(),
+                llrs[2].len(),
+                quality.len(),
+                labels.len()
+            ),
+        ));
+    }
+    let mut rows = Vec::new();
+    for (k, label) in labels.iter().enumerate() {
+        let Some(target) = *label else { continue };
+        let (t, e) = (k / ne, k % ne);
+        let scores = [llrs[0][k], llrs[1][k], llrs[2][k]];
+        rows.push(HeldOutTrialRow {
+            target,
+            test: t,
+            enrollment: e,
+            word: design.word_test[t],
+            channel: design.channel_test[t],
+            llrs: scores,
+            fused: fusion
+                .apply(&scores, Some(&quality[k]))
+                .map_err(|e| RecipeError::stage("fusion", e))?,
+            quality: quality[k],
+            test_frames: design.items[design.tests[t].1].samples.len() / 80,
+        });
+    }
+    Ok(rows)
+}
+
+impl HeldOutTrialRow {
+    /// Tab-separated header of [`Self::tsv`].
+    pub const TSV_HEADER: &'static str = "target\ttest\tenrollment\tword\tchannel\tgmm\tivector\tembedding\tfused\tenergy_spread\tspeech_frames\ttest_frames";
+
+    /// The row as tab-separated values (see [`Self::TSV_HEADER`]).
+    pub fn tsv(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{:.6}\t{:.6}\t{:.6}\t{:.6}\t{:.6}\t{}\t{}",
+            u8::from(self.target),
+            self.test,
+            self.enrollment,
+            u8::from(self.word),
+            u8::from(self.channel),
+            self.llrs[0],
+            self.llrs[1],
+            self.llrs[2],
+            self.fused,
+            self.quality.energy_spread_nats,
+            self.quality.speech_frames,
+            self.test_frames
+        )
+    }
 }
 
 /// The back-end recipe on a `background/` folder: the same speaker split as the GMM-UBM recipe;
@@ -1050,7 +1157,7 @@ pub fn train_backend_with(
             design
         }
     };
-    let item_feats = trials::item_features(
+    let (item_feats, item_analysis) = trials::analysed_items(
         &design.items,
         &options.front_end,
         options.adaptive_noise_suppression.as_ref(),
@@ -1061,7 +1168,7 @@ pub fn train_backend_with(
         options
             .adaptive_noise_suppression
             .as_ref()
-            .map(|ns| (ns, &options.front_end.mfcc)),
+            .map(|ns| (ns, item_analysis.as_slice())),
     )?;
     let reps = options.word_trial_repeats;
     // GMM-UBM: its own (shipped) calibration.
@@ -1141,13 +1248,15 @@ pub fn train_backend_with(
         &l,
         options.fusion_prior,
     )?;
+    let ne = design.enrollments.len().max(1);
+    let trial_quality: Vec<TestQuality> = (0..design.tests.len() * ne)
+        .map(|k| {
+            let item = design.tests[k / ne].1;
+            TestQuality::new(item_analysis[item].energy_spread_nats, gframes[k])
+        })
+        .collect();
     if !options.quality_measures.is_empty() {
         progress(BackendProgress::Stage("quality calibration"));
-        let spreads = trials::item_energy_spreads(&design.items, &options.front_end.mfcc)?;
-        let ne = design.enrollments.len().max(1);
-        let trial_quality: Vec<TestQuality> = (0..design.tests.len() * ne)
-            .map(|k| TestQuality::new(spreads[design.tests[k / ne].1], gframes[k]))
-            .collect();
         let (_, q, _) = trials::select_trials(&design, &gllr, &trial_quality, reps);
         let fused: Vec<f64> = (0..l.len())
             .map(|k| fusion.fusion.apply(&[g[k], i[k], e[k]]))
@@ -1163,6 +1272,7 @@ pub fn train_backend_with(
                 .map_err(|e| RecipeError::stage("quality calibration", e))?,
         );
     }
+    let held_out_trials = held_out_rows(&design, [&gllr, &illr, &ellr], &trial_quality, &fusion)?;
     let mut speakers: Vec<&String> = labels.iter().collect();
     speakers.sort();
     speakers.dedup();
@@ -1176,6 +1286,7 @@ pub fn train_backend_with(
         tv_objectives: objectives.into_inner().unwrap_or_default(),
         fusion: fusion.fusion.clone(),
         quality: fusion.quality.clone(),
+        held_out_trials,
     };
     Ok((
         BackendModels {
@@ -1264,6 +1375,61 @@ mod tests {
             2.0 * (4.0 + 0.5) + 0.5 * 7.0 - 1.0,
         ];
         assert_eq!(m.scores, expect);
+    }
+
+    #[test]
+    fn held_out_rows_are_the_labelled_trials_with_their_fused_llrs() {
+        use crate::audio::Waveform;
+        use crate::recipe::trials::{held_out_design, HeldOutDesignOptions};
+        let wave = |seconds: f64, value: f32| Waveform {
+            sample_rate_hz: 8000,
+            samples: vec![value; (seconds * 8000.0) as usize],
+        };
+        // three read speakers of ten 4-s files: a 32-s enrollment and two tests (3 s, 5 s) each
+        let speakers: Vec<Vec<Waveform>> = (0..3)
+            .map(|k| (0..10).map(|i| wave(4.0, (10 * k + i) as f32)).collect())
+            .collect();
+        let design = held_out_design(&speakers, &HeldOutDesignOptions::default());
+        let ne = design.enrollments.len();
+        let pairs = design.tests.len() * ne;
+        let g: Vec<f64> = (0..pairs).map(|k| k as f64).collect();
+        let i: Vec<f64> = (0..pairs).map(|k| 2.0 * k as f64).collect();
+        let e: Vec<f64> = (0..pairs).map(|k| -(k as f64)).collect();
+        let quality: Vec<TestQuality> = (0..pairs)
+            .map(|k| TestQuality::new(5.0 + (k / ne) as f64, 100 + k))
+            .collect();
+        let fusion = FusedSystem {
+            systems: vec!["gmm".into(), "ivector".into(), "embedding".into()],
+            fusion: Fusion {
+                weights: vec![1.0, 0.5, 0.25],
+                offset: 0.1,
+            },
+            quality: None,
+        };
+        let rows = held_out_rows(&design, [&g, &i, &e], &quality, &fusion).unwrap();
+        let labels = design.labels();
+        assert_eq!(rows.len(), labels.iter().filter(|l| l.is_some()).count());
+        assert_eq!(rows.iter().filter(|r| r.target).count(), design.tests.len());
+        for row in &rows {
+            let k = row.test * ne + row.enrollment;
+            assert_eq!(labels[k], Some(row.target));
+            assert_eq!(row.target, design.tests[row.test].0 == row.enrollment);
+            assert_eq!(row.llrs, [g[k], i[k], e[k]]);
+            assert_eq!(row.fused, g[k] + 0.5 * i[k] + 0.25 * e[k] + 0.1);
+            assert_eq!(row.quality, quality[k]);
+            let item = design.tests[row.test].1;
+            assert_eq!(row.test_frames, design.items[item].samples.len() / 80);
+            assert!([300, 500].contains(&row.test_frames));
+            assert!(!row.word && !row.channel);
+            let tsv = row.tsv();
+            assert_eq!(
+                tsv.split('\t').count(),
+                HeldOutTrialRow::TSV_HEADER.split('\t').count()
+            );
+            assert!(tsv.starts_with(if row.target { "1\t" } else { "0\t" }));
+        }
+        // a column of the wrong length is refused
+        assert!(held_out_rows(&design, [&g[1..], &i, &e], &quality, &fusion).is_err());
     }
 
     #[test]

@@ -2,10 +2,13 @@
 
 use crate::engine::voice::GmmUbmSystem;
 use crate::eval::{DevSet, ScoreMatrix};
+use rayon::prelude::*;
+
+use crate::calibration::TestQuality;
 use crate::features::{AdaptiveNoiseSuppression, FeatureMatrix, FrontEndOptions};
 
 use super::gmm::score_tests_against_enrollments;
-use super::{sessions_features, RecipeError};
+use super::{analysed_session, RecipeError, RecordingAnalysis};
 
 /// Front-end features of a development set: one matrix per enrollment (its files joined) and one
 /// per test file.
@@ -15,6 +18,23 @@ pub struct SetFeatures {
     pub enrollments: Vec<FeatureMatrix>,
     /// Voiced features per test, in `DevSet::tests` order.
     pub tests: Vec<FeatureMatrix>,
+    /// Energy spread and noise-suppression gate of each enrollment (its files as one session).
+    pub enrollment_analysis: Vec<RecordingAnalysis>,
+    /// Energy spread and noise-suppression gate of each test.
+    pub test_analysis: Vec<RecordingAnalysis>,
+}
+
+impl SetFeatures {
+    /// What a fusion's quality recalibration knows of each test, in `DevSet::tests` order: the
+    /// spread of its frame log energies and its voiced frames
+    /// ([`super::backend::FusedSystem::apply_matrices`]).
+    pub fn test_quality(&self) -> Vec<TestQuality> {
+        self.tests
+            .iter()
+            .zip(&self.test_analysis)
+            .map(|(f, a)| TestQuality::new(a.energy_spread_nats, f.num_frames()))
+            .collect()
+    }
 }
 
 /// Extracts the features of a whole set (parallel). With `adaptive`, an enrollment (its files
@@ -25,11 +45,22 @@ pub fn set_features(
     opts: &FrontEndOptions,
     adaptive: Option<&AdaptiveNoiseSuppression>,
 ) -> Result<SetFeatures, RecipeError> {
-    let groups: Vec<_> = set.enrollments.iter().map(|e| e.wavs.clone()).collect();
-    let enrollments = sessions_features(&groups, opts, adaptive, &|| {})?;
-    let groups: Vec<_> = set.tests.iter().map(|t| vec![t.clone()]).collect();
-    let tests = sessions_features(&groups, opts, adaptive, &|| {})?;
-    Ok(SetFeatures { enrollments, tests })
+    let analyse = |groups: Vec<Vec<std::path::PathBuf>>| {
+        groups
+            .par_iter()
+            .map(|paths| analysed_session(paths, opts, adaptive))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.into_iter().unzip::<_, _, Vec<_>, Vec<_>>())
+    };
+    let (enrollments, enrollment_analysis) =
+        analyse(set.enrollments.iter().map(|e| e.wavs.clone()).collect())?;
+    let (tests, test_analysis) = analyse(set.tests.iter().map(|t| vec![t.clone()]).collect())?;
+    Ok(SetFeatures {
+        enrollments,
+        tests,
+        enrollment_analysis,
+        test_analysis,
+    })
 }
 
 /// GMM-UBM scores of every (enrollment, test) pair: calibrated LLRs when the system has a
@@ -50,27 +81,4 @@ pub fn score_gmm(
     }
     let ms = scored.iter().map(|t| t.ms).sum::<f64>() / num_tests.max(1) as f64;
     Ok((ScoreMatrix { num_tests, scores }, ms))
-}
-
-/// Signal quality of every test of a set (parallel, in `set.tests` order): the spread of its
-/// frame log energies in nats ([`crate::features::EnergyRange::spread_nats`]; NaN under two
-/// frames), what a fusion with a quality calibration needs
-/// ([`super::backend::FusedSystem::apply_matrices`]).
-pub fn set_test_energy_spreads(
-    set: &DevSet,
-    mfcc: &crate::features::MfccOptions,
-) -> Result<Vec<f64>, RecipeError> {
-    use rayon::prelude::*;
-    set.tests
-        .par_iter()
-        .map(|path| {
-            let wave = super::read_telephone_wav(path, crate::audio::ChannelPolicy::RequireMono)?;
-            crate::features::EnergyRange::of_samples(mfcc, &wave.samples)
-                .map(|range| range.spread_nats().unwrap_or(f64::NAN))
-                .map_err(|source| RecipeError::Features {
-                    path: path.clone(),
-                    source,
-                })
-        })
-        .collect()
 }

@@ -92,6 +92,32 @@ pub fn features_of_files(
     features_of_session(paths, opts, None)
 }
 
+/// What the front end measured of a recording or session besides its features: the spread of
+/// its frame log energies (the SNR proxy of the quality recalibration and of the adaptive noise
+/// suppression's gate) and whether the gate sent it through the noise suppressor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordingAnalysis {
+    /// Spread between the 90th and 10th percentile of the frame log energies of every file
+    /// (nats, plain front end: [`EnergyRange::spread_nats`]); NaN under two frames.
+    pub energy_spread_nats: f64,
+    /// The features were computed with the noise suppressor (spread under the adaptive gate).
+    pub suppressed: bool,
+}
+
+impl RecordingAnalysis {
+    /// An analysis of this spread (nats; NaN when unknown) and gate decision.
+    pub fn new(energy_spread_nats: f64, suppressed: bool) -> Self {
+        Self {
+            energy_spread_nats,
+            suppressed,
+        }
+    }
+
+    fn of(energy: &EnergyRange, suppressed: bool) -> Self {
+        Self::new(energy.spread_nats().unwrap_or(f64::NAN), suppressed)
+    }
+}
+
 /// [`features_of_files`] with adaptive noise suppression: when the frame log energies of all the
 /// files together are under the gate ([`AdaptiveNoiseSuppression::applies_to`]: the files are one
 /// session), every file is computed again with the suppressor, as the engine does for a
@@ -102,6 +128,15 @@ pub fn features_of_session(
     opts: &FrontEndOptions,
     adaptive: Option<&AdaptiveNoiseSuppression>,
 ) -> Result<FeatureMatrix, RecipeError> {
+    analysed_session(paths, opts, adaptive).map(|(features, _)| features)
+}
+
+/// [`features_of_session`], with what the front end measured of the session.
+pub fn analysed_session(
+    paths: &[PathBuf],
+    opts: &FrontEndOptions,
+    adaptive: Option<&AdaptiveNoiseSuppression>,
+) -> Result<(FeatureMatrix, RecordingAnalysis), RecipeError> {
     let waves = paths
         .iter()
         .map(|p| read_telephone_wav(p, ChannelPolicy::RequireMono))
@@ -128,10 +163,11 @@ pub fn features_of_session(
     let mut energy = EnergyRange::new();
     let plain = run(opts, &mut energy)?;
     match AdaptiveNoiseSuppression::in_force(adaptive, &opts.mfcc) {
-        Some(ns) if ns.applies_to(&energy) => {
-            run(&ns.suppressed_front_end(opts), &mut EnergyRange::new())
-        }
-        _ => Ok(plain),
+        Some(ns) if ns.applies_to(&energy) => Ok((
+            run(&ns.suppressed_front_end(opts), &mut EnergyRange::new())?,
+            RecordingAnalysis::of(&energy, true),
+        )),
+        _ => Ok((plain, RecordingAnalysis::of(&energy, false))),
     }
 }
 

@@ -33,7 +33,7 @@ use crate::features::{
     AdaptiveNoiseSuppression, EnergyRange, FeatureMatrix, FrontEnd, FrontEndOptions,
 };
 
-use super::RecipeError;
+use super::{RecipeError, RecordingAnalysis};
 
 /// Options of [`held_out_design`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -301,28 +301,23 @@ fn word_speaker(
     }
 }
 
-/// Signal quality of every item (parallel, in order): the spread of its frame log energies
-/// ([`crate::features::EnergyRange::spread_nats`], nats; NaN for an item under two frames).
-pub fn item_energy_spreads(
-    items: &[Waveform],
-    mfcc: &crate::features::MfccOptions,
-) -> Result<Vec<f64>, RecipeError> {
-    items
-        .par_iter()
-        .map(|w| {
-            crate::features::EnergyRange::of_samples(mfcc, &w.samples)
-                .map(|range| range.spread_nats().unwrap_or(f64::NAN))
-                .map_err(|e| RecipeError::stage("held-out energies", e))
-        })
-        .collect()
-}
-
 /// Voiced front-end features of every item (parallel, in order).
 pub fn item_features(
     items: &[Waveform],
     opts: &FrontEndOptions,
     adaptive: Option<&AdaptiveNoiseSuppression>,
 ) -> Result<Vec<FeatureMatrix>, RecipeError> {
+    analysed_items(items, opts, adaptive).map(|(features, _)| features)
+}
+
+/// [`item_features`], with what the front end measured of each item: its frame-energy spread and
+/// whether it went through the noise suppressor (with `adaptive`, an item whose spread is under
+/// the gate, as the engine analyses a recording).
+pub fn analysed_items(
+    items: &[Waveform],
+    opts: &FrontEndOptions,
+    adaptive: Option<&AdaptiveNoiseSuppression>,
+) -> Result<(Vec<FeatureMatrix>, Vec<RecordingAnalysis>), RecipeError> {
     opts.validate()
         .map_err(|e| RecipeError::stage("front end", e))?;
     let adaptive = AdaptiveNoiseSuppression::in_force(adaptive, &opts.mfcc);
@@ -342,46 +337,48 @@ pub fn item_features(
                     .as_mut()
                     .map_err(|e| RecipeError::stage("front end", e.to_string()))?;
                 let plain = fe.compute(&w.samples).map_err(stage)?;
-                // as the engine analyses a recording: suppressed when its spread is under the gate
+                let energy = EnergyRange::of_log_energy(fe.log_energy());
+                let spread = energy.spread_nats().unwrap_or(f64::NAN);
                 if let (Some(ns), Some(s)) = (adaptive, suppressed.as_mut()) {
-                    if ns.applies_to(&EnergyRange::of_log_energy(fe.log_energy())) {
-                        return Ok(s.compute(&w.samples).map_err(stage)?.features);
+                    if ns.applies_to(&energy) {
+                        let features = s.compute(&w.samples).map_err(stage)?.features;
+                        return Ok((features, RecordingAnalysis::new(spread, true)));
                     }
                 }
-                Ok(plain.features)
+                Ok((plain.features, RecordingAnalysis::new(spread, false)))
             },
         )
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| v.into_iter().unzip())
 }
 
-/// GE2E embeddings of every item (parallel, in order). With `adaptive` (and the front end's MFCC
-/// options, whose log energies measure the spread), an item under the gate is embedded through
-/// the noise suppressor, as the engine embeds a noisy recording or call. An item too short for one
-/// partial window gives an empty sum.
+/// GE2E embeddings of every item (parallel, in order). With `gates` (the adaptive noise
+/// suppression and each item's analysis from [`analysed_items`]), an item whose MFCC features
+/// went through the suppressor is embedded through it too, as the engine embeds a noisy
+/// recording or call. An item too short for one partial window gives an empty sum.
 pub fn item_embeddings(
     items: &[Waveform],
     encoder: &Arc<SpeakerEncoder>,
-    adaptive: Option<(&AdaptiveNoiseSuppression, &crate::features::MfccOptions)>,
+    gates: Option<(&AdaptiveNoiseSuppression, &[RecordingAnalysis])>,
 ) -> Result<Vec<EmbeddingSum>, RecipeError> {
-    let adaptive = adaptive.and_then(|(ns, mfcc)| {
-        AdaptiveNoiseSuppression::in_force(Some(ns), mfcc).map(|ns| (ns, mfcc))
-    });
+    if let Some((_, analysis)) = gates {
+        if analysis.len() != items.len() {
+            return Err(RecipeError::stage(
+                "embedding gates",
+                format!("{} analyses for {} items", analysis.len(), items.len()),
+            ));
+        }
+    }
     items
         .par_iter()
+        .enumerate()
         .map_init(
-            || SessionEmbedder::new(encoder, adaptive.map(|(ns, _)| ns)),
-            |emb, w| {
+            || SessionEmbedder::new(encoder, gates.map(|(ns, _)| ns)),
+            |emb, (i, w)| {
                 let emb = emb
                     .as_mut()
                     .map_err(|e| RecipeError::stage("embedder", e.to_string()))?;
-                // as the engine analyses a recording: suppressed when its spread is under the gate
-                let gated = match adaptive {
-                    Some((ns, mfcc)) => ns.applies_to(
-                        &EnergyRange::of_samples(mfcc, &w.samples)
-                            .map_err(|e| RecipeError::stage("energy spread", e))?,
-                    ),
-                    None => false,
-                };
+                let gated = gates.is_some_and(|(_, analysis)| analysis[i].suppressed);
                 Ok(emb.embed(std::slice::from_ref(w), gated))
             },
         )
@@ -880,10 +877,18 @@ mod tests {
         ];
         let opts = FrontEndOptions::default();
         let ns = AdaptiveNoiseSuppression::default();
-        let got = item_features(&items, &opts, Some(&ns)).unwrap();
+        let (got, analysis) = analysed_items(&items, &opts, Some(&ns)).unwrap();
+        assert_eq!(got, item_features(&items, &opts, Some(&ns)).unwrap());
         let mut suppressed = 0;
-        for (item, features) in items.iter().zip(&got) {
+        for ((item, features), analysis) in items.iter().zip(&got).zip(&analysis) {
+            // the analysis reports the spread of the plain front end's energies (oracle: the
+            // MFCC extractor run on its own) and the gate's decision
             let energy = EnergyRange::of_samples(&opts.mfcc, &item.samples).unwrap();
+            assert_eq!(
+                analysis.energy_spread_nats.to_bits(),
+                energy.spread_nats().unwrap().to_bits()
+            );
+            assert_eq!(analysis.suppressed, ns.applies_to(&energy));
             let plain = FrontEnd::new(opts.clone())
                 .unwrap()
                 .compute(&item.samples)

@@ -17,7 +17,7 @@ use quivox::metrics::{det_curve, DetPlot};
 use quivox::recipe::backend::{
     score_embedding, score_ivector, set_embeddings, FusedSystem, FusionComponent,
 };
-use quivox::recipe::eval::{score_gmm, set_features, set_test_energy_spreads};
+use quivox::recipe::eval::{score_gmm, set_features};
 
 /// Which system(s) `eval` scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,8 +67,9 @@ pub struct EvalArgs {
     pub det_dir: Option<PathBuf>,
     /// Write every system's trial scores to this folder, one file per set and system
     /// (scores-<set>-<system>.tsv: enrollment speaker, test file relative to the set, target|nontarget,
-    /// score; the
-    /// score is the calibrated natural-log likelihood ratio where the system has a calibration).
+    /// score; the score is the calibrated natural-log likelihood ratio where the system has a
+    /// calibration), and each test's quality measures, one file per set (tests-<set>.tsv: test
+    /// file, spread of its frame log energies in nats, voiced frames).
     #[arg(long)]
     pub scores_dir: Option<PathBuf>,
     /// Print JSON instead of a table.
@@ -197,11 +198,19 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     for name in &args.sets {
         let root = args.corpus.join(name);
         let set = DevSet::load(&root).with_context(|| format!("reading set {}", root.display()))?;
-        let feats = if want_gmm || m.ivector.is_some() {
-            Some(set_features(&set, &m.front_end, adaptive.as_ref())?)
-        } else {
-            None
-        };
+        // The embedding's noise-suppression gate reads the MFCC front end's analysis.
+        let feats =
+            if want_gmm || m.ivector.is_some() || (m.embedding.is_some() && adaptive.is_some()) {
+                Some(set_features(&set, &m.front_end, adaptive.as_ref())?)
+            } else {
+                None
+            };
+        if let (Some(dir), Some(feats)) = (&args.scores_dir, &feats) {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(format!("tests-{name}.tsv"));
+            std::fs::write(&path, test_quality_tsv(&set, &feats.test_quality()))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         let mut systems: Vec<(String, ScoreMatrix, Option<f64>)> = Vec::new();
         let gmm_scores = match (&feats, want_gmm) {
             (Some(f), true) => Some(score_gmm(&m.gmm, f)?),
@@ -213,11 +222,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         };
         let (emb_scores, cos_scores) = match &m.embedding {
             Some((system, encoder)) => {
-                let emb = set_embeddings(
-                    &set,
-                    encoder,
-                    adaptive.as_ref().map(|ns| (ns, &m.front_end.mfcc)),
-                )?;
+                let emb = set_embeddings(&set, encoder, adaptive.as_ref().zip(feats.as_ref()))?;
                 (
                     Some(score_embedding(system, &emb, false)?),
                     Some(score_embedding(system, &emb, true)?),
@@ -246,16 +251,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         if let (Some(f), Some(g), Some(i), Some(e)) =
             (&m.fusion, &gmm_scores, &ivector_scores, &emb_scores)
         {
-            let quality = match (&f.quality, &feats) {
-                (Some(_), Some(feats)) => Some(
-                    set_test_energy_spreads(&set, &m.front_end.mfcc)?
-                        .into_iter()
-                        .zip(&feats.tests)
-                        .map(|(spread, t)| TestQuality::new(spread, t.num_frames()))
-                        .collect::<Vec<_>>(),
-                ),
-                _ => None,
-            };
+            let quality = feats.as_ref().map(|f| f.test_quality());
             let fused = f.apply_matrices(&[&g.0, &i.0, &e.0], quality.as_deref())?;
             systems.push(("fusion (GMM + i-vector + embedding)".into(), fused, None));
         }
@@ -297,6 +293,20 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         print!("{}", markdown_table(&reports));
     }
     Ok(())
+}
+
+/// One line per test of `set`: test file (as in [`trial_scores_tsv`]), the spread of its frame
+/// log energies (nats) and its voiced frames, the quality measures the fusion may use.
+fn test_quality_tsv(set: &DevSet, quality: &[TestQuality]) -> String {
+    let mut out = String::from("test\tenergy_spread\tspeech_frames\n");
+    for (path, q) in set.tests.iter().zip(quality) {
+        let test = path.strip_prefix(&set.root).unwrap_or(path).display();
+        out.push_str(&format!(
+            "{}\t{:.6}\t{}\n",
+            test, q.energy_spread_nats, q.speech_frames
+        ));
+    }
+    out
 }
 
 /// One line per trial of `set`: enrollment speaker, test file (relative to the set's root when

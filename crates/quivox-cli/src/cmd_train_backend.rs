@@ -98,6 +98,10 @@ pub struct TrainBackendArgs {
     /// Print the training report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write every held-out trial (labels, the three systems' calibrated LLRs, the fused LLR
+    /// and the test's quality measures) to this tab-separated file, for analysis.
+    #[arg(long, value_name = "FILE")]
+    pub trial_scores: Option<PathBuf>,
 }
 
 /// Runs `train-backend`.
@@ -202,6 +206,15 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
         .fusion
         .save(&fusion_path, &front_end, &components)
         .with_context(|| format!("saving {}", fusion_path.display()))?;
+    if let Some(path) = &args.trial_scores {
+        let mut out = String::from(quivox::recipe::backend::HeldOutTrialRow::TSV_HEADER);
+        out.push('\n');
+        for row in &report.held_out_trials {
+            out.push_str(&row.tsv());
+            out.push('\n');
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -258,14 +258,49 @@ fn eval_writes_a_det_svg_and_png_and_trial_scores_per_set_and_system() {
     assert_eq!(png_size(&png), (600, 600));
     // The trial scores: one line per trial, in trials.txt order, the demo callers recognised.
     let scores_dir = dir.path().join("scores");
-    let files: Vec<_> = std::fs::read_dir(&scores_dir).unwrap().collect();
-    assert_eq!(files.len(), 1);
-    let path = files[0].as_ref().unwrap().path();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&scores_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let path = &files[0];
     assert!(path
         .file_name()
         .unwrap()
         .to_string_lossy()
         .starts_with("scores-mini-GMM-UBM-"));
+    // Each test's quality measures: the spread of its frame log energies, as the library
+    // measures it from the samples (an MFCC pass of its own), and its voiced frames.
+    assert_eq!(files[1].file_name().unwrap(), "tests-mini.tsv");
+    let tests = std::fs::read_to_string(&files[1]).unwrap();
+    let tests = tests.replace(&format!("{}/", demo.display()), "");
+    let (_, front_end) =
+        quivox::engine::voice::GmmUbmSystem::load(&repo_root().join("models/gmm-ubm.qvx")).unwrap();
+    let mut lines = tests.lines();
+    assert_eq!(
+        lines.next(),
+        Some("test\tenergy_spread\tspeech_frames"),
+        "{tests}"
+    );
+    for (line, caller) in lines.zip(["so0457", "so1027"]) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let file = format!("{caller}-call.wav");
+        assert_eq!(cols[0], file, "{tests}");
+        let wave = quivox::audio::read_wav(&demo.join(&file), &Default::default()).unwrap();
+        let expected = quivox::features::EnergyRange::of_samples(&front_end.mfcc, &wave.samples)
+            .unwrap()
+            .spread_nats()
+            .unwrap();
+        let spread: f64 = cols[1].parse().unwrap();
+        assert!((spread - expected).abs() < 1e-6, "{spread} vs {expected}");
+        let voiced: usize = cols[2].parse().unwrap();
+        let frames = wave.samples.len() / 80;
+        assert!(
+            voiced > frames / 4 && voiced <= frames,
+            "{voiced} of {frames}"
+        );
+    }
     let text = std::fs::read_to_string(path).unwrap();
     // (the fixtures lie outside the set's folder: their paths are written as given)
     let text = text.replace(&format!("{}/", demo.display()), "");
