@@ -23,48 +23,19 @@
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use quivox::calibration::{CalibrationOptions, Fusion};
+use quivox::eval::score_files::read_trial_scores;
 use quivox::metrics::{eer_and_min_dcf, DcfParams};
 
 type Trials = HashMap<(String, String), (bool, f64)>;
 
-fn read_scores(path: &PathBuf) -> Result<Trials, Box<dyn Error>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut out = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let f: Vec<&str> = line.split('\t').collect();
-        if n == 0 && f.first() == Some(&"enrollment") {
-            continue;
-        }
-        if f.len() != 4 {
-            return Err(format!(
-                "{} line {}: expected 4 tab-separated fields, got {}",
-                path.display(),
-                n + 1,
-                f.len()
-            )
-            .into());
-        }
-        let target = match f[2] {
-            "target" => true,
-            "nontarget" => false,
-            other => {
-                return Err(format!(
-                    "{} line {}: expected target|nontarget, got {other:?}",
-                    path.display(),
-                    n + 1
-                )
-                .into())
-            }
-        };
-        let score: f64 = f[3]
-            .parse()
-            .map_err(|e| format!("{} line {}: score: {e}", path.display(), n + 1))?;
-        out.insert((f[0].to_string(), f[1].to_string()), (target, score));
-    }
-    Ok(out)
+fn read_scores(path: &Path) -> Result<Trials, Box<dyn Error>> {
+    Ok(read_trial_scores(path)?
+        .into_iter()
+        .map(|t| ((t.enrollment, t.test), (t.target, t.score)))
+        .collect())
 }
 
 /// Every weight vector of `k` non-negative entries summing to 1 in steps of 1/`n`.
@@ -97,7 +68,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     if files.len() < 2 || !(step > 0.0 && step <= 0.5) {
         return Err("usage: fusion_bounds [--step S in (0, 0.5]] SCORES.tsv SCORES.tsv ...".into());
     }
-    let systems: Vec<Trials> = files.iter().map(read_scores).collect::<Result<_, _>>()?;
+    let systems: Vec<Trials> = files
+        .iter()
+        .map(|f| read_scores(f))
+        .collect::<Result<_, _>>()?;
     let mut keys: Vec<&(String, String)> = systems[0].keys().collect();
     keys.sort();
     let labels: Vec<bool> = keys.iter().map(|k| systems[0][*k].0).collect();

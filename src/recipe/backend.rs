@@ -1041,6 +1041,64 @@ pub fn held_out_rows(
     Ok(rows)
 }
 
+/// Reads a file of [`HeldOutTrialRow::tsv`] lines under [`HeldOutTrialRow::TSV_HEADER`] (what
+/// `quivox train-backend --trial-scores` writes).
+pub fn read_held_out_trials(path: &std::path::Path) -> Result<Vec<HeldOutTrialRow>, RecipeError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        RecipeError::stage("held-out trial file", format!("{}: {e}", path.display()))
+    })?;
+    let mut lines = text.lines();
+    if lines.next() != Some(HeldOutTrialRow::TSV_HEADER) {
+        return Err(RecipeError::stage(
+            "held-out trial file",
+            format!(
+                "{}: expected the header {:?}",
+                path.display(),
+                HeldOutTrialRow::TSV_HEADER
+            ),
+        ));
+    }
+    lines
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(n, line)| {
+            let bad = || {
+                RecipeError::stage(
+                    "held-out trial file",
+                    format!(
+                        "{} line {}: expected {} tab-separated numbers, found {line:?}",
+                        path.display(),
+                        n + 2,
+                        HeldOutTrialRow::TSV_HEADER.split('\t').count()
+                    ),
+                )
+            };
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() != HeldOutTrialRow::TSV_HEADER.split('\t').count() {
+                return Err(bad());
+            }
+            let int = |i: usize| f[i].parse::<usize>().map_err(|_| bad());
+            let real = |i: usize| f[i].parse::<f64>().map_err(|_| bad());
+            let flag = |i: usize| match f[i] {
+                "0" => Ok(false),
+                "1" => Ok(true),
+                _ => Err(bad()),
+            };
+            Ok(HeldOutTrialRow {
+                target: flag(0)?,
+                test: int(1)?,
+                enrollment: int(2)?,
+                word: flag(3)?,
+                channel: flag(4)?,
+                llrs: [real(5)?, real(6)?, real(7)?],
+                fused: real(8)?,
+                quality: TestQuality::new(real(9)?, int(10)?),
+                test_frames: int(11)?,
+            })
+        })
+        .collect()
+}
+
 impl HeldOutTrialRow {
     /// Tab-separated header of [`Self::tsv`].
     pub const TSV_HEADER: &'static str = "target\ttest\tenrollment\tword\tchannel\tgmm\tivector\tembedding\tfused\tenergy_spread\tspeech_frames\ttest_frames";
@@ -1430,6 +1488,18 @@ mod tests {
         }
         // a column of the wrong length is refused
         assert!(held_out_rows(&design, [&g[1..], &i, &e], &quality, &fusion).is_err());
+        // the file round trips (values with at most 6 decimals, as written)
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trials.tsv");
+        let mut text = format!("{}\n", HeldOutTrialRow::TSV_HEADER);
+        for row in &rows {
+            text.push_str(&row.tsv());
+            text.push('\n');
+        }
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read_held_out_trials(&path).unwrap(), rows);
+        std::fs::write(&path, text.replacen("\t0\t", "\tx\t", 1)).unwrap();
+        assert!(read_held_out_trials(&path).is_err());
     }
 
     #[test]

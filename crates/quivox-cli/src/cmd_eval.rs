@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use quivox::calibration::TestQuality;
 use quivox::embedding::SpeakerEncoder;
 use quivox::engine::embedding_system::{embedder_fingerprint, file_sha256, EmbeddingPldaSystem};
 use quivox::engine::ivector_system::IvectorPldaSystem;
 use quivox::engine::voice::GmmUbmSystem;
+use quivox::eval::score_files::{test_quality_tsv, trial_scores_tsv};
 use quivox::eval::{markdown_table, report, DevSet, OpenSetRule, ScoreMatrix, SystemReport};
 use quivox::metrics::{det_curve, DetPlot};
 use quivox::recipe::backend::{
@@ -293,36 +293,4 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         print!("{}", markdown_table(&reports));
     }
     Ok(())
-}
-
-/// One line per test of `set`: test file (as in [`trial_scores_tsv`]), the spread of its frame
-/// log energies (nats) and its voiced frames, the quality measures the fusion may use.
-fn test_quality_tsv(set: &DevSet, quality: &[TestQuality]) -> String {
-    let mut out = String::from("test\tenergy_spread\tspeech_frames\n");
-    for (path, q) in set.tests.iter().zip(quality) {
-        let test = path.strip_prefix(&set.root).unwrap_or(path).display();
-        out.push_str(&format!(
-            "{}\t{:.6}\t{}\n",
-            test, q.energy_spread_nats, q.speech_frames
-        ));
-    }
-    out
-}
-
-/// One line per trial of `set`: enrollment speaker, test file (relative to the set's root when
-/// it lies under it), `target`/`nontarget`, score.
-fn trial_scores_tsv(set: &DevSet, scores: &ScoreMatrix) -> String {
-    let mut out = String::from("enrollment\ttest\tkind\tscore\n");
-    for t in &set.trials {
-        let path = &set.tests[t.test];
-        let test = path.strip_prefix(&set.root).unwrap_or(path).display();
-        out.push_str(&format!(
-            "{}\t{}\t{}\t{:.6}\n",
-            set.enrollments[t.enrollment].speaker,
-            test,
-            if t.target { "target" } else { "nontarget" },
-            scores.get(t.enrollment, t.test)
-        ));
-    }
-    out
 }
