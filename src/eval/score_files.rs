@@ -101,57 +101,60 @@ fn rows<'a>(
         .collect()
 }
 
-/// Reads a trial-scores file written by [`trial_scores_tsv`].
-pub fn read_trial_scores(path: &Path) -> Result<Vec<ScoredTrial>, CorpusError> {
+/// Reads `path`, checks its header, and parses every data line with `parse` (1-based line
+/// number, the tab-separated fields, as many as the header has).
+fn read_rows<T>(
+    path: &Path,
+    header: &'static str,
+    parse: impl Fn(usize, &[&str]) -> Result<T, CorpusError>,
+) -> Result<Vec<T>, CorpusError> {
     let text = std::fs::read_to_string(path).map_err(|source| CorpusError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    rows(path, &text, TRIAL_SCORES_HEADER)?
+    rows(path, &text, header)?
         .into_iter()
-        .map(|(line, f)| {
-            let bad = |expected| CorpusError::BadLine {
-                path: path.to_path_buf(),
-                line,
-                expected,
-                found: f.join("\t"),
-            };
-            let target = match f[2] {
-                "target" => true,
-                "nontarget" => false,
-                _ => return Err(bad("kind target or nontarget")),
-            };
-            let score: f64 = f[3].parse().map_err(|_| bad("a numeric score"))?;
-            Ok(ScoredTrial {
-                enrollment: f[0].to_string(),
-                test: f[1].to_string(),
-                target,
-                score,
-            })
-        })
+        .map(|(line, f)| parse(line, &f))
         .collect()
+}
+
+/// Reads a trial-scores file written by [`trial_scores_tsv`].
+pub fn read_trial_scores(path: &Path) -> Result<Vec<ScoredTrial>, CorpusError> {
+    read_rows(path, TRIAL_SCORES_HEADER, |line, f| {
+        let bad = |expected| CorpusError::BadLine {
+            path: path.to_path_buf(),
+            line,
+            expected,
+            found: f.join("\t"),
+        };
+        let target = match f[2] {
+            "target" => true,
+            "nontarget" => false,
+            _ => return Err(bad("kind target or nontarget")),
+        };
+        let score: f64 = f[3].parse().map_err(|_| bad("a numeric score"))?;
+        Ok(ScoredTrial {
+            enrollment: f[0].to_string(),
+            test: f[1].to_string(),
+            target,
+            score,
+        })
+    })
 }
 
 /// Reads a test-quality file written by [`test_quality_tsv`]: (test, its quality) per line.
 pub fn read_test_quality(path: &Path) -> Result<Vec<(String, TestQuality)>, CorpusError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CorpusError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    rows(path, &text, TEST_QUALITY_HEADER)?
-        .into_iter()
-        .map(|(line, f)| {
-            let bad = || CorpusError::BadLine {
-                path: path.to_path_buf(),
-                line,
-                expected: "a numeric energy spread and a frame count",
-                found: f.join("\t"),
-            };
-            let spread: f64 = f[1].parse().map_err(|_| bad())?;
-            let frames: usize = f[2].parse().map_err(|_| bad())?;
-            Ok((f[0].to_string(), TestQuality::new(spread, frames)))
-        })
-        .collect()
+    read_rows(path, TEST_QUALITY_HEADER, |line, f| {
+        let bad = || CorpusError::BadLine {
+            path: path.to_path_buf(),
+            line,
+            expected: "a numeric energy spread and a frame count",
+            found: f.join("\t"),
+        };
+        let spread: f64 = f[1].parse().map_err(|_| bad())?;
+        let frames: usize = f[2].parse().map_err(|_| bad())?;
+        Ok((f[0].to_string(), TestQuality::new(spread, frames)))
+    })
 }
 
 #[cfg(test)]
