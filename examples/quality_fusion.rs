@@ -28,7 +28,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use quivox::calibration::{
-    CalibrationOptions, Fusion, QualityCalibration, QualityMeasure, TestQuality,
+    CalibrationOptions, Fusion, QualityCalibration, QualityMeasure, QualityTerm, TestQuality,
 };
 use quivox::eval::score_files::{read_test_quality, read_trial_scores};
 use quivox::metrics::{cllr, eer_and_min_dcf, DcfParams};
@@ -46,8 +46,8 @@ struct Fusions {
     linear: Fusion,
     recalibration: QualityCalibration,
     per_system: Fusion,
-    /// Centre of the clamped spread in `per_system`.
-    centre: f64,
+    /// The clamped, centred spread of `per_system`.
+    term: QualityTerm,
 }
 
 impl Fusions {
@@ -69,16 +69,16 @@ impl Fusions {
             &[(QualityMeasure::EnergySpread, Some(CLAMP))],
             &options,
         )?;
-        let clamped: Vec<f64> = quality.iter().map(clamped_spread).collect();
-        let centre = clamped.iter().sum::<f64>() / clamped.len().max(1) as f64;
-        let columns = per_system_columns(llrs, &clamped, centre);
+        // centred on the training trials' mean, as the recalibration's term
+        let term = recalibration.terms[0].clone();
+        let columns = per_system_columns(llrs, quality, &term);
         let cols: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
         let per_system = Fusion::train(&cols, y, &options)?;
         Ok(Self {
             linear,
             recalibration,
             per_system,
-            centre,
+            term,
         })
     }
 
@@ -97,8 +97,7 @@ impl Fusions {
             .zip(quality)
             .map(|(&l, q)| self.recalibration.apply(l, q))
             .collect();
-        let clamped: Vec<f64> = quality.iter().map(clamped_spread).collect();
-        let columns = per_system_columns(llrs, &clamped, self.centre);
+        let columns = per_system_columns(llrs, quality, &self.term);
         let per_system: Vec<f64> = (0..n)
             .map(|k| {
                 let row: Vec<f64> = columns.iter().map(|c| c[k]).collect();
@@ -109,18 +108,13 @@ impl Fusions {
     }
 }
 
-fn clamped_spread(q: &TestQuality) -> f64 {
-    let s = q.energy_spread_nats;
-    if s.is_nan() {
-        CLAMP.0
-    } else {
-        s.clamp(CLAMP.0, CLAMP.1)
-    }
-}
-
 /// Columns of the per-system quality fusion: LLR₁..₃, q, LLR₁..₃·q (q clamped and centred).
-fn per_system_columns(llrs: &[Vec<f64>; 3], clamped: &[f64], centre: f64) -> Vec<Vec<f64>> {
-    let q: Vec<f64> = clamped.iter().map(|c| c - centre).collect();
+fn per_system_columns(
+    llrs: &[Vec<f64>; 3],
+    quality: &[TestQuality],
+    term: &QualityTerm,
+) -> Vec<Vec<f64>> {
+    let q: Vec<f64> = quality.iter().map(|t| term.centred(t)).collect();
     let mut columns: Vec<Vec<f64>> = llrs.to_vec();
     columns.push(q.clone());
     for l in llrs {
@@ -236,7 +230,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "per-system quality (gmm, ivector, embedding, q, gmm·q, ivector·q, embedding·q) {:?} offset {:.3}, q centred on {:.2}",
         rounded(&fusions.per_system.weights),
         fusions.per_system.offset,
-        fusions.centre
+        fusions.term.centre
     );
     let dcf = DcfParams::default();
     println!("| set | fusion | EER % | minDCF | Cllr |\n|---|---|---:|---:|---:|");
