@@ -131,6 +131,21 @@ fn bad_arguments_are_usage_errors() {
         .failure()
         .code(2);
     quivox().arg("no-such-command").assert().failure().code(2);
+    // holding out every speaker (or none) is no split
+    for command in ["train-ubm", "train-cohort", "train-backend"] {
+        quivox()
+            .args([
+                command,
+                "--data",
+                "no/such/background",
+                "--holdout-every",
+                "1",
+            ])
+            .assert()
+            .failure()
+            .code(2)
+            .stderr(predicate::str::contains("--holdout-every"));
+    }
 }
 
 #[test]
