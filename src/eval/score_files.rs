@@ -102,8 +102,9 @@ fn rows<'a>(
 }
 
 /// Reads `path`, checks its header, and parses every data line with `parse` (1-based line
-/// number, the tab-separated fields, as many as the header has).
-fn read_rows<T>(
+/// number, the tab-separated fields, as many as the header has). Also the reader of the
+/// back-end recipe's held-out trial files ([`crate::recipe::backend::read_held_out_trials`]).
+pub(crate) fn read_rows<T>(
     path: &Path,
     header: &'static str,
     parse: impl Fn(usize, &[&str]) -> Result<T, CorpusError>,

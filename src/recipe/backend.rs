@@ -1041,62 +1041,47 @@ pub fn held_out_rows(
     Ok(rows)
 }
 
-/// Reads a file of [`HeldOutTrialRow::tsv`] lines under [`HeldOutTrialRow::TSV_HEADER`] (what
-/// `quivox train-backend --trial-scores` writes).
-pub fn read_held_out_trials(path: &std::path::Path) -> Result<Vec<HeldOutTrialRow>, RecipeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        RecipeError::stage("held-out trial file", format!("{}: {e}", path.display()))
-    })?;
-    let mut lines = text.lines();
-    if lines.next() != Some(HeldOutTrialRow::TSV_HEADER) {
-        return Err(RecipeError::stage(
-            "held-out trial file",
-            format!(
-                "{}: expected the header {:?}",
-                path.display(),
-                HeldOutTrialRow::TSV_HEADER
-            ),
-        ));
+/// The held-out trial file of `rows`: [`HeldOutTrialRow::TSV_HEADER`], then one
+/// [`HeldOutTrialRow::tsv`] line per row (what `quivox train-backend --trial-scores` writes).
+pub fn held_out_trials_tsv(rows: &[HeldOutTrialRow]) -> String {
+    let mut out = format!("{}\n", HeldOutTrialRow::TSV_HEADER);
+    for row in rows {
+        out.push_str(&row.tsv());
+        out.push('\n');
     }
-    lines
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-        .map(|(n, line)| {
-            let bad = || {
-                RecipeError::stage(
-                    "held-out trial file",
-                    format!(
-                        "{} line {}: expected {} tab-separated numbers, found {line:?}",
-                        path.display(),
-                        n + 2,
-                        HeldOutTrialRow::TSV_HEADER.split('\t').count()
-                    ),
-                )
-            };
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() != HeldOutTrialRow::TSV_HEADER.split('\t').count() {
-                return Err(bad());
-            }
-            let int = |i: usize| f[i].parse::<usize>().map_err(|_| bad());
-            let real = |i: usize| f[i].parse::<f64>().map_err(|_| bad());
-            let flag = |i: usize| match f[i] {
-                "0" => Ok(false),
-                "1" => Ok(true),
-                _ => Err(bad()),
-            };
-            Ok(HeldOutTrialRow {
-                target: flag(0)?,
-                test: int(1)?,
-                enrollment: int(2)?,
-                word: flag(3)?,
-                channel: flag(4)?,
-                llrs: [real(5)?, real(6)?, real(7)?],
-                fused: real(8)?,
-                quality: TestQuality::new(real(9)?, int(10)?),
-                test_frames: int(11)?,
-            })
+    out
+}
+
+/// Reads a file written by [`held_out_trials_tsv`].
+pub fn read_held_out_trials(path: &std::path::Path) -> Result<Vec<HeldOutTrialRow>, RecipeError> {
+    use crate::eval::CorpusError;
+    crate::eval::score_files::read_rows(path, HeldOutTrialRow::TSV_HEADER, |line, f| {
+        let bad = || CorpusError::BadLine {
+            path: path.to_path_buf(),
+            line,
+            expected: "0/1 flags, indices, LLRs, an energy spread and frame counts",
+            found: f.join("\t"),
+        };
+        let int = |i: usize| f[i].parse::<usize>().map_err(|_| bad());
+        let real = |i: usize| f[i].parse::<f64>().map_err(|_| bad());
+        let flag = |i: usize| match f[i] {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            _ => Err(bad()),
+        };
+        Ok(HeldOutTrialRow {
+            target: flag(0)?,
+            test: int(1)?,
+            enrollment: int(2)?,
+            word: flag(3)?,
+            channel: flag(4)?,
+            llrs: [real(5)?, real(6)?, real(7)?],
+            fused: real(8)?,
+            quality: TestQuality::new(real(9)?, int(10)?),
+            test_frames: int(11)?,
         })
-        .collect()
+    })
+    .map_err(|e| RecipeError::stage("held-out trial file", e))
 }
 
 impl HeldOutTrialRow {
@@ -1491,11 +1476,8 @@ mod tests {
         // the file round trips (values with at most 6 decimals, as written)
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trials.tsv");
-        let mut text = format!("{}\n", HeldOutTrialRow::TSV_HEADER);
-        for row in &rows {
-            text.push_str(&row.tsv());
-            text.push('\n');
-        }
+        let text = held_out_trials_tsv(&rows);
+        assert_eq!(text.lines().count(), rows.len() + 1);
         std::fs::write(&path, &text).unwrap();
         assert_eq!(read_held_out_trials(&path).unwrap(), rows);
         std::fs::write(&path, text.replacen("\t0\t", "\tx\t", 1)).unwrap();

@@ -1,14 +1,12 @@
 //! Scoring a development set with the trained systems.
 
+use crate::calibration::TestQuality;
 use crate::engine::voice::GmmUbmSystem;
 use crate::eval::{DevSet, ScoreMatrix};
-use rayon::prelude::*;
-
-use crate::calibration::TestQuality;
 use crate::features::{AdaptiveNoiseSuppression, FeatureMatrix, FrontEndOptions};
 
 use super::gmm::score_tests_against_enrollments;
-use super::{analysed_session, RecipeError, RecordingAnalysis};
+use super::{analysed_sessions, RecipeError, RecordingAnalysis};
 
 /// Front-end features of a development set: one matrix per enrollment (its files joined) and one
 /// per test file.
@@ -45,16 +43,10 @@ pub fn set_features(
     opts: &FrontEndOptions,
     adaptive: Option<&AdaptiveNoiseSuppression>,
 ) -> Result<SetFeatures, RecipeError> {
-    let analyse = |groups: Vec<Vec<std::path::PathBuf>>| {
-        groups
-            .par_iter()
-            .map(|paths| analysed_session(paths, opts, adaptive))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.into_iter().unzip::<_, _, Vec<_>, Vec<_>>())
-    };
-    let (enrollments, enrollment_analysis) =
-        analyse(set.enrollments.iter().map(|e| e.wavs.clone()).collect())?;
-    let (tests, test_analysis) = analyse(set.tests.iter().map(|t| vec![t.clone()]).collect())?;
+    let groups: Vec<_> = set.enrollments.iter().map(|e| e.wavs.clone()).collect();
+    let (enrollments, enrollment_analysis) = analysed_sessions(&groups, opts, adaptive, &|| {})?;
+    let groups: Vec<_> = set.tests.iter().map(|t| vec![t.clone()]).collect();
+    let (tests, test_analysis) = analysed_sessions(&groups, opts, adaptive, &|| {})?;
     Ok(SetFeatures {
         enrollments,
         tests,

@@ -113,7 +113,8 @@ impl RecordingAnalysis {
         }
     }
 
-    fn of(energy: &EnergyRange, suppressed: bool) -> Self {
+    /// The analysis of these frame log energies (plain front end) and gate decision.
+    pub(crate) fn of(energy: &EnergyRange, suppressed: bool) -> Self {
         Self::new(energy.spread_nats().unwrap_or(f64::NAN), suppressed)
     }
 }
@@ -187,12 +188,23 @@ pub fn sessions_features(
     adaptive: Option<&AdaptiveNoiseSuppression>,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<FeatureMatrix>, RecipeError> {
+    analysed_sessions(groups, opts, adaptive, progress).map(|(features, _)| features)
+}
+
+/// [`analysed_session`] for many groups in parallel (rayon), in input order.
+pub fn analysed_sessions(
+    groups: &[Vec<PathBuf>],
+    opts: &FrontEndOptions,
+    adaptive: Option<&AdaptiveNoiseSuppression>,
+    progress: &(dyn Fn() + Sync),
+) -> Result<(Vec<FeatureMatrix>, Vec<RecordingAnalysis>), RecipeError> {
     groups
         .par_iter()
         .map(|paths| {
-            let feats = features_of_session(paths, opts, adaptive);
+            let analysed = analysed_session(paths, opts, adaptive);
             progress();
-            feats
+            analysed
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| v.into_iter().unzip())
 }

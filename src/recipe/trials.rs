@@ -338,14 +338,13 @@ pub fn analysed_items(
                     .map_err(|e| RecipeError::stage("front end", e.to_string()))?;
                 let plain = fe.compute(&w.samples).map_err(stage)?;
                 let energy = EnergyRange::of_log_energy(fe.log_energy());
-                let spread = energy.spread_nats().unwrap_or(f64::NAN);
                 if let (Some(ns), Some(s)) = (adaptive, suppressed.as_mut()) {
                     if ns.applies_to(&energy) {
                         let features = s.compute(&w.samples).map_err(stage)?.features;
-                        return Ok((features, RecordingAnalysis::new(spread, true)));
+                        return Ok((features, RecordingAnalysis::of(&energy, true)));
                     }
                 }
-                Ok((plain.features, RecordingAnalysis::new(spread, false)))
+                Ok((plain.features, RecordingAnalysis::of(&energy, false)))
             },
         )
         .collect::<Result<Vec<_>, _>>()

@@ -213,13 +213,8 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
         .save(&fusion_path, &front_end, &components)
         .with_context(|| format!("saving {}", fusion_path.display()))?;
     if let Some(path) = &args.trial_scores {
-        let mut out = String::from(quivox::recipe::backend::HeldOutTrialRow::TSV_HEADER);
-        out.push('\n');
-        for row in &report.held_out_trials {
-            out.push_str(&row.tsv());
-            out.push('\n');
-        }
-        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+        let text = quivox::recipe::backend::held_out_trials_tsv(&report.held_out_trials);
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
