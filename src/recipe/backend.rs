@@ -99,7 +99,7 @@ pub struct IvectorRecipeOptions {
     pub system: IvectorSystemOptions,
     /// Total-variability training (dimension, iterations). Default dim 200, 6 iterations.
     pub tv: IvectorTrainOptions,
-    /// Back-end options. Default: LDA to 100, no WCCN, no S-norm.
+    /// Back-end options. Default: LDA to 200 (square, as shipped), no WCCN, no S-norm.
     pub backend: BackendOptions,
     /// Frames per background chunk for T / LDA / PLDA training. Default 500 (5 s of speech).
     pub chunk_frames: usize,
@@ -115,7 +115,7 @@ impl Default for IvectorRecipeOptions {
                 ..Default::default()
             },
             backend: BackendOptions {
-                lda_dim: Some(100),
+                lda_dim: Some(200),
                 ..Default::default()
             },
             chunk_frames: 500,
@@ -891,14 +891,7 @@ impl Default for BackendRecipeOptions {
         let gmm = super::gmm::GmmRecipeOptions::default();
         Self {
             front_end: gmm.front_end,
-            ivector: IvectorRecipeOptions {
-                tv: IvectorTrainOptions {
-                    dim: 100,
-                    iterations: 6,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            ivector: IvectorRecipeOptions::default(),
             embedding: EmbeddingRecipeOptions::default(),
             holdout_every: gmm.holdout_every,
             holdout_min_utterances: gmm.holdout_min_utterances,

@@ -34,11 +34,11 @@ pub struct TrainBackendArgs {
     #[arg(long, default_value = "models")]
     pub out_dir: PathBuf,
     /// I-vector dimension (size of T: components x feature dim x this, f32 in the file).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 200)]
     pub ivector_dim: usize,
     /// LDA output dimension of the i-vector back end (at most the i-vector dimension; the PLDA
     /// works in it).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 200)]
     pub ivector_lda_dim: usize,
     /// Total-variability EM iterations.
     #[arg(long, default_value_t = 6)]
