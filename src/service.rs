@@ -164,6 +164,17 @@ pub struct EnrollReport {
     pub audio_kept: usize,
 }
 
+/// What a voiceprint migration did ([`Service::migrate_voiceprints`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationReport {
+    /// Model version the voiceprints were read under.
+    pub from_version: String,
+    /// Model version they are stored under now (the loaded models').
+    pub to_version: String,
+    /// Speakers whose voiceprint was re-derived and stored, sorted.
+    pub migrated: Vec<SpeakerId>,
+}
+
 /// The answer to a claimed identity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
@@ -299,6 +310,55 @@ impl Service {
             .map(|s| s.id)
             .filter(|id| !live.contains(id))
             .collect())
+    }
+
+    /// Moves the voiceprints enrolled with `older` models to the loaded ones without the callers'
+    /// audio: each voiceprint's stored statistics are re-derived into a voiceprint of these
+    /// models ([`Engine::rederive_voiceprint`]) and replace it in the store (an audited model
+    /// update per speaker, so the older models no longer see it), and the engine scores them at
+    /// once. Refused, with nothing changed, when the statistics are not compatible
+    /// ([`VoiceModels::check_statistics_compatible`]) or when `older` are the loaded models.
+    /// Every voiceprint is re-derived before the first is stored; running it again after a
+    /// failure, or twice, migrates what is left.
+    pub fn migrate_voiceprints(
+        &self,
+        actor: &Actor,
+        older: &VoiceModels,
+    ) -> Result<MigrationReport, ServiceError> {
+        if older.version == self.model_version {
+            return Err(ServiceError::InvalidRequest {
+                field: "older models",
+                problem: format!(
+                    "version {} is the loaded models' own: expected the models the voiceprints \
+                     were enrolled with",
+                    older.version
+                ),
+            });
+        }
+        self.engine.models().check_statistics_compatible(older)?;
+        let mut store = self.store();
+        let mut prints = Vec::new();
+        for (speaker, bytes) in store.load_models(VOICEPRINT_KIND, &older.version)? {
+            let print = self
+                .engine
+                .rederive_voiceprint(&speaker, &Voiceprint::from_bytes(&bytes)?)?;
+            prints.push((speaker, print));
+        }
+        for (speaker, print) in &prints {
+            let blob = ModelBlob {
+                kind: VOICEPRINT_KIND.into(),
+                model_version: self.model_version.clone(),
+                bytes: print.to_bytes(),
+            };
+            store.update_model(actor, speaker, &blob)?;
+        }
+        let migrated: Vec<SpeakerId> = prints.iter().map(|(s, _)| s.clone()).collect();
+        self.engine.insert_voiceprints(prints)?;
+        Ok(MigrationReport {
+            from_version: older.version.clone(),
+            to_version: self.model_version.clone(),
+            migrated,
+        })
     }
 
     /// Enrolls a new speaker, or adds audio to an enrolled one. Nothing is stored and nothing

@@ -385,6 +385,37 @@ impl VoiceModels {
         let n = feats.num_frames();
         Ok(raw.into_iter().map(|s| self.gmm.calibrate(s, n)).collect())
     }
+
+    /// Checks that voiceprints enrolled with `older` can be re-derived for these models from
+    /// the statistics they carry ([`Engine::rederive_voiceprint`]), without the audio: the
+    /// statistics depend only on the front end, the GMM-UBM's UBM, the i-vector system's UBM
+    /// and posterior options, and the encoder and embedder, so a new MAP relevance, cohort,
+    /// calibration, total-variability matrix, LDA, PLDA or fusion carries over. The error says
+    /// what differs.
+    pub fn check_statistics_compatible(&self, older: &VoiceModels) -> Result<(), EngineError> {
+        let difference = if self.front_end != older.front_end {
+            Some("the front end differs".to_string())
+        } else if self.gmm.ubm != older.gmm.ubm {
+            Some("the GMM-UBM's UBM differs".to_string())
+        } else {
+            match (self.backends.as_deref(), older.backends.as_deref()) {
+                (Some(new), Some(old)) => new.statistics_difference(old),
+                (Some(_), None) => Some(
+                    "the older models are a GMM-UBM alone: their voiceprints have no i-vector or \
+                     embedding statistics"
+                        .to_string(),
+                ),
+                (None, _) => None,
+            }
+        };
+        match difference {
+            None => Ok(()),
+            Some(what) => Err(EngineError::Voiceprint(format!(
+                "voiceprints of {} cannot be re-derived for {}: {what}; re-enroll the speakers",
+                older.version, self.version
+            ))),
+        }
+    }
 }
 
 fn read_model_bytes(path: &Path) -> Result<Vec<u8>, EngineError> {
@@ -1194,6 +1225,50 @@ impl Engine {
             }
             Ok(())
         })
+    }
+
+    /// The voiceprint these models give from the statistics stored in `print`, a voiceprint
+    /// enrolled with older models whose statistics are compatible
+    /// ([`VoiceModels::check_statistics_compatible`], which the caller checks): the MAP model,
+    /// the GMM-UBM cohort statistics and the back ends' enrollments are computed anew, exactly as
+    /// enrolling the same audio with these models would give them. Not inserted.
+    pub fn rederive_voiceprint(
+        &self,
+        speaker: &SpeakerId,
+        print: &Voiceprint,
+    ) -> Result<Voiceprint, EngineError> {
+        let ubm = &self.models.gmm.ubm;
+        if print.stats.num_components() != ubm.num_components() || print.stats.dim() != ubm.dim() {
+            return Err(EngineError::Voiceprint(format!(
+                "statistics {}×{}; expected the UBM's {}×{} (components × dim)",
+                print.stats.num_components(),
+                print.stats.dim(),
+                ubm.num_components(),
+                ubm.dim()
+            )));
+        }
+        if let (Some(b), Some(part)) = (self.models.backends.as_deref(), &print.backend) {
+            let expected = b.empty_stats();
+            let got = &part.stats.ivector;
+            if got.num_components() != expected.ivector.num_components()
+                || got.dim != expected.ivector.dim
+            {
+                return Err(EngineError::Voiceprint(format!(
+                    "i-vector statistics {}×{}; expected {}×{}",
+                    got.num_components(),
+                    got.dim,
+                    expected.ivector.num_components(),
+                    expected.ivector.dim
+                )));
+            }
+        }
+        let stats = print.enroll_stats();
+        if self.models.backends.is_some() && stats.backend.is_none() {
+            return Err(EngineError::Voiceprint(
+                "no i-vector / embedding statistics, which the fused models need: re-enroll".into(),
+            ));
+        }
+        self.voiceprint_from(speaker, stats)
     }
 
     /// The voiceprint of an enrolled speaker.

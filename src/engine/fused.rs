@@ -70,6 +70,8 @@ pub struct FusedBackends {
     /// Content version of the five model files: `"fused-"` + 16 hex digits of SHA-256 over their
     /// checksums.
     pub version: String,
+    /// SHA-256 (hex) of the encoder weights file.
+    pub encoder_sha256: String,
 }
 
 /// Sufficient quantities of enrollment speech for the two back ends (additive over recordings).
@@ -194,7 +196,7 @@ impl FusedBackends {
                     .into(),
             ));
         }
-        shas.push(encoder_sha);
+        shas.push(encoder_sha.clone());
         shas.push(file_sha256(&fusion_path)?);
         let refs: Vec<&str> = shas.iter().map(String::as_str).collect();
         Ok(Self {
@@ -205,7 +207,33 @@ impl FusedBackends {
             fusion: fused.fusion,
             quality: fused.quality,
             version: format!("fused-{}", sha16(&refs)),
+            encoder_sha256: encoder_sha,
         })
+    }
+
+    /// What makes the back-end statistics of voiceprints enrolled with `older` unusable here,
+    /// if anything: the statistics ([`BackendStats`]) are the i-vector system's Baum–Welch
+    /// statistics over its UBM (with its posterior options) and the sums of the encoder's
+    /// partial embeddings, so they carry over when those are the same, whatever T, LDA, PLDA,
+    /// calibration or fusion changed.
+    pub fn statistics_difference(&self, older: &FusedBackends) -> Option<String> {
+        if self.ivector.ubm != older.ivector.ubm {
+            Some("the i-vector system's UBM differs".into())
+        } else if self.ivector.options != older.ivector.options {
+            Some(format!(
+                "the i-vector statistics options differ ({:?} against {:?})",
+                self.ivector.options, older.ivector.options
+            ))
+        } else if self.encoder_sha256 != older.encoder_sha256 {
+            Some(format!(
+                "the encoder weights differ (SHA-256 {} against {})",
+                self.encoder_sha256, older.encoder_sha256
+            ))
+        } else if self.embedder != older.embedder {
+            Some("the embedder options differ".into())
+        } else {
+            None
+        }
     }
 
     /// An embedder for batch (enrollment) audio: recordings analysed with the noise suppressor

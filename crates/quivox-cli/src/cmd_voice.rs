@@ -121,13 +121,72 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
     let missing = service.speakers_without_voiceprint()?;
     if !missing.is_empty() {
         crate::outcome::warn(&format!(
-            "{} enrolled speakers have no voiceprint for the models {} ({}): re-enroll them or load their models",
+            "{} enrolled speakers have no voiceprint for the models {} ({}): re-enroll them, load their models, or move their voiceprints with `quivox migrate --from-models DIR` when only the back ends changed",
             missing.len(),
             service.model_version(),
             missing.iter().take(5).map(|s| s.0.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
     Ok(service)
+}
+
+/// Arguments of `quivox migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The models the stored voiceprints were enrolled with (a models folder or a GMM-UBM
+    /// file); the voiceprints move to the loaded models (`--models`).
+    #[arg(long, value_name = "PATH")]
+    pub from_models: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `quivox migrate`: re-derives the voiceprints enrolled with older models for the loaded ones
+/// from their stored statistics (no audio), when the statistics carry over.
+pub fn migrate(args: &MigrateArgs) -> anyhow::Result<Exit> {
+    let settings = Settings::resolve(&args.common, &ProcessEnv)?;
+    if !args.from_models.exists() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!("older models {} do not exist", args.from_models.display()),
+        )
+        .into());
+    }
+    let older = quivox::engine::VoiceModels::load(&args.from_models)
+        .with_context(|| format!("loading the older models {}", args.from_models.display()))?;
+    let service = open_service(&settings)?;
+    let report = service
+        .migrate_voiceprints(&Actor::now(&settings.operator), &older)
+        .map_err(|e| match e {
+            quivox::service::ServiceError::InvalidRequest { .. } => {
+                CliError::new(Exit::Usage, e.to_string()).into()
+            }
+            other => anyhow::Error::from(other),
+        })?;
+    if settings.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "moved {} voiceprints from models {} to {}{}",
+            report.migrated.len(),
+            report.from_version,
+            report.to_version,
+            if report.migrated.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ": {}",
+                    report
+                        .migrated
+                        .iter()
+                        .map(|s| s.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 fn read_files(files: &[PathBuf], audio: &AudioArgs) -> anyhow::Result<Vec<Waveform>> {

@@ -79,6 +79,10 @@ enum Command {
     Purge(cmd_store::PurgeArgs),
     /// Check the store's integrity (every blob decrypts, consent present, no orphans).
     Check(cmd_store::PlainArgs),
+    /// Move the voiceprints enrolled with older models to the loaded ones, from their stored
+    /// statistics (no audio; when only MAP, cohort, i-vector back end, calibration or fusion
+    /// changed); audited.
+    Migrate(cmd_voice::MigrateArgs),
     /// Enroll the fixture speakers into a temporary store and identify held-out calls.
     Demo(cmd_demo::DemoArgs),
     /// Compute Kaldi-compatible MFCC features of a WAV (.npy or .csv).
@@ -119,6 +123,7 @@ fn run(command: Command) -> anyhow::Result<Exit> {
         Command::Retention(args) => cmd_store::retention(&args)?,
         Command::Purge(args) => cmd_store::purge(&args)?,
         Command::Check(args) => cmd_store::check(&args)?,
+        Command::Migrate(args) => return cmd_voice::migrate(&args),
         Command::Demo(args) => cmd_demo::run(&args)?,
         Command::Features(args) => cmd_features::run(&args)?,
         Command::TrainUbm(args) => cmd_train::run(&args)?,

@@ -461,3 +461,68 @@ fn speakers_enrolled_with_other_models_are_warned_about() {
                 .and(predicate::str::contains("old-model-speaker")),
         );
 }
+
+#[test]
+fn migrate_moves_voiceprints_to_other_models_from_their_statistics() {
+    let f = Fixture::new();
+    for (speaker, number) in [("so0457", "+1 555 0100"), ("so1027", "+1 555 0101")] {
+        let report = f.json(&[
+            "enroll",
+            speaker,
+            &fixture_wav(speaker, "enroll"),
+            "--number",
+            number,
+            "--consent",
+            "ivr-recorded",
+            "--consent-ref",
+            "test",
+        ]);
+        assert_eq!(report["new_speaker"], true, "{report}");
+    }
+    // The loaded models' own voiceprints: nothing to move, a usage error.
+    f.cmd(&["migrate", "--from-models", "models"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("loaded models' own"));
+    // GMM-UBM-alone voiceprints cannot become fused ones (no i-vector or embedding statistics);
+    // nothing is stored, exit 1.
+    f.cmd(&["migrate", "--from-models", "models/gmm-ubm.qvx"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("GMM-UBM alone"));
+    // Fused voiceprints carry the GMM-UBM statistics, so the GMM-UBM alone can take them over.
+    let report = f.json(&[
+        "migrate",
+        "--from-models",
+        "models",
+        "--models",
+        "models/gmm-ubm.qvx",
+    ]);
+    assert_eq!(
+        report["migrated"],
+        serde_json::json!(["so0457", "so1027"]),
+        "{report}"
+    );
+    assert!(report["to_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("gmm-ubm-"));
+    let out = f.json(&[
+        "identify",
+        &fixture_wav("so1027", "call"),
+        "--number",
+        "+1 555 0101",
+        "--models",
+        "models/gmm-ubm.qvx",
+    ]);
+    assert_eq!(out["final"]["decision"]["speaker"], "so1027", "{out}");
+    // Moved, the voiceprints are no longer of the fused models.
+    f.cmd(&["migrate", "--from-models", "models/gmm-ubm.qvx"])
+        .assert()
+        .code(1);
+    let shown = f.json(&["show", "so1027"]);
+    assert!(
+        shown.to_string().contains("gmm-ubm-"),
+        "the stored voiceprint is tagged with the GMM-UBM version: {shown}"
+    );
+}
