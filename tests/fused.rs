@@ -16,11 +16,11 @@ use quivox::engine::{
     analyze, caller_posterior, CallInfo, Decision, DecisionEvent, Engine, EngineError,
     EngineOptions, NumberDirectory, PriorOptions, SpeakerId, VoiceModels, Voiceprint,
 };
-use quivox::service::{EnrollRequest, Service, ServiceOptions};
-use quivox::store::{Actor, Consent, SqliteStore, StoreKey};
+use quivox::service::{Service, ServiceOptions};
+use quivox::store::{Actor, SqliteStore, StoreKey};
 
 mod common;
-use common::{fixture, root};
+use common::{enroll_request, fixture, root};
 
 fn models() -> VoiceModels {
     VoiceModels::load(&root().join("models")).unwrap()
@@ -313,23 +313,6 @@ fn streaming_fused_llrs_match_the_batch_systems() {
     }
 }
 
-fn request(speaker: &str, number: &str) -> EnrollRequest {
-    EnrollRequest {
-        speaker: SpeakerId::from(speaker),
-        display_name: format!("Customer {speaker}"),
-        external_id: None,
-        numbers: vec![number.into()],
-        consent: Consent {
-            given_at: 1_700_000_000,
-            method: "recorded-ivr".into(),
-            operator: "test".into(),
-            reference: "tests/fused.rs".into(),
-        },
-        recordings: vec![fixture(speaker, "enroll")],
-        keep_audio: false,
-    }
-}
-
 fn open(path: &Path, key: &StoreKey, models: &Path) -> Service {
     let store = SqliteStore::open_sqlite(path, key.clone()).unwrap();
     Service::open_model_file(models, Box::new(store), ServiceOptions::default()).unwrap()
@@ -349,7 +332,7 @@ fn fused_service_identifies_after_a_restart_and_keeps_model_versions_apart() {
             ("so0457", "+44 20 7946 0001"),
             ("so1027", "+44 20 7946 0001"),
         ] {
-            service.enroll(&actor, &request(id, number)).unwrap();
+            service.enroll(&actor, &enroll_request(id, number)).unwrap();
         }
     }
     let service = open(&path, &key, &folder);

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use quivox::engine::fused::{FusedBackends, GMM_FILE};
 use quivox::engine::{CallInfo, Decision, Engine, EngineOptions, SpeakerId, VoiceModels};
-use quivox::service::{EnrollRequest, Service, ServiceError, ServiceOptions};
-use quivox::store::{Actor, AuditAction, Consent, SqliteStore, StoreKey};
+use quivox::service::{Service, ServiceError, ServiceOptions};
+use quivox::store::{Actor, AuditAction, SqliteStore, StoreKey};
 
 mod common;
-use common::{fixture, root};
+use common::{enroll_request, fixture, root};
 
 fn shipped() -> VoiceModels {
     VoiceModels::load(&root().join("models")).unwrap()
@@ -101,23 +101,6 @@ fn incompatible_statistics_are_refused_with_what_differs() {
     assert!(err.to_string().contains("i-vector statistics"), "{err}");
 }
 
-fn request(speaker: &str, number: &str) -> EnrollRequest {
-    EnrollRequest {
-        speaker: SpeakerId::from(speaker),
-        display_name: format!("Customer {speaker}"),
-        external_id: None,
-        numbers: vec![number.into()],
-        consent: Consent {
-            given_at: 1_700_000_000,
-            method: "recorded-ivr".into(),
-            operator: "test".into(),
-            reference: "tests/migration.rs".into(),
-        },
-        recordings: vec![fixture(speaker, "enroll")],
-        keep_audio: false,
-    }
-}
-
 fn open(path: &Path, key: &StoreKey, models: VoiceModels) -> Service {
     let store = SqliteStore::open_sqlite(path, key.clone()).unwrap();
     let version = models.version.clone();
@@ -134,7 +117,7 @@ fn a_store_moves_to_new_models_without_re_enrollment() {
         let service = open(&path, &key, shipped());
         let actor = Actor::new("agent", 1_700_000_000);
         for id in ["so0457", "so1027"] {
-            service.enroll(&actor, &request(id, number)).unwrap();
+            service.enroll(&actor, &enroll_request(id, number)).unwrap();
         }
     }
     let service = open(&path, &key, retrained());

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use quivox::audio::{ChannelPolicy, Waveform};
+use quivox::engine::SpeakerId;
 use quivox::recipe::read_telephone_wav;
+use quivox::service::EnrollRequest;
+use quivox::store::Consent;
 
 /// The repository root (where `models/` and `audio-fixtures/` are).
 pub fn root() -> PathBuf {
@@ -17,4 +20,23 @@ pub fn fixture(speaker: &str, what: &str) -> Waveform {
         ChannelPolicy::RequireMono,
     )
     .unwrap()
+}
+
+/// An enrollment of a demo speaker from its `enroll` fixture, on one number, with a consent record.
+#[allow(dead_code)] // not every test binary that shares this module enrolls through the service
+pub fn enroll_request(speaker: &str, number: &str) -> EnrollRequest {
+    EnrollRequest {
+        speaker: SpeakerId::from(speaker),
+        display_name: format!("Customer {speaker}"),
+        external_id: None,
+        numbers: vec![number.into()],
+        consent: Consent {
+            given_at: 1_700_000_000,
+            method: "recorded-ivr".into(),
+            operator: "test".into(),
+            reference: "integration test".into(),
+        },
+        recordings: vec![fixture(speaker, "enroll")],
+        keep_audio: false,
+    }
 }
