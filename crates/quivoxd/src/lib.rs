@@ -75,6 +75,16 @@ impl Backend {
         options.engine = config.engine.clone();
         let service = Service::open_model_file(&config.model.path, store, options)
             .with_context(|| format!("loading model {}", config.model.path.display()))?;
+        let missing = service.speakers_without_voiceprint()?;
+        if !missing.is_empty() {
+            tracing::warn!(
+                speakers = missing.len(),
+                model_version = service.model_version(),
+                "enrolled speakers have no voiceprint for these models and will not be recognised: \
+                 move their voiceprints with `quivox migrate --from-models OLD` (when only the back \
+                 ends changed) or re-enroll them"
+            );
+        }
         Ok(Self {
             service,
             operator: config.store.operator.clone(),
