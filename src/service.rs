@@ -173,6 +173,19 @@ pub struct MigrationReport {
     pub to_version: String,
     /// Speakers whose voiceprint was re-derived and stored, sorted.
     pub migrated: Vec<SpeakerId>,
+    /// Speakers whose voiceprint could not be re-derived (e.g. less speech than the loaded
+    /// engine's `min_enroll_speech_ms`): their voiceprint of the older models is left as it was;
+    /// re-enroll them. Sorted.
+    pub not_migrated: Vec<MigrationFailure>,
+}
+
+/// A voiceprint [`Service::migrate_voiceprints`] left where it was, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationFailure {
+    /// Whose.
+    pub speaker: SpeakerId,
+    /// What the engine said.
+    pub problem: String,
 }
 
 /// The answer to a claimed identity.
@@ -318,8 +331,10 @@ impl Service {
     /// update per speaker, so the older models no longer see it), and the engine scores them at
     /// once. Refused, with nothing changed, when the statistics are not compatible
     /// ([`VoiceModels::check_statistics_compatible`]) or when `older` are the loaded models.
-    /// Every voiceprint is re-derived before the first is stored; running it again after a
-    /// failure, or twice, migrates what is left.
+    /// A voiceprint that cannot be re-derived is reported in
+    /// [`MigrationReport::not_migrated`] and left as it was; the others move. A store error
+    /// stops the migration after the voiceprints stored so far (which the engine then scores);
+    /// running it again, or twice, migrates what is left.
     pub fn migrate_voiceprints(
         &self,
         actor: &Actor,
@@ -338,26 +353,44 @@ impl Service {
         self.engine.models().check_statistics_compatible(older)?;
         let mut store = self.store();
         let mut prints = Vec::new();
+        let mut not_migrated = Vec::new();
         for (speaker, bytes) in store.load_models(VOICEPRINT_KIND, &older.version)? {
-            let print = self
-                .engine
-                .rederive_voiceprint(&speaker, &Voiceprint::from_bytes(&bytes)?)?;
-            prints.push((speaker, print));
+            match Voiceprint::from_bytes(&bytes)
+                .and_then(|print| self.engine.rederive_voiceprint(&speaker, &print))
+            {
+                Ok(print) => prints.push((speaker, print)),
+                Err(e) => not_migrated.push(MigrationFailure {
+                    speaker,
+                    problem: e.to_string(),
+                }),
+            }
         }
-        for (speaker, print) in &prints {
+        let mut stored = Vec::with_capacity(prints.len());
+        let mut store_error = None;
+        for (speaker, print) in prints {
             let blob = ModelBlob {
                 kind: VOICEPRINT_KIND.into(),
                 model_version: self.model_version.clone(),
                 bytes: print.to_bytes(),
             };
-            store.update_model(actor, speaker, &blob)?;
+            match store.update_model(actor, &speaker, &blob) {
+                Ok(_) => stored.push((speaker, print)),
+                Err(e) => {
+                    store_error = Some(e);
+                    break;
+                }
+            }
         }
-        let migrated: Vec<SpeakerId> = prints.iter().map(|(s, _)| s.clone()).collect();
-        self.engine.insert_voiceprints(prints)?;
+        let migrated: Vec<SpeakerId> = stored.iter().map(|(s, _)| s.clone()).collect();
+        self.engine.insert_voiceprints(stored)?;
+        if let Some(e) = store_error {
+            return Err(e.into());
+        }
         Ok(MigrationReport {
             from_version: older.version.clone(),
             to_version: self.model_version.clone(),
             migrated,
+            not_migrated,
         })
     }
 

@@ -101,10 +101,14 @@ fn incompatible_statistics_are_refused_with_what_differs() {
     assert!(err.to_string().contains("i-vector statistics"), "{err}");
 }
 
-fn open(path: &Path, key: &StoreKey, models: VoiceModels) -> Service {
+fn open_with(path: &Path, key: &StoreKey, models: VoiceModels, options: ServiceOptions) -> Service {
     let store = SqliteStore::open_sqlite(path, key.clone()).unwrap();
     let version = models.version.clone();
-    Service::open(models, version, Box::new(store), ServiceOptions::default()).unwrap()
+    Service::open(models, version, Box::new(store), options).unwrap()
+}
+
+fn open(path: &Path, key: &StoreKey, models: VoiceModels) -> Service {
+    open_with(path, key, models, ServiceOptions::default())
 }
 
 #[test]
@@ -113,14 +117,26 @@ fn a_store_moves_to_new_models_without_re_enrollment() {
     let path = dir.path().join("store.sqlite");
     let key = StoreKey::generate();
     let number = "+44 20 7946 0001";
+    let mut speech_ms = Vec::new();
     {
         let service = open(&path, &key, shipped());
         let actor = Actor::new("agent", 1_700_000_000);
         for id in ["so0457", "so1027"] {
-            service.enroll(&actor, &enroll_request(id, number)).unwrap();
+            let report = service.enroll(&actor, &enroll_request(id, number)).unwrap();
+            speech_ms.push((report.total_speech_ms, SpeakerId::from(id)));
         }
     }
-    let service = open(&path, &key, retrained());
+    speech_ms.sort();
+    let [(less_ms, less), (more_ms, more)] = <[_; 2]>::try_from(speech_ms).unwrap();
+    assert!(
+        less_ms < more_ms,
+        "the fixtures' enrollments have different net speech"
+    );
+    // First with an engine that asks for more speech than one of the two voiceprints has: that
+    // one stays where it was, the other moves.
+    let mut strict = ServiceOptions::default();
+    strict.engine.min_enroll_speech_ms = more_ms;
+    let service = open_with(&path, &key, retrained(), strict);
     // Before: the voiceprints are of the older models, so nobody is scored.
     assert_eq!(service.engine().population().len(), 0);
     assert_eq!(service.speakers_without_voiceprint().unwrap().len(), 2);
@@ -131,10 +147,22 @@ fn a_store_moves_to_new_models_without_re_enrollment() {
     let report = service
         .migrate_voiceprints(&Actor::new("ops", 1_700_000_100), &shipped())
         .unwrap();
-    assert_eq!(
-        report.migrated,
-        vec![SpeakerId::from("so0457"), SpeakerId::from("so1027")]
+    assert_eq!(report.migrated, vec![more.clone()]);
+    assert_eq!(report.not_migrated.len(), 1, "{report:?}");
+    assert_eq!(report.not_migrated[0].speaker, less);
+    assert!(
+        report.not_migrated[0].problem.contains("speech"),
+        "{report:?}"
     );
+    assert_eq!(service.speakers_without_voiceprint().unwrap(), vec![less]);
+    drop(service);
+    // The default engine takes the rest.
+    let service = open(&path, &key, retrained());
+    let report = service
+        .migrate_voiceprints(&Actor::new("ops", 1_700_000_150), &shipped())
+        .unwrap();
+    assert_eq!(report.migrated.len(), 1);
+    assert!(report.not_migrated.is_empty());
     assert_eq!(report.to_version, "fused-test-retrained");
     assert_eq!(service.engine().population().len(), 2);
     assert!(service.speakers_without_voiceprint().unwrap().is_empty());

@@ -163,30 +163,41 @@ pub fn migrate(args: &MigrateArgs) -> anyhow::Result<Exit> {
             }
             other => anyhow::Error::from(other),
         })?;
+    let exit = if report.not_migrated.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Refused
+    };
     if settings.json {
         print_json(&report)?;
-    } else {
-        println!(
-            "moved {} voiceprints from models {} to {}{}",
-            report.migrated.len(),
-            report.from_version,
-            report.to_version,
-            if report.migrated.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ": {}",
-                    report
-                        .migrated
-                        .iter()
-                        .map(|s| s.0.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        );
+        return Ok(exit);
     }
-    Ok(Exit::Ok)
+    for failure in &report.not_migrated {
+        crate::outcome::warn(&format!(
+            "{} not moved (its voiceprint of {} stays; re-enroll): {}",
+            failure.speaker.0, report.from_version, failure.problem
+        ));
+    }
+    println!(
+        "moved {} voiceprints from models {} to {}{}",
+        report.migrated.len(),
+        report.from_version,
+        report.to_version,
+        if report.migrated.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ": {}",
+                report
+                    .migrated
+                    .iter()
+                    .map(|s| s.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    Ok(exit)
 }
 
 fn read_files(files: &[PathBuf], audio: &AudioArgs) -> anyhow::Result<Vec<Waveform>> {
