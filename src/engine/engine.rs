@@ -1237,38 +1237,14 @@ impl Engine {
         speaker: &SpeakerId,
         print: &Voiceprint,
     ) -> Result<Voiceprint, EngineError> {
-        let ubm = &self.models.gmm.ubm;
-        if print.stats.num_components() != ubm.num_components() || print.stats.dim() != ubm.dim() {
-            return Err(EngineError::Voiceprint(format!(
-                "statistics {}×{}; expected the UBM's {}×{} (components × dim)",
-                print.stats.num_components(),
-                print.stats.dim(),
-                ubm.num_components(),
-                ubm.dim()
-            )));
-        }
-        if let (Some(b), Some(part)) = (self.models.backends.as_deref(), &print.backend) {
-            let expected = b.empty_stats();
-            let got = &part.stats.ivector;
-            if got.num_components() != expected.ivector.num_components()
-                || got.dim != expected.ivector.dim
-            {
-                return Err(EngineError::Voiceprint(format!(
-                    "i-vector statistics {}×{}; expected {}×{}",
-                    got.num_components(),
-                    got.dim,
-                    expected.ivector.num_components(),
-                    expected.ivector.dim
-                )));
-            }
-        }
-        let stats = print.enroll_stats();
-        if self.models.backends.is_some() && stats.backend.is_none() {
+        // Statistics of another shape are refused where they are used: by the MAP update
+        // (against the UBM) and by the i-vector extractor.
+        if self.models.backends.is_some() && print.backend.is_none() {
             return Err(EngineError::Voiceprint(
                 "no i-vector / embedding statistics, which the fused models need: re-enroll".into(),
             ));
         }
-        self.voiceprint_from(speaker, stats)
+        self.voiceprint_from(speaker, print.enroll_stats())
     }
 
     /// The voiceprint of an enrolled speaker.
