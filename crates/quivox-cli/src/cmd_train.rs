@@ -9,6 +9,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quivox::eval::Background;
 use quivox::recipe::gmm::{train_gmm_ubm_system, GmmRecipeOptions, GmmRecipeProgress};
 
+/// The background split shared by `train-ubm`, `train-cohort` and `train-backend`.
+#[derive(Debug, Args)]
+pub struct HoldoutArgs {
+    /// Hold out every n-th background speaker with enough files (15) for the calibration
+    /// trials; must be the same in train-ubm, train-cohort and train-backend, so that no model has
+    /// seen the calibration speakers.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
+    pub holdout_every: u64,
+}
+
+impl HoldoutArgs {
+    /// The recipes' `holdout_every`.
+    pub fn every(&self) -> usize {
+        self.holdout_every as usize
+    }
+}
+
 /// Arguments of `quivox train-ubm`.
 #[derive(Debug, Args)]
 pub struct TrainUbmArgs {
@@ -24,11 +41,8 @@ pub struct TrainUbmArgs {
     /// Seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Hold out every n-th background speaker with enough files (15) for the calibration
-    /// trials; must be the same in train-ubm, train-cohort and train-backend, so that no model has
-    /// seen the calibration speakers.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
-    pub holdout_every: u64,
+    #[command(flatten)]
+    pub holdout: HoldoutArgs,
     /// MAP relevance factor for the means, frames.
     #[arg(long, default_value_t = 8.0)]
     pub relevance: f64,
@@ -103,7 +117,7 @@ pub fn run(args: &TrainUbmArgs) -> anyhow::Result<()> {
     opts.system.map.mean_tau = args.relevance;
     opts.system.top_c = args.top_c;
     opts.word_trial_repeats = args.word_trial_repeats;
-    opts.holdout_every = args.holdout_every as usize;
+    opts.holdout_every = args.holdout.every();
     if let Some(low) = args.mel_low_hz {
         opts.front_end.mfcc.low_freq_hz = low;
     }
@@ -194,11 +208,8 @@ pub struct TrainCohortArgs {
     /// Calibrate on clean held-out trials only (default: clean and channel-copy tests).
     #[arg(long)]
     pub clean_trials_only: bool,
-    /// Hold out every n-th background speaker with enough files (15) for the calibration
-    /// trials; must be the same in train-ubm, train-cohort and train-backend, so that no model has
-    /// seen the calibration speakers.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
-    pub holdout_every: u64,
+    #[command(flatten)]
+    pub holdout: HoldoutArgs,
     /// Output system file (may be the input).
     #[arg(long, default_value = "models/gmm-ubm.qvx")]
     pub out: PathBuf,
@@ -219,7 +230,7 @@ pub fn run_cohort(args: &TrainCohortArgs) -> anyhow::Result<()> {
     opts.cohort.top_k = args.top_k;
     opts.cohort.utterance_frames = args.utterance_frames;
     opts.channel_trials = !args.clean_trials_only;
-    opts.holdout_every = args.holdout_every as usize;
+    opts.holdout_every = args.holdout.every();
     let (system, report) = add_gmm_cohort(&system, &front_end, &bg, &opts, &|stage| {
         eprintln!("{stage}...")
     })?;

@@ -46,11 +46,8 @@ pub struct TrainBackendArgs {
     /// Seed of the total-variability initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Hold out every n-th background speaker with enough files (15) for the calibration
-    /// trials; must be the same in train-ubm, train-cohort and train-backend, so that no model has
-    /// seen the calibration speakers.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
-    pub holdout_every: u64,
+    #[command(flatten)]
+    pub holdout: crate::cmd_train::HoldoutArgs,
     /// Weight (repetitions) of the held-out isolated-word speakers' trials in the calibrations
     /// and the fusion (1: counted once, like every other trial; measured best, README).
     #[arg(long, default_value_t = 1)]
@@ -141,7 +138,7 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
     opts.ivector.backend.lda_dim = Some(args.ivector_lda_dim);
     opts.ivector.tv.iterations = args.tv_iters;
     opts.ivector.tv.seed = args.seed;
-    opts.holdout_every = args.holdout_every as usize;
+    opts.holdout_every = args.holdout.every();
     opts.word_trial_repeats = args.word_trial_repeats;
     opts.channel_trials = !args.clean_trials_only;
     opts.quality_measures = args.quality_calibration.clone().unwrap_or_default();
