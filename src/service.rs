@@ -139,7 +139,8 @@ pub struct EnrollRequest {
     pub numbers: Vec<String>,
     /// The consent under which this audio is enrolled.
     pub consent: Consent,
-    /// Recordings at the models' sample rate (8 kHz).
+    /// Recordings at the models' sample rate (8 kHz), one session: concatenated in this order
+    /// ([`Engine::enroll`]); a later request for the same speaker adds another session.
     pub recordings: Vec<Waveform>,
     /// Keep the recordings, encrypted, in the store (default: no raw audio is kept).
     pub keep_audio: bool,

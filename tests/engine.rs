@@ -363,7 +363,10 @@ fn enrollment_quality_refusals_and_updates() {
     ));
     assert!(engine.population().is_empty());
 
-    // Enrolling in two parts (enroll + add_audio) equals enrolling everything at once.
+    // Recordings given together are one session, concatenated: the two parts of the file give
+    // exactly the whole file's voiceprint. Audio added later (`add_audio`, another call) is
+    // another session: its statistics (of the part analysed on its own) are added to the
+    // voiceprint's and the model is re-adapted from the sum.
     let n = enroll.samples.len();
     let first = Waveform {
         sample_rate_hz: 8000,
@@ -384,14 +387,41 @@ fn enrollment_quality_refusals_and_updates() {
     engine
         .add_audio(&"x".into(), std::slice::from_ref(&second))
         .unwrap();
-    engine.enroll("y".into(), &[first, second]).unwrap();
+    engine.enroll("y".into(), &[first, second.clone()]).unwrap();
+    engine
+        .enroll("whole".into(), std::slice::from_ref(&enroll))
+        .unwrap();
     let (x, y) = (
         engine.voiceprint(&"x".into()).unwrap(),
         engine.voiceprint(&"y".into()).unwrap(),
     );
-    assert_eq!(x.net_speech_ms, y.net_speech_ms);
-    assert!(x.net_speech_ms > before.net_speech_ms);
-    for (a, b) in x.model.means().iter().zip(y.model.means()) {
+    assert_eq!(y, engine.voiceprint(&"whole".into()).unwrap());
+    assert!(engine.remove(&"whole".into()).unwrap());
+    let models = models();
+    let alone =
+        quivox::engine::analyze(&models, &second, engine.adaptive_noise_suppression()).unwrap();
+    let mut added = quivox::gmm::AccumDiagGmm::for_model(&models.gmm.ubm);
+    models
+        .gmm
+        .ubm
+        .accumulate_stats(&alone.features, &mut added)
+        .unwrap();
+    assert_eq!(x.net_speech_ms, before.net_speech_ms + alone.net_speech_ms);
+    for ((sum, a), b) in x
+        .stats
+        .occupancy()
+        .iter()
+        .zip(before.stats.occupancy())
+        .zip(added.occupancy())
+    {
+        assert!(
+            (sum - (a + b)).abs() <= 1e-6 * (1.0 + sum.abs()),
+            "{sum} vs {a} + {b}"
+        );
+    }
+    let rederived =
+        quivox::gmm::map_update(&models.gmm.ubm, &x.stats, &models.gmm.options.map).unwrap();
+    for (a, b) in x.model.means().iter().zip(rederived.means()) {
         assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
     }
     assert_ne!(before.model, x.model);

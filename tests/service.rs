@@ -202,6 +202,10 @@ fn adding_audio_updates_the_model_and_keeps_audio_only_when_asked() {
             &request("so2740", "+1 555 0100", vec![first.clone()]),
         )
         .unwrap();
+    let p_first = service
+        .engine()
+        .voiceprint(&SpeakerId::from("so2740"))
+        .unwrap();
     let mut more = request("so2740", "+1 555 0199", vec![second.clone()]);
     more.keep_audio = true;
     let b = service.enroll(&actor, &more).unwrap();
@@ -219,26 +223,45 @@ fn adding_audio_updates_the_model_and_keeps_audio_only_when_asked() {
     let back = quivox::audio::read_wav_bytes(&kept[0].bytes, &Default::default()).unwrap();
     assert_eq!(back.samples, second.samples);
 
-    // Two halves enrolled one after the other = the whole recording enrolled at once.
-    let whole = open_with(&dir.path().join("w.sqlite"), &StoreKey::generate(), options);
+    // The recordings of one request are one session: the two halves in one request give
+    // exactly the voiceprint of the whole recording.
+    let whole = open_with(
+        &dir.path().join("w.sqlite"),
+        &StoreKey::generate(),
+        options.clone(),
+    );
     whole
         .enroll(
             &actor,
-            &request("so2740", "+1 555 0100", vec![first, second]),
+            &request("so2740", "+1 555 0100", vec![first, second.clone()]),
         )
         .unwrap();
-    let p1 = service
-        .engine()
-        .voiceprint(&SpeakerId::from("so2740"))
+    whole
+        .enroll(&actor, &request("whole", "+1 555 0101", vec![enroll]))
         .unwrap();
-    let p2 = whole
-        .engine()
-        .voiceprint(&SpeakerId::from("so2740"))
+    let print = |s: &Service, id: &str| s.engine().voiceprint(&SpeakerId::from(id)).unwrap();
+    assert_eq!(print(&whole, "so2740"), print(&whole, "whole"));
+    // Two requests are two sessions: the second adds its statistics (as enrolled on its own) to
+    // the first's, and the model is re-adapted on the sum.
+    let parts = open_with(&dir.path().join("p.sqlite"), &StoreKey::generate(), options);
+    parts
+        .enroll(&actor, &request("second", "+1 555 0102", vec![second]))
         .unwrap();
-    assert_eq!(p1.net_speech_ms, p2.net_speech_ms);
-    for (x, y) in p1.model.means().iter().zip(p2.model.means()) {
-        assert!((x - y).abs() < 1e-3, "{x} vs {y}");
+    let (p1, p_second) = (print(&service, "so2740"), print(&parts, "second"));
+    assert_eq!(p1.net_speech_ms, a.total_speech_ms + p_second.net_speech_ms);
+    for ((sum, x), y) in p1
+        .stats
+        .occupancy()
+        .iter()
+        .zip(p_first.stats.occupancy())
+        .zip(p_second.stats.occupancy())
+    {
+        assert!(
+            (sum - (x + y)).abs() <= 1e-6 * (1.0 + sum.abs()),
+            "{sum} vs {x} + {y}"
+        );
     }
+    assert_ne!(p1.model, p_first.model);
     let stored = service
         .store()
         .model(&SpeakerId::from("so2740"), VOICEPRINT_KIND)

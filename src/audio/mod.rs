@@ -50,6 +50,20 @@ impl Waveform {
         }
     }
 
+    /// The recordings one after another, as one stream (a session recorded as several clips);
+    /// `None` when there are none or their sample rates differ.
+    pub fn concatenate<'a>(parts: impl IntoIterator<Item = &'a Waveform>) -> Option<Waveform> {
+        let mut parts = parts.into_iter();
+        let mut out = parts.next()?.clone();
+        for w in parts {
+            if w.sample_rate_hz != out.sample_rate_hz {
+                return None;
+            }
+            out.samples.extend_from_slice(&w.samples);
+        }
+        Some(out)
+    }
+
     /// Duration in seconds.
     pub fn duration_s(&self) -> f64 {
         if self.sample_rate_hz == 0 {

@@ -174,6 +174,35 @@ impl SpeakerEmbedder {
         self.embed_16k(&speech)
     }
 
+    /// Embeds a session recorded as several clips (an enrollment list, a speaker's consecutive
+    /// utterances): the clips are joined into one stream first, so that partial windows span
+    /// clip boundaries as they span the words and pauses of a call, and volume normalisation and
+    /// silence trimming see the whole session. Embedded one by one, a clip shorter than a
+    /// partial window (1.6 s) gives a single zero-padded window, a condition no call shows.
+    /// Every clip must have the same sample rate (8 or 16 kHz).
+    pub fn embed_session(
+        &mut self,
+        clips: &[Waveform],
+    ) -> Result<UtteranceEmbedding, EmbeddingError> {
+        match clips {
+            [] => Err(EmbeddingError::NoSpeech(
+                "a session of no recordings".into(),
+            )),
+            [one] => self.embed(one),
+            _ => match Waveform::concatenate(clips) {
+                Some(joined) => self.embed(&joined),
+                None => Err(EmbeddingError::SampleRate {
+                    expected: "the rate of the session's first clip",
+                    found: clips
+                        .iter()
+                        .map(|c| c.sample_rate_hz)
+                        .find(|&r| r != clips[0].sample_rate_hz)
+                        .unwrap_or(0),
+                }),
+            },
+        }
+    }
+
     /// Embeds a preprocessed 16 kHz waveform in [-1, 1] scale (Resemblyzer's `embed_utterance`).
     pub fn embed_16k(&mut self, speech: &[f32]) -> Result<UtteranceEmbedding, EmbeddingError> {
         check_samples(speech)?;

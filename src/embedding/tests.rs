@@ -1064,3 +1064,83 @@ fn bad_input_is_refused() {
         Err(EmbeddingError::InvalidOption { .. })
     ));
 }
+
+/// A session of several clips is embedded as the clips joined into one stream: exactly the
+/// embedding of the concatenated waveform (one clip: that clip's embedding); mixed sample rates
+/// and an empty session are refused.
+#[test]
+fn a_session_is_embedded_as_its_clips_joined() {
+    let mut embedder =
+        SpeakerEmbedder::new(encoder(EncoderPrecision::F32), EmbedderOptions::default()).unwrap();
+    let clips: Vec<Waveform> = FIXTURES
+        .iter()
+        .map(|name| read_wav(&format!("{name}.wav")))
+        .collect();
+    let mut joined = clips[0].clone();
+    for c in &clips[1..] {
+        joined.samples.extend_from_slice(&c.samples);
+    }
+    let whole = embedder.embed(&joined).unwrap();
+    let session = embedder.embed_session(&clips).unwrap();
+    assert_eq!(session, whole);
+    assert_eq!(
+        embedder.embed_session(&clips[..1]).unwrap(),
+        embedder.embed(&clips[0]).unwrap()
+    );
+    let mut mixed = clips.clone();
+    mixed[1] = Waveform {
+        sample_rate_hz: mixed[0].sample_rate_hz * 2,
+        samples: mixed[1].samples.clone(),
+    };
+    match embedder.embed_session(&mixed) {
+        Err(EmbeddingError::SampleRate { found, .. }) => {
+            assert_eq!(found, 2 * clips[0].sample_rate_hz)
+        }
+        other => panic!("mixed rates: {other:?}"),
+    }
+    assert!(matches!(
+        embedder.embed_session(&[]),
+        Err(EmbeddingError::NoSpeech(_))
+    ));
+}
+
+/// Why sessions are joined: a call cut into 1-s clips (as dev's enrollment lists of isolated
+/// words are) and embedded clip by clip gives each clip one zero-padded partial window, and the
+/// mean of those drifts away from the call's own embedding; joined, the clips give it back.
+#[test]
+fn short_clips_embedded_one_by_one_drift_from_the_call_they_were_cut_from() {
+    let mut embedder =
+        SpeakerEmbedder::new(encoder(EncoderPrecision::F32), EmbedderOptions::default()).unwrap();
+    for name in FIXTURES {
+        let call = read_wav(&format!("{name}.wav"));
+        let second = call.sample_rate_hz as usize;
+        let clips: Vec<Waveform> = call
+            .samples
+            .chunks(second)
+            .map(|s| Waveform {
+                sample_rate_hz: call.sample_rate_hz,
+                samples: s.to_vec(),
+            })
+            .collect();
+        let whole = embedder.embed(&call).unwrap().embedding;
+        let joined = embedder.embed_session(&clips).unwrap().embedding;
+        let mut mean = vec![0.0f32; EMBEDDING_DIM];
+        let mut windows = 0;
+        for clip in &clips {
+            if let Ok(u) = embedder.embed(clip) {
+                windows += u.partial_count();
+                for p in u.partials.chunks_exact(EMBEDDING_DIM) {
+                    mean.iter_mut().zip(p).for_each(|(m, x)| *m += x);
+                }
+            }
+        }
+        let one_by_one = cosine(&mean, &whole);
+        eprintln!(
+            "{name}: {} clips, {windows} windows one by one; cosine to the call {:.4} joined, {one_by_one:.4} one by one",
+            clips.len(),
+            cosine(&joined, &whole)
+        );
+        assert!(cosine(&joined, &whole) > 0.9999);
+        assert!(one_by_one < 0.95, "{name}: one by one {one_by_one}");
+    }
+}

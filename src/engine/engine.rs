@@ -888,7 +888,11 @@ impl Engine {
     }
 
     /// Analyses and quality-checks enrollment recordings; returns their statistics (for every
-    /// system of the models) and net speech.
+    /// system of the models) and net speech. The recordings are one session: concatenated, they
+    /// go through the front end and the encoder as one recording (VAD, CMN windows and the
+    /// encoder's partial windows span their boundaries, as they span the words of a call), the way
+    /// the development sets' enrollment lists are enrolled. Audio from another call is another
+    /// session: [`Engine::add_audio`].
     fn enrollment_stats(
         &self,
         speaker: &SpeakerId,
@@ -898,55 +902,59 @@ impl Engine {
             speaker: speaker.clone(),
             problem,
         };
-        if recordings.iter().all(|w| w.samples.is_empty()) {
+        let wave = self.session_of(recordings)?;
+        if wave.samples.is_empty() {
             return Err(refuse(QualityProblem::NoAudio));
         }
         let backends = self.models.backends.as_deref();
         let adaptive = self.adaptive_noise_suppression();
-        let suppression = adaptive.map(|ns| &ns.suppression);
-        let mut embedder = backends.map(|b| b.embedder(suppression)).transpose()?;
+        let a = analyze(&self.models, &wave, adaptive)?;
+        if a.clipped_fraction > self.options.max_clipped_fraction {
+            return Err(refuse(QualityProblem::Clipping {
+                percent: 100.0 * a.clipped_fraction,
+                max_percent: 100.0 * self.options.max_clipped_fraction,
+            }));
+        }
+        // Over the whole session: short clips trimmed to the word have no noise floor of their own.
+        if a.snr_db < self.options.min_snr_db {
+            return Err(refuse(QualityProblem::LowSnr {
+                snr_db: a.snr_db,
+                min_db: self.options.min_snr_db,
+            }));
+        }
         let mut acc = AccumDiagGmm::for_model(&self.models.gmm.ubm);
         let mut backend = backends.map(FusedBackends::empty_stats);
-        let mut speech_ms = 0;
-        let mut pooled_energy = Vec::new();
-        for wave in recordings {
-            if wave.samples.is_empty() {
-                continue;
-            }
-            let a = analyze(&self.models, wave, adaptive)?;
-            if a.clipped_fraction > self.options.max_clipped_fraction {
-                return Err(refuse(QualityProblem::Clipping {
-                    percent: 100.0 * a.clipped_fraction,
-                    max_percent: 100.0 * self.options.max_clipped_fraction,
-                }));
-            }
-            pooled_energy.extend_from_slice(&a.frame_log_energy);
-            if a.features.is_empty() {
-                continue;
-            }
+        if !a.features.is_empty() {
             self.models
                 .gmm
                 .ubm
                 .accumulate_stats(&a.features, &mut acc)?;
-            if let (Some(b), Some(total), Some(embedder)) = (backends, &mut backend, &mut embedder)
-            {
-                total.add(&b.recording_stats(embedder, &a, wave)?)?;
+            if let (Some(b), Some(total)) = (backends, &mut backend) {
+                let suppression = adaptive.map(|ns| &ns.suppression);
+                let mut embedder = b.embedder(suppression)?;
+                *total = b.recording_stats(&mut embedder, &a, &wave)?;
             }
-            speech_ms += a.net_speech_ms;
-        }
-        // Over all recordings pooled: short clips trimmed to the word have no noise floor of their own.
-        let snr_db = snr_estimate_db(&pooled_energy);
-        if snr_db < self.options.min_snr_db {
-            return Err(refuse(QualityProblem::LowSnr {
-                snr_db,
-                min_db: self.options.min_snr_db,
-            }));
         }
         Ok(EnrollStats {
             gmm: acc,
             backend,
-            speech_ms,
+            speech_ms: a.net_speech_ms,
         })
+    }
+
+    /// The recordings of one session concatenated (each at the models' sample rate).
+    fn session_of(&self, recordings: &[Waveform]) -> Result<Waveform, EngineError> {
+        let expected = self.models.sample_rate_hz();
+        if let Some(w) = recordings.iter().find(|w| w.sample_rate_hz != expected) {
+            return Err(EngineError::SampleRate {
+                expected,
+                got: w.sample_rate_hz,
+            });
+        }
+        Ok(Waveform::concatenate(recordings).unwrap_or(Waveform {
+            sample_rate_hz: expected,
+            samples: Vec::new(),
+        }))
     }
 
     /// Builds (without enrolling) the voiceprint `recordings` give for `speaker`, after the same
@@ -1016,8 +1024,9 @@ impl Engine {
         })
     }
 
-    /// Enrolls a new speaker from one or more recordings (at the models' sample rate), after the
-    /// quality checks: total net speech ≥ `min_enroll_speech_ms`, clipping, SNR.
+    /// Enrolls a new speaker from one or more recordings (at the models' sample rate) of one
+    /// session, concatenated (an enrollment list of clips, a call cut into files), after the
+    /// quality checks: net speech ≥ `min_enroll_speech_ms`, clipping, SNR.
     pub fn enroll(&self, speaker: SpeakerId, recordings: &[Waveform]) -> Result<(), EngineError> {
         if self.population().index.contains_key(&speaker) {
             return Err(EngineError::AlreadyEnrolled(speaker));
@@ -1027,8 +1036,9 @@ impl Engine {
         self.insert_voiceprint(speaker, print)
     }
 
-    /// Adds recordings to an enrolled speaker: the statistics are summed and the model re-adapted
-    /// (same as enrolling all the audio at once). Each recording passes the clipping/SNR checks.
+    /// Adds a session of recordings (concatenated, as [`Engine::enroll`] takes them; e.g. a later
+    /// call) to an enrolled speaker: its statistics are added to the voiceprint's and the models
+    /// re-derived from the sum. The session passes the clipping/SNR checks.
     pub fn add_audio(
         &self,
         speaker: &SpeakerId,
@@ -1254,9 +1264,8 @@ impl Engine {
     }
 
     /// Verification score of recordings against one enrolled speaker (batch path): the
-    /// calibrated LLR (fused when the models carry the back ends: GMM-UBM on the pooled voiced
-    /// features, i-vector of their statistics, embedding of the recordings summed) and the net
-    /// speech scored, ms.
+    /// calibrated LLR (fused when the models carry the back ends) of the recordings as one
+    /// session (concatenated, as [`Engine::enroll`] takes them) and the net speech scored, ms.
     pub fn verify_llr(
         &self,
         speaker: &SpeakerId,
@@ -1266,34 +1275,26 @@ impl Engine {
             .voiceprint(speaker)
             .ok_or_else(|| EngineError::UnknownSpeaker(speaker.clone()))?;
         let models = &self.models;
-        let mut feats = FeatureMatrix::new(models.front_end.dim());
-        let mut speech_ms = 0;
-        let mut energy = EnergyRange::new();
-        let backends = models.backends.as_deref();
+        let wave = self.session_of(recordings)?;
         let adaptive = self.adaptive_noise_suppression();
-        let suppression = adaptive.map(|ns| &ns.suppression);
-        let mut embedder = backends.map(|b| b.embedder(suppression)).transpose()?;
-        let mut backend_stats = backends.map(FusedBackends::empty_stats);
-        for wave in recordings {
-            let a = analyze(models, wave, adaptive)?;
-            for row in a.features.rows() {
-                feats.push_row(row);
-            }
-            speech_ms += a.net_speech_ms;
-            energy.extend(&a.frame_log_energy);
-            if let (Some(b), Some(total), Some(embedder)) =
-                (backends, &mut backend_stats, &mut embedder)
-            {
-                total.add(&b.recording_stats(embedder, &a, wave)?)?;
-            }
-        }
+        let a = analyze(models, &wave, adaptive)?;
+        let (feats, speech_ms) = (&a.features, a.net_speech_ms);
         if feats.is_empty() {
             return Ok((0.0, 0));
         }
+        let energy = EnergyRange::of_log_energy(&a.frame_log_energy);
+        let backends = models.backends.as_deref();
+        let backend_stats = match backends {
+            Some(b) => {
+                let mut embedder = b.embedder(adaptive.map(|ns| &ns.suppression))?;
+                Some(b.recording_stats(&mut embedder, &a, &wave)?)
+            }
+            None => None,
+        };
         let bank = SpeakerBank::new(&models.gmm.ubm, &[&print.model])?;
         let norms: Vec<CohortStats> = print.gmm_norm.into_iter().collect();
         let gmm = models
-            .llrs(&feats, &bank, &norms)?
+            .llrs(feats, &bank, &norms)?
             .first()
             .copied()
             .unwrap_or(0.0);

@@ -3,8 +3,9 @@
 //!
 //! Background utterances are short (1-s words, 2–8-s sentences), so PLDA / LDA / WCCN are trained
 //! on *chunks*: consecutive utterances of one speaker pooled until they hold a call-like amount of
-//! speech ([`speaker_chunks`]). Baum–Welch statistics and embedding partial sums both add, so a
-//! chunk costs no new front-end or encoder pass.
+//! speech ([`session_chunks`]). A chunk is one session: its files are concatenated before the
+//! front end and the encoder, as an enrollment list or a call is, so CMN windows and the
+//! encoder's partial windows span several words.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -194,24 +195,28 @@ pub fn train_ivector_system(
     train_ivector_from_stats(ubm, &stats, labels, options, progress)
 }
 
-/// Embeds each file (read as 8 kHz telephone audio) with the GE2E encoder, in parallel, in order.
-pub fn embed_files(
-    paths: &[std::path::PathBuf],
+/// Embeds each session (its files read as 8 kHz telephone audio and joined into one stream,
+/// [`SpeakerEmbedder::embed_session`]) with the GE2E encoder, in parallel, in order. A session
+/// with too little speech for one partial window gives an empty sum.
+pub fn embed_sessions(
+    sessions: &[Vec<std::path::PathBuf>],
     encoder: &Arc<SpeakerEncoder>,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<EmbeddingSum>, RecipeError> {
-    paths
+    sessions
         .par_iter()
         .map_init(
             || SpeakerEmbedder::new(encoder.clone(), EmbedderOptions::default()),
-            |emb, path| {
+            |emb, paths| {
                 let emb = emb
                     .as_mut()
                     .map_err(|e| RecipeError::stage("embedder", e.to_string()))?;
-                let wave = read_telephone_wav(path, crate::audio::ChannelPolicy::RequireMono)?;
-                let out = match emb.embed(&wave) {
+                let waves = paths
+                    .iter()
+                    .map(|p| read_telephone_wav(p, crate::audio::ChannelPolicy::RequireMono))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let out = match emb.embed_session(&waves) {
                     Ok(u) => EmbeddingSum::from_utterance(&u),
-                    // Too little speech for one partial window: contributes nothing.
                     Err(_) => EmbeddingSum::zeros(),
                 };
                 progress();
@@ -244,25 +249,46 @@ impl Default for EmbeddingRecipeOptions {
     }
 }
 
-/// Trains the embedding PLDA system (uncalibrated) on per-utterance embedding sums.
+/// Background sessions: the files of each speaker, per folder (a speaker's clean files, and each
+/// set of channel copies apart), pooled into chunks of consecutive files holding at least
+/// `chunk_frames` voiced frames (`voiced_frames[i]` of `paths[i]`, speaker `labels[i]`;
+/// [`speaker_chunks`]). Each chunk is one session, concatenated before the front end and the
+/// encoder as an enrollment list or a call is. Returns the sessions' files and speakers.
+pub fn session_chunks(
+    paths: &[std::path::PathBuf],
+    labels: &[String],
+    voiced_frames: &[usize],
+    chunk_frames: usize,
+) -> (Vec<Vec<std::path::PathBuf>>, Vec<String>) {
+    let keys: Vec<(&String, Option<&std::path::Path>)> = labels
+        .iter()
+        .zip(paths)
+        .map(|(l, p)| (l, p.parent()))
+        .collect();
+    speaker_chunks(&keys, voiced_frames, chunk_frames)
+        .into_iter()
+        .map(|(idx, (label, _))| {
+            (
+                idx.iter().map(|&i| paths[i].clone()).collect(),
+                label.clone(),
+            )
+        })
+        .unzip()
+}
+
+/// Trains the embedding PLDA system (uncalibrated) on one embedding sum per background session
+/// (chunk, [`embedding_chunks`]) of speaker `labels[i]`; empty sums are skipped.
 pub fn train_embedding_system(
     sums: &[EmbeddingSum],
     labels: &[String],
     options: &EmbeddingRecipeOptions,
 ) -> Result<EmbeddingPldaSystem, RecipeError> {
-    let frames: Vec<usize> = sums.iter().map(|s| s.frames).collect();
-    let chunks = speaker_chunks(labels, &frames, options.chunk_frames);
-    let (mut vectors, mut chunk_labels) = (Vec::new(), Vec::new());
-    for (idx, l) in &chunks {
-        let mut s = EmbeddingSum::zeros();
-        for &i in idx {
-            s.add(&sums[i]);
-        }
-        if s.partials > 0 {
-            vectors.push(s.embedding());
-            chunk_labels.push(l);
-        }
-    }
+    let (vectors, chunk_labels): (Vec<Vec<f64>>, Vec<&String>) = sums
+        .iter()
+        .zip(labels)
+        .filter(|(s, _)| s.partials > 0)
+        .map(|(s, l)| (s.embedding(), l))
+        .unzip();
     let backend = VectorBackend::train(&vectors, &chunk_labels, &options.backend)
         .map_err(|e| RecipeError::stage("embedding back end", e))?;
     Ok(EmbeddingPldaSystem {
@@ -1145,16 +1171,60 @@ pub fn train_backend_with(
     let total = paths.len();
     progress(BackendProgress::Stage("features"));
     let groups: Vec<Vec<std::path::PathBuf>> = paths.iter().map(|p| vec![p.clone()]).collect();
+    let voiced_frames: Vec<usize> =
+        super::features_of_groups(&groups, &options.front_end, &|| {
+            progress(BackendProgress::File { total })
+        })?
+        .iter()
+        .map(FeatureMatrix::num_frames)
+        .collect();
+    progress(BackendProgress::Stage("session features"));
+    let (sessions, session_labels) = session_chunks(
+        &paths,
+        &labels,
+        &voiced_frames,
+        options.ivector.chunk_frames,
+    );
+    // A clean session is one recording: its files go through the front end concatenated. A
+    // channel copy's files each had a channel of their own (`augment-set` draws one per file), so
+    // each goes through the front end alone (its CMN removes its own channel) and the
+    // session's statistics are summed.
+    let mut groups: Vec<Vec<std::path::PathBuf>> = Vec::new();
+    let mut of_session: Vec<Vec<usize>> = Vec::new();
+    for files in &sessions {
+        let start = groups.len();
+        if files
+            .first()
+            .is_some_and(|f| super::gmm::is_augmented_copy(&bg.root, f))
+        {
+            groups.extend(files.iter().map(|f| vec![f.clone()]));
+        } else {
+            groups.push(files.clone());
+        }
+        of_session.push((start..groups.len()).collect());
+    }
+    let groups_total = groups.len();
     let feats = super::features_of_groups(&groups, &options.front_end, &|| {
-        progress(BackendProgress::File { total })
+        progress(BackendProgress::File {
+            total: groups_total,
+        })
     })?;
     progress(BackendProgress::Stage("i-vector statistics"));
-    let stats = stats_of(&gmm.ubm, &feats, &options.ivector.system)?;
+    let group_stats = stats_of(&gmm.ubm, &feats, &options.ivector.system)?;
     drop(feats);
+    let stats: Vec<BaumWelchStats> = of_session
+        .iter()
+        .map(|idx| summed_stats(&group_stats, idx))
+        .collect();
+    drop(group_stats);
     progress(BackendProgress::Stage("total variability"));
     let objectives = std::sync::Mutex::new(Vec::new());
-    let mut ivector =
-        train_ivector_from_stats(&gmm.ubm, &stats, &labels, &options.ivector, &|iter, obj| {
+    let mut ivector = train_ivector_from_stats(
+        &gmm.ubm,
+        &stats,
+        &session_labels,
+        &options.ivector,
+        &|iter, obj| {
             if let Ok(mut o) = objectives.lock() {
                 o.push(obj);
             }
@@ -1162,13 +1232,23 @@ pub fn train_backend_with(
                 iter,
                 objective: obj,
             });
-        })?;
+        },
+    )?;
     drop(stats);
     progress(BackendProgress::Stage("embeddings"));
-    let sums = embed_files(&paths, encoder, &|| {
-        progress(BackendProgress::File { total })
+    let (sessions, session_labels) = session_chunks(
+        &paths,
+        &labels,
+        &voiced_frames,
+        options.embedding.chunk_frames,
+    );
+    let sessions_total = sessions.len();
+    let sums = embed_sessions(&sessions, encoder, &|| {
+        progress(BackendProgress::File {
+            total: sessions_total,
+        })
     })?;
-    let mut embedding = train_embedding_system(&sums, &labels, &options.embedding)?;
+    let mut embedding = train_embedding_system(&sums, &session_labels, &options.embedding)?;
     drop(sums);
 
     progress(BackendProgress::Stage("held-out trials"));
@@ -1229,7 +1309,7 @@ pub fn train_backend_with(
         .collect::<Result<_, _>>()
         .map_err(|e| RecipeError::stage("held-out i-vector trials", e))?;
     let iraw = irows.concat();
-    // Embedding PLDA and cosine.
+    // Embedding PLDA and cosine (an enrollment is one item: its files joined).
     let eenr: Vec<EmbeddingEnrollment> = design
         .enrollments
         .iter()

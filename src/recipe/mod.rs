@@ -82,9 +82,10 @@ pub fn read_telephone_wav(path: &Path, channels: ChannelPolicy) -> Result<Wavefo
     })
 }
 
-/// Voiced, normalised front-end features of several files concatenated (one recording session
-/// split into clips, e.g. an enrollment list). Each file goes through the front end separately
-/// (CMN windows and VAD do not span file boundaries), then the voiced frames are joined.
+/// Voiced, normalised front-end features of a session recorded as several files (e.g. an
+/// enrollment list, "concatenate them to enroll"): the files are concatenated and go through the
+/// front end as one recording, so VAD and CMN windows span file boundaries as they span the words
+/// and pauses of a call.
 pub fn features_of_files(
     paths: &[PathBuf],
     opts: &FrontEndOptions,
@@ -119,11 +120,10 @@ impl RecordingAnalysis {
     }
 }
 
-/// [`features_of_files`] with adaptive noise suppression: when the frame log energies of all the
-/// files together are under the gate ([`AdaptiveNoiseSuppression::applies_to`]: the files are one
-/// session), every file is computed again with the suppressor, as the engine does for a
-/// recording. Without `adaptive`, or with a front end that suppresses noise itself, this is
-/// [`features_of_files`].
+/// [`features_of_files`] with adaptive noise suppression: when the frame log energies of the
+/// session are under the gate ([`AdaptiveNoiseSuppression::applies_to`]), it is computed again
+/// with the suppressor, as the engine does for a recording. Without `adaptive`, or with a front
+/// end that suppresses noise itself, this is [`features_of_files`].
 pub fn features_of_session(
     paths: &[PathBuf],
     opts: &FrontEndOptions,
@@ -142,30 +142,32 @@ pub fn analysed_session(
         .iter()
         .map(|p| read_telephone_wav(p, ChannelPolicy::RequireMono))
         .collect::<Result<Vec<_>, _>>()?;
-    let run = |opts: &FrontEndOptions, energy: &mut EnergyRange| {
+    let session = paths.first().cloned().unwrap_or_default();
+    let joined = Waveform::concatenate(&waves).unwrap_or(Waveform {
+        sample_rate_hz: 8000,
+        samples: Vec::new(),
+    });
+    let run = |opts: &FrontEndOptions| {
         let mut front_end =
             FrontEnd::new(opts.clone()).map_err(|source| RecipeError::Features {
                 path: PathBuf::from("<options>"),
                 source,
             })?;
-        let mut all = FeatureMatrix::new(opts.dim());
-        for (path, wave) in paths.iter().zip(&waves) {
-            let out = front_end
-                .compute(&wave.samples)
-                .map_err(|source| RecipeError::Features {
-                    path: path.clone(),
-                    source,
-                })?;
-            energy.extend(front_end.log_energy());
-            all.extend(&out.features);
-        }
-        Ok::<_, RecipeError>(all)
+        let out = front_end
+            .compute(&joined.samples)
+            .map_err(|source| RecipeError::Features {
+                path: session.clone(),
+                source,
+            })?;
+        Ok::<_, RecipeError>((
+            out.features,
+            EnergyRange::of_log_energy(front_end.log_energy()),
+        ))
     };
-    let mut energy = EnergyRange::new();
-    let plain = run(opts, &mut energy)?;
+    let (plain, energy) = run(opts)?;
     match AdaptiveNoiseSuppression::in_force(adaptive, &opts.mfcc) {
         Some(ns) if ns.applies_to(&energy) => Ok((
-            run(&ns.suppressed_front_end(opts), &mut EnergyRange::new())?,
+            run(&ns.suppressed_front_end(opts))?.0,
             RecordingAnalysis::of(&energy, true),
         )),
         _ => Ok((plain, RecordingAnalysis::of(&energy, false))),

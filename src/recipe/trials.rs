@@ -2,8 +2,8 @@
 //!
 //! The held-out background speakers are of two kinds: read-sentence speakers (speechocean762,
 //! 2–8-s files) and isolated-word speakers (Speech Commands, 1-s clips). The development sets
-//! enrol on ~30 s of a speaker's files (each file through the front end on its own) and test on
-//! 7.000-s segments cut from the concatenation of the speaker's other files. [`held_out_design`]
+//! enrol on ~30 s of a speaker's files, concatenated (one session through the front end), and
+//! test on 7.000-s segments cut from the concatenation of the speaker's other files. [`held_out_design`]
 //! builds the same kind of trials from both kinds of held-out speakers:
 //!
 //! - **read speakers**: enrollment = the first files until `enroll_seconds` of audio; the rest is
@@ -72,9 +72,10 @@ impl Default for HeldOutDesignOptions {
 /// Enrollments and tests over in-memory audio items (see the module doc).
 #[derive(Debug, Clone, Default)]
 pub struct HeldOutDesign {
-    /// Audio items: single enrollment files and concatenated test segments (8 kHz).
+    /// Audio items: enrollments (their files concatenated) and test segments (8 kHz).
     pub items: Vec<Waveform>,
-    /// Item indices of each enrollment (each item through the front end separately, then joined).
+    /// Item indices of each enrollment: one item, the enrollment's files concatenated into one
+    /// session, as the development sets' enrollment lists are enrolled.
     pub enrollments: Vec<Vec<usize>>,
     /// Held-out speaker index of each enrollment.
     pub enrollment_speaker: Vec<usize>,
@@ -146,15 +147,12 @@ impl HeldOutDesign {
 }
 
 fn concat(waves: &[&Waveform], max_samples: usize) -> Waveform {
-    let mut samples = Vec::new();
-    for w in waves {
-        samples.extend_from_slice(&w.samples);
-    }
-    samples.truncate(max_samples);
-    Waveform {
+    let mut joined = Waveform::concatenate(waves.iter().copied()).unwrap_or(Waveform {
         sample_rate_hz: 8000,
-        samples,
-    }
+        samples: Vec::new(),
+    });
+    joined.samples.truncate(max_samples);
+    joined
 }
 
 fn secs(s: f64) -> usize {
@@ -216,16 +214,16 @@ fn read_speaker(
     copies: Option<&[Option<Waveform>]>,
     opts: &HeldOutDesignOptions,
 ) {
-    let mut enroll = Vec::new();
     let mut n = 0;
     let mut k = 0;
     while k < files.len() && n < secs(opts.enroll_seconds) {
-        enroll.push(d.push_item(files[k].clone(), false));
         n += files[k].samples.len();
         k += 1;
     }
+    let enroll: Vec<&Waveform> = files[..k].iter().collect();
+    let item = d.push_item(concat(&enroll, usize::MAX), false);
     let e = d.enrollments.len();
-    d.enrollments.push(enroll);
+    d.enrollments.push(vec![item]);
     d.enrollment_speaker.push(spk);
     d.primary.push(true);
     d.enrollment_word.push(false);
@@ -263,30 +261,25 @@ fn word_speaker(
     let w = opts.word_clips_per_test.max(1);
     if files.len() < w + opts.word_min_enroll_clips {
         // Too few clips for a test: enrol on everything (a gallery entry for others' tests).
-        let idx = files
-            .iter()
-            .map(|f| d.push_item(f.clone(), false))
-            .collect();
-        d.enrollments.push(idx);
+        let all: Vec<&Waveform> = files.iter().collect();
+        let item = d.push_item(concat(&all, usize::MAX), false);
+        d.enrollments.push(vec![item]);
         d.enrollment_speaker.push(spk);
         d.primary.push(true);
         d.enrollment_word.push(true);
         return;
     }
-    let first_item = d.items.len();
-    for f in files {
-        d.push_item(f.clone(), false);
-    }
     let step = opts.word_rotation_step.max(1);
     let mut start = 0;
     let mut first = true;
     while start + w <= files.len() {
-        let enroll: Vec<usize> = (0..files.len())
+        let enroll: Vec<&Waveform> = (0..files.len())
             .filter(|&i| i < start || i >= start + w)
-            .map(|i| first_item + i)
+            .map(|i| &files[i])
             .collect();
+        let item = d.push_item(concat(&enroll, usize::MAX), false);
         let e = d.enrollments.len();
-        d.enrollments.push(enroll);
+        d.enrollments.push(vec![item]);
         d.enrollment_speaker.push(spk);
         d.primary.push(first);
         d.enrollment_word.push(true);
@@ -401,17 +394,14 @@ impl SessionEmbedder {
         .map(Self)
     }
 
-    /// The summed embeddings of one session's recordings, through the suppressor when `gated`
-    /// (and there is one). A recording too short for one partial window contributes nothing.
+    /// The embedding of one session's recordings joined into one stream
+    /// ([`crate::embedding::SpeakerEmbedder::embed_session`]), through the suppressor when
+    /// `gated` (and there is one); empty when no speech is found.
     pub(crate) fn embed(&mut self, waves: &[Waveform], gated: bool) -> EmbeddingSum {
-        let embedder = self.0.embedder(gated);
-        let mut sum = EmbeddingSum::zeros();
-        for w in waves {
-            if let Ok(u) = embedder.embed(w) {
-                sum.add(&EmbeddingSum::from_utterance(&u));
-            }
+        match self.0.embedder(gated).embed_session(waves) {
+            Ok(u) => EmbeddingSum::from_utterance(&u),
+            Err(_) => EmbeddingSum::zeros(),
         }
-        sum
     }
 }
 
@@ -610,7 +600,13 @@ mod tests {
         // 10 files of 4 s: enrollment = 8 files (32 s); 8 s remain: one 3-s and one 5-s segment.
         let files: Vec<Waveform> = (0..10).map(|i| wave(4.0, i as f32)).collect();
         let d = held_out_design(&[files], &HeldOutDesignOptions::default());
-        assert_eq!(d.enrollments, vec![(0..8).collect::<Vec<_>>()]);
+        // One item: the 8 files concatenated (one session).
+        assert_eq!(d.enrollments, vec![vec![0]]);
+        let enrolled = &d.items[0].samples;
+        assert_eq!(enrolled.len(), 8 * 32_000);
+        assert!((0..8).all(|f| enrolled[f * 32_000..(f + 1) * 32_000]
+            .iter()
+            .all(|&x| x == f as f32)));
         assert_eq!(d.tests.len(), 2);
         let t0 = &d.items[d.tests[0].1];
         let t1 = &d.items[d.tests[1].1];
@@ -648,10 +644,15 @@ mod tests {
             d.primary,
             vec![true, false, false, false, false, false, true]
         );
-        // Rotation 1's test is clips 2..9, its enrollment the 10 others.
+        // Rotation 1's test is clips 2..9, its enrollment the 10 others concatenated.
         let (own, item) = d.tests[1];
         assert_eq!(own, 1);
-        assert_eq!(d.enrollments[1].len(), 10);
+        let enrolled = &d.items[d.enrollments[1][0]].samples;
+        let firsts: Vec<f32> = enrolled.chunks(8000).map(|c| c[0]).collect();
+        assert_eq!(
+            firsts,
+            [0.0, 1.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0]
+        );
         assert_eq!(d.items[item].samples.len(), 56_000);
         assert_eq!(d.items[item].samples[0], 2.0);
         assert_eq!(*d.items[item].samples.last().unwrap(), 8.0);

@@ -159,10 +159,7 @@ pub fn run(args: &TrainBackendArgs) -> anyhow::Result<()> {
         BackendProgress::File { total } => {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_multiple_of(500) || n == total {
-                eprintln!(
-                    "[{:>6.1} s]   {n}/{total} files",
-                    t0.elapsed().as_secs_f64()
-                );
+                eprintln!("[{:>6.1} s]   {n}/{total} done", t0.elapsed().as_secs_f64());
             }
         }
         BackendProgress::TvIteration { iter, objective } => eprintln!(

@@ -40,7 +40,8 @@ pub struct EnrollArgs {
     /// The speaker's id (the operator's customer id). An enrolled speaker gets the new audio
     /// added to their voiceprint.
     pub speaker: String,
-    /// WAV recordings of the speaker (any rate; resampled to 8 kHz).
+    /// WAV recordings of the speaker (any rate; resampled to 8 kHz), enrolled as one session:
+    /// concatenated in the order given, as one call.
     pub files: Vec<PathBuf>,
     /// Name shown to agents (default: the id).
     #[arg(long)]

@@ -420,8 +420,9 @@ unsafe fn read_enrollment(
     })
 }
 
-/// Enrolls a speaker from one or more recordings (at least 10 s of net speech in all by default),
-/// or adds the recordings to an enrolled speaker (the voiceprint is re-adapted on all the audio),
+/// Enrolls a speaker from one or more recordings of one session, concatenated in the order given
+/// (at least 10 s of net speech by default), or adds them as another session to an enrolled
+/// speaker (their statistics are added and the voiceprint re-adapted on all the audio),
 /// links the given numbers, and (with a store) saves the encrypted voiceprint, numbers and consent
 /// in one transaction. The audio is quality-checked (speech, clipping, SNR):
 /// `QUIVOX_STATUS_ENROLLMENT_REFUSED` says what was wrong. `report_out` may be NULL.
