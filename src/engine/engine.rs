@@ -909,19 +909,9 @@ impl Engine {
         let backends = self.models.backends.as_deref();
         let adaptive = self.adaptive_noise_suppression();
         let a = analyze(&self.models, &wave, adaptive)?;
-        if a.clipped_fraction > self.options.max_clipped_fraction {
-            return Err(refuse(QualityProblem::Clipping {
-                percent: 100.0 * a.clipped_fraction,
-                max_percent: 100.0 * self.options.max_clipped_fraction,
-            }));
-        }
         // Over the whole session: short clips trimmed to the word have no noise floor of their own.
-        if a.snr_db < self.options.min_snr_db {
-            return Err(refuse(QualityProblem::LowSnr {
-                snr_db: a.snr_db,
-                min_db: self.options.min_snr_db,
-            }));
-        }
+        self.check_signal(a.clipped_fraction, a.snr_db)
+            .map_err(refuse)?;
         let mut acc = AccumDiagGmm::for_model(&self.models.gmm.ubm);
         let mut backend = backends.map(FusedBackends::empty_stats);
         if !a.features.is_empty() {
@@ -940,6 +930,23 @@ impl Engine {
             backend,
             speech_ms: a.net_speech_ms,
         })
+    }
+
+    /// The clipping and SNR checks of enrollment audio.
+    fn check_signal(&self, clipped_fraction: f64, snr_db: f64) -> Result<(), QualityProblem> {
+        if clipped_fraction > self.options.max_clipped_fraction {
+            return Err(QualityProblem::Clipping {
+                percent: 100.0 * clipped_fraction,
+                max_percent: 100.0 * self.options.max_clipped_fraction,
+            });
+        }
+        if snr_db < self.options.min_snr_db {
+            return Err(QualityProblem::LowSnr {
+                snr_db,
+                min_db: self.options.min_snr_db,
+            });
+        }
+        Ok(())
     }
 
     /// The recordings of one session concatenated (each at the models' sample rate).
@@ -1084,18 +1091,8 @@ impl Engine {
                 .enrollment
                 .as_ref()
                 .ok_or(EngineError::CallNotCaptured)?;
-            if captured.clipped_fraction > self.options.max_clipped_fraction {
-                return Err(refuse(QualityProblem::Clipping {
-                    percent: 100.0 * captured.clipped_fraction,
-                    max_percent: 100.0 * self.options.max_clipped_fraction,
-                }));
-            }
-            if captured.snr_db < self.options.min_snr_db {
-                return Err(refuse(QualityProblem::LowSnr {
-                    snr_db: captured.snr_db,
-                    min_db: self.options.min_snr_db,
-                }));
-            }
+            self.check_signal(captured.clipped_fraction, captured.snr_db)
+                .map_err(refuse)?;
             if captured.stats.num_components() != total.gmm.num_components()
                 || captured.stats.dim() != total.gmm.dim()
             {
