@@ -920,9 +920,7 @@ impl Engine {
                 .ubm
                 .accumulate_stats(&a.features, &mut acc)?;
             if let (Some(b), Some(total)) = (backends, &mut backend) {
-                let suppression = adaptive.map(|ns| &ns.suppression);
-                let mut embedder = b.embedder(suppression)?;
-                *total = b.recording_stats(&mut embedder, &a, &wave)?;
+                *total = b.recording_stats(&a, &wave, adaptive.map(|ns| &ns.suppression))?;
             }
         }
         Ok(EnrollStats {
@@ -1281,13 +1279,9 @@ impl Engine {
         }
         let energy = EnergyRange::of_log_energy(&a.frame_log_energy);
         let backends = models.backends.as_deref();
-        let backend_stats = match backends {
-            Some(b) => {
-                let mut embedder = b.embedder(adaptive.map(|ns| &ns.suppression))?;
-                Some(b.recording_stats(&mut embedder, &a, &wave)?)
-            }
-            None => None,
-        };
+        let backend_stats = backends
+            .map(|b| b.recording_stats(&a, &wave, adaptive.map(|ns| &ns.suppression)))
+            .transpose()?;
         let bank = SpeakerBank::new(&models.gmm.ubm, &[&print.model])?;
         let norms: Vec<CohortStats> = print.gmm_norm.into_iter().collect();
         let gmm = models

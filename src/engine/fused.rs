@@ -29,8 +29,8 @@ use super::ivector_system::{IvectorEnrollment, IvectorPldaSystem, VectorEnrollme
 use crate::audio::Waveform;
 use crate::calibration::{Fusion, QualityCalibration, TestQuality};
 use crate::embedding::{
-    EmbedderOptions, EmbeddingError, GatedEmbedder, SpeakerEncoder, StreamingEmbedder,
-    UtteranceEmbedding,
+    EmbedderOptions, EmbeddingError, GatedEmbedder, SpeakerEmbedder, SpeakerEncoder,
+    StreamingEmbedder, UtteranceEmbedding,
 };
 use crate::features::{FeatureMatrix, FrontEndOptions, NoiseSuppressionOptions};
 use crate::gmm::BaumWelchStats;
@@ -284,18 +284,24 @@ impl FusedBackends {
         Ok(self.ivector.stats(feats)?)
     }
 
-    /// The back-end quantities of one recording: i-vector statistics of its normalised voiced
-    /// features (`analysis`) and the embedding of its audio, through the suppressor when the
-    /// analysis was suppressed (nothing when the embedder finds no speech).
+    /// The back-end quantities of one recording (a session's recordings are concatenated into
+    /// one first): i-vector statistics of its normalised voiced features (`analysis`) and the
+    /// embedding of its audio, through `suppression` when the analysis was suppressed
+    /// ([`super::AudioAnalysis::noise_suppressed`]; nothing when the embedder finds no speech).
     pub fn recording_stats(
         &self,
-        embedder: &mut GatedEmbedder,
         analysis: &super::AudioAnalysis,
         wave: &Waveform,
+        suppression: Option<&NoiseSuppressionOptions>,
     ) -> Result<BackendStats, EngineError> {
+        let gate = suppression.filter(|_| analysis.noise_suppressed).cloned();
+        let mut embedder = SpeakerEmbedder::new(
+            Arc::clone(&self.encoder),
+            self.embedder.clone().with_noise_suppression(gate),
+        )?;
         Ok(BackendStats {
             ivector: self.ivector_stats(&analysis.features)?,
-            embedding: speech_embedding(embedder.embedder(analysis.noise_suppressed).embed(wave))?,
+            embedding: speech_embedding(embedder.embed(wave))?,
         })
     }
 
