@@ -17,10 +17,10 @@ const ENROLLED: [&str; 4] = ["so0457", "so1027", "so2061", "so2740"];
 /// The household line: three of the four enrolled speakers share it.
 const HOUSEHOLD: &str = "+44 20 7946 0001";
 
+mod common;
+
 fn demo(name: &str) -> Waveform {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("audio-fixtures/demo")
-        .join(name);
+    let path = common::root().join("audio-fixtures/demo").join(name);
     read_telephone_wav(&path, ChannelPolicy::RequireMono).unwrap()
 }
 
@@ -407,18 +407,12 @@ fn enrollment_quality_refusals_and_updates() {
         .accumulate_stats(&alone.features, &mut added)
         .unwrap();
     assert_eq!(x.net_speech_ms, before.net_speech_ms + alone.net_speech_ms);
-    for ((sum, a), b) in x
-        .stats
-        .occupancy()
-        .iter()
-        .zip(before.stats.occupancy())
-        .zip(added.occupancy())
-    {
-        assert!(
-            (sum - (a + b)).abs() <= 1e-6 * (1.0 + sum.abs()),
-            "{sum} vs {a} + {b}"
-        );
-    }
+    common::assert_sum_of(
+        "occupancy",
+        x.stats.occupancy(),
+        before.stats.occupancy(),
+        added.occupancy(),
+    );
     let rederived =
         quivox::gmm::map_update(&models.gmm.ubm, &x.stats, &models.gmm.options.map).unwrap();
     for (a, b) in x.model.means().iter().zip(rederived.means()) {

@@ -92,7 +92,7 @@ fn fused_voiceprints_update_exactly_and_old_formats_are_handled() {
     let staged = Engine::new(models(), opts).unwrap();
     staged.enroll("twice".into(), &[a]).unwrap();
     let first = staged.voiceprint(&"twice".into()).unwrap();
-    let (staged_first_gmm, first_net_speech_ms) = (first.stats.clone(), first.net_speech_ms);
+    let (first_gmm, first_net_speech_ms) = (first.stats.clone(), first.net_speech_ms);
     let first_session = first.backend.unwrap();
     staged
         .add_audio(&"twice".into(), std::slice::from_ref(&b))
@@ -110,35 +110,29 @@ fn fused_voiceprints_update_exactly_and_old_formats_are_handled() {
     // Audio added later is another session: every statistic of the voiceprint is the sum of the
     // two sessions' (each as enrolled on its own), and the models are re-derived from the sum.
     let second = staged.voiceprint(&"second-half".into()).unwrap();
-    let first_gmm = staged_first_gmm;
-    let close = |x: &[f64], y: &[f64]| {
-        x.len() == y.len()
-            && x.iter()
-                .zip(y)
-                .all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + a.abs()))
-    };
-    let summed =
-        |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x + y).collect() };
-    assert!(close(
+    common::assert_sum_of(
+        "occupancy",
         twice.stats.occupancy(),
-        &summed(first_gmm.occupancy(), second.stats.occupancy())
-    ));
+        first_gmm.occupancy(),
+        second.stats.occupancy(),
+    );
     assert_eq!(
         twice.net_speech_ms,
         first_net_speech_ms + second.net_speech_ms
     );
     let (p2, p_b) = (twice.backend.unwrap(), second.backend.unwrap());
-    assert!(close(
+    common::assert_sum_of(
+        "i-vector zeroth",
         &p2.stats.ivector.zeroth,
-        &summed(
-            &first_session.stats.ivector.zeroth,
-            &p_b.stats.ivector.zeroth
-        )
-    ));
-    assert!(close(
+        &first_session.stats.ivector.zeroth,
+        &p_b.stats.ivector.zeroth,
+    );
+    common::assert_sum_of(
+        "i-vector first",
         &p2.stats.ivector.first,
-        &summed(&first_session.stats.ivector.first, &p_b.stats.ivector.first)
-    ));
+        &first_session.stats.ivector.first,
+        &p_b.stats.ivector.first,
+    );
     let mut sessions = first_session.stats.embedding.clone();
     sessions.add(&p_b.stats.embedding);
     assert_eq!(p2.stats.embedding.partials, sessions.partials);

@@ -249,18 +249,12 @@ fn adding_audio_updates_the_model_and_keeps_audio_only_when_asked() {
         .unwrap();
     let (p1, p_second) = (print(&service, "so2740"), print(&parts, "second"));
     assert_eq!(p1.net_speech_ms, a.total_speech_ms + p_second.net_speech_ms);
-    for ((sum, x), y) in p1
-        .stats
-        .occupancy()
-        .iter()
-        .zip(p_first.stats.occupancy())
-        .zip(p_second.stats.occupancy())
-    {
-        assert!(
-            (sum - (x + y)).abs() <= 1e-6 * (1.0 + sum.abs()),
-            "{sum} vs {x} + {y}"
-        );
-    }
+    common::assert_sum_of(
+        "occupancy",
+        p1.stats.occupancy(),
+        p_first.stats.occupancy(),
+        p_second.stats.occupancy(),
+    );
     assert_ne!(p1.model, p_first.model);
     let stored = service
         .store()

@@ -14,6 +14,7 @@ pub fn root() -> PathBuf {
 }
 
 /// `audio-fixtures/demo/<speaker>-<what>.wav` (`what` = `enroll` or `call`).
+#[allow(dead_code)] // not every test binary that shares this module uses the named fixtures
 pub fn fixture(speaker: &str, what: &str) -> Waveform {
     read_telephone_wav(
         &root().join(format!("audio-fixtures/demo/{speaker}-{what}.wav")),
@@ -38,5 +39,24 @@ pub fn enroll_request(speaker: &str, number: &str) -> EnrollRequest {
         },
         recordings: vec![fixture(speaker, "enroll")],
         keep_audio: false,
+    }
+}
+
+/// Asserts that statistics which add over sessions do: `total[i] = a[i] + b[i]` to 1e-6
+/// (relative), with equal lengths.
+#[allow(dead_code)] // not every test binary that shares this module adds sessions
+pub fn assert_sum_of(what: &str, total: &[f64], a: &[f64], b: &[f64]) {
+    assert!(
+        total.len() == a.len() && a.len() == b.len(),
+        "{what}: lengths {} / {} / {}",
+        total.len(),
+        a.len(),
+        b.len()
+    );
+    for (i, ((t, x), y)) in total.iter().zip(a).zip(b).enumerate() {
+        assert!(
+            (t - (x + y)).abs() <= 1e-6 * (1.0 + t.abs()),
+            "{what}[{i}]: {t} vs {x} + {y}"
+        );
     }
 }
