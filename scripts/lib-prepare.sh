@@ -7,6 +7,8 @@ fi
 sox -h 2>&1 | grep -q amr-nb || { echo "this sox has no AMR-NB (Debian: libsox-fmt-all)"; exit 1; }
 QUIVOX=${QUIVOX:-}
 if [[ -z "$QUIVOX" ]]; then
+  # The CLI links ALSA (microphone capture): a fresh machine needs the build packages too.
+  bash "$HERE/scripts/setup-system.sh" build
   (cd "$HERE" && cargo build --release -p quivox-cli)
   QUIVOX=$HERE/target/release/quivox
 fi
