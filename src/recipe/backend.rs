@@ -84,7 +84,7 @@ pub fn stats_of(
         .map_err(|e| RecipeError::stage("baum-welch stats", e))
 }
 
-fn summed_stats(stats: &[BaumWelchStats], idx: &[usize]) -> BaumWelchStats {
+pub(super) fn summed_stats(stats: &[BaumWelchStats], idx: &[usize]) -> BaumWelchStats {
     let mut s = BaumWelchStats::zeros(stats[idx[0]].num_components(), stats[idx[0]].dim);
     for &i in idx {
         s.add(&stats[i]);
@@ -296,183 +296,6 @@ pub fn train_embedding_system(
         calibration: None,
         cosine_calibration: None,
     })
-}
-
-/// Verification trials on held-out speakers' utterances: per speaker, the first utterances up to
-/// `enroll_frames` voiced frames enrol, every later utterance is one test against every speaker.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HeldOutTrials {
-    /// Utterance indices (into the flat held-out list) of each speaker's enrollment.
-    pub enrollments: Vec<Vec<usize>>,
-    /// (speaker, utterance index) of each test.
-    pub tests: Vec<(usize, usize)>,
-}
-
-impl HeldOutTrials {
-    /// Builds the trials from the voiced-frame count of each held-out utterance, grouped per
-    /// speaker (the flat index runs over the speakers' utterances in order).
-    pub fn new(per_speaker_frames: &[Vec<usize>], enroll_frames: usize) -> Self {
-        let mut t = Self::default();
-        let mut base = 0;
-        for frames in per_speaker_frames {
-            let spk = t.enrollments.len();
-            let mut n = 0;
-            let mut enroll = Vec::new();
-            for (k, &f) in frames.iter().enumerate() {
-                if n < enroll_frames {
-                    enroll.push(base + k);
-                    n += f;
-                } else {
-                    t.tests.push((spk, base + k));
-                }
-            }
-            t.enrollments.push(enroll);
-            base += frames.len();
-        }
-        t
-    }
-
-    /// Target labels of every (test, enrollment) trial, test-major.
-    pub fn labels(&self) -> Vec<bool> {
-        self.tests
-            .iter()
-            .flat_map(|&(s, _)| (0..self.enrollments.len()).map(move |e| e == s))
-            .collect()
-    }
-}
-
-/// Scores of one system on [`HeldOutTrials`], test-major (one row of all enrollments per test).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrialScores {
-    /// Raw scores.
-    pub raw: Vec<f64>,
-    /// Test length (voiced or speech frames) of each trial.
-    pub frames: Vec<usize>,
-}
-
-fn concat(feats: &[FeatureMatrix], idx: &[usize]) -> FeatureMatrix {
-    let mut m = FeatureMatrix::new(feats[idx[0]].dim());
-    for &i in idx {
-        m.extend(&feats[i]);
-    }
-    m
-}
-
-/// Calibrated GMM-UBM LLRs on held-out trials (`feats` = voiced features per held-out utterance).
-pub fn gmm_trial_llrs(
-    system: &GmmUbmSystem,
-    feats: &[FeatureMatrix],
-    trials: &HeldOutTrials,
-) -> Result<Vec<f64>, RecipeError> {
-    let enrollments: Vec<FeatureMatrix> = trials
-        .enrollments
-        .iter()
-        .map(|idx| concat(feats, idx))
-        .collect();
-    let tests: Vec<&FeatureMatrix> = trials.tests.iter().map(|&(_, u)| &feats[u]).collect();
-    let scored =
-        super::gmm::score_tests_against_enrollments(system, &enrollments, &tests, "gmm trials")?;
-    let rows: Vec<Vec<f64>> = scored
-        .into_iter()
-        .zip(&tests)
-        .map(|(t, f)| {
-            t.raw
-                .into_iter()
-                .map(|s| system.calibrate(s, f.num_frames()))
-                .collect()
-        })
-        .collect();
-    Ok(rows.concat())
-}
-
-/// Raw i-vector system scores on held-out trials (`stats` per held-out utterance).
-pub fn ivector_trial_scores(
-    system: &IvectorPldaSystem,
-    stats: &[BaumWelchStats],
-    trials: &HeldOutTrials,
-) -> Result<TrialScores, RecipeError> {
-    let enrollments: Vec<IvectorEnrollment> = trials
-        .enrollments
-        .par_iter()
-        .map(|idx| system.enroll(&[summed_stats(stats, idx)]))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("i-vector trials", e))?;
-    let rows: Vec<Vec<f64>> = trials
-        .tests
-        .par_iter()
-        .map(|&(_, u)| system.raw_scores(&stats[u], &enrollments))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("i-vector trials", e))?;
-    let frames = trials
-        .tests
-        .iter()
-        .flat_map(|&(_, u)| {
-            std::iter::repeat_n(stats[u].total_count().round() as usize, enrollments.len())
-        })
-        .collect();
-    Ok(TrialScores {
-        raw: rows.concat(),
-        frames,
-    })
-}
-
-/// Raw embedding-system scores (PLDA, cosine) on held-out trials (`sums` per held-out utterance).
-pub fn embedding_trial_scores(
-    system: &EmbeddingPldaSystem,
-    sums: &[EmbeddingSum],
-    trials: &HeldOutTrials,
-) -> Result<(TrialScores, TrialScores), RecipeError> {
-    let enrollments: Vec<EmbeddingEnrollment> = trials
-        .enrollments
-        .iter()
-        .map(|idx| {
-            let mut s = EmbeddingSum::zeros();
-            for &i in idx {
-                s.add(&sums[i]);
-            }
-            system.enroll(&[s])
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("embedding trials", e))?;
-    let (mut plda, mut cos) = (TrialScores::default(), TrialScores::default());
-    for &(_, u) in &trials.tests {
-        let t = &sums[u];
-        plda.raw.extend(
-            system
-                .raw_scores(t, &enrollments)
-                .map_err(|e| RecipeError::stage("embedding trials", e))?,
-        );
-        cos.raw.extend(system.cosine_scores(t, &enrollments));
-        plda.frames
-            .extend(std::iter::repeat_n(t.frames, enrollments.len()));
-        cos.frames
-            .extend(std::iter::repeat_n(t.frames, enrollments.len()));
-    }
-    Ok((plda, cos))
-}
-
-/// Trains a duration-aware calibration on trial scores.
-pub fn train_calibration(
-    scores: &TrialScores,
-    labels: &[bool],
-) -> Result<DurationCalibration, RecipeError> {
-    DurationCalibration::train(
-        &scores.raw,
-        &scores.frames,
-        labels,
-        &CalibrationOptions::default(),
-    )
-    .map_err(|e| RecipeError::stage("calibration", e))
-}
-
-/// Applies a calibration to trial scores.
-pub fn calibrated(cal: &DurationCalibration, scores: &TrialScores) -> Vec<f64> {
-    scores
-        .raw
-        .iter()
-        .zip(&scores.frames)
-        .map(|(&s, &n)| cal.apply(s, n))
-        .collect()
 }
 
 /// Logistic-regression fusion of calibrated LLRs of several systems (GMM-UBM, i-vector PLDA,
@@ -1294,45 +1117,14 @@ pub fn train_backend_with(
         .zip(&gframes)
         .map(|(&s, &n)| gmm.calibrate(s, n))
         .collect();
-    // I-vector PLDA.
+    // I-vector PLDA and embedding PLDA / cosine (an enrollment is one item: its files joined).
     let item_stats = stats_of(&gmm.ubm, &item_feats, &ivector.options)?;
-    let ienr: Vec<IvectorEnrollment> = design
-        .enrollments
-        .par_iter()
-        .map(|idx| ivector.enroll(&[summed_stats(&item_stats, idx)]))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("held-out i-vector trials", e))?;
-    let irows: Vec<Vec<f64>> = design
-        .tests
-        .par_iter()
-        .map(|&(_, i)| ivector.raw_scores(&item_stats[i], &ienr))
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("held-out i-vector trials", e))?;
-    let iraw = irows.concat();
-    // Embedding PLDA and cosine (an enrollment is one item: its files joined).
-    let eenr: Vec<EmbeddingEnrollment> = design
-        .enrollments
-        .iter()
-        .map(|idx| {
-            let mut s = EmbeddingSum::zeros();
-            for &i in idx {
-                s.add(&item_sums[i]);
-            }
-            embedding.enroll(&[s])
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| RecipeError::stage("held-out embedding trials", e))?;
-    let (mut eraw, mut craw, mut eframes) = (Vec::new(), Vec::new(), Vec::new());
-    for &(_, i) in &design.tests {
-        let t = &item_sums[i];
-        eraw.extend(
-            embedding
-                .raw_scores(t, &eenr)
-                .map_err(|e| RecipeError::stage("held-out embedding trials", e))?,
-        );
-        craw.extend(embedding.cosine_scores(t, &eenr));
-        eframes.extend(std::iter::repeat_n(t.frames, eenr.len()));
-    }
+    let iraw = trials::ivector_design_scores(&ivector, &design, &item_stats)?;
+    let trials::EmbeddingDesignScores {
+        plda: eraw,
+        cosine: craw,
+        frames: eframes,
+    } = trials::embedding_design_scores(&embedding, &design, &item_sums)?;
     progress(BackendProgress::Stage("calibration and fusion"));
     let cal = |raw: &[f64], frames: &[usize]| -> Result<DurationCalibration, RecipeError> {
         let (s, f, l) = trials::select_trials(&design, raw, frames, reps);
@@ -1433,14 +1225,6 @@ mod tests {
                 (vec![6], "c"),
             ]
         );
-    }
-
-    #[test]
-    fn held_out_trials_enrol_first_utterances_and_test_the_rest() {
-        let t = HeldOutTrials::new(&[vec![100, 100, 50, 70], vec![300, 20]], 200);
-        assert_eq!(t.enrollments, vec![vec![0, 1], vec![4]]);
-        assert_eq!(t.tests, vec![(0, 2), (0, 3), (1, 5)]);
-        assert_eq!(t.labels(), vec![true, false, true, false, false, true]);
     }
 
     #[test]

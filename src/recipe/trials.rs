@@ -28,10 +28,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::Waveform;
 use crate::embedding::{EmbedderOptions, GatedEmbedder, SpeakerEncoder};
-use crate::engine::embedding_system::EmbeddingSum;
+use crate::engine::embedding_system::{EmbeddingEnrollment, EmbeddingPldaSystem, EmbeddingSum};
+use crate::engine::ivector_system::{IvectorEnrollment, IvectorPldaSystem};
 use crate::features::{
     AdaptiveNoiseSuppression, EnergyRange, FeatureMatrix, FrontEnd, FrontEndOptions,
 };
+use crate::gmm::BaumWelchStats;
 
 use super::{RecipeError, RecordingAnalysis};
 
@@ -437,6 +439,75 @@ pub fn gmm_design_scores(
         s.extend(row.raw);
     }
     Ok((s, f))
+}
+
+/// Raw i-vector PLDA scores of every (test, enrollment) pair of the design, test-major (`stats`
+/// = Baum–Welch statistics of the design's items; an enrollment's items are summed).
+pub fn ivector_design_scores(
+    system: &IvectorPldaSystem,
+    design: &HeldOutDesign,
+    stats: &[BaumWelchStats],
+) -> Result<Vec<f64>, RecipeError> {
+    let stage = |e| RecipeError::stage("held-out i-vector trials", e);
+    let enrollments: Vec<IvectorEnrollment> = design
+        .enrollments
+        .par_iter()
+        .map(|idx| system.enroll(&[super::backend::summed_stats(stats, idx)]))
+        .collect::<Result<_, _>>()
+        .map_err(stage)?;
+    let rows: Vec<Vec<f64>> = design
+        .tests
+        .par_iter()
+        .map(|&(_, i)| system.raw_scores(&stats[i], &enrollments))
+        .collect::<Result<_, _>>()
+        .map_err(stage)?;
+    Ok(rows.concat())
+}
+
+/// Raw scores of the embedding system on a design, test-major.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbeddingDesignScores {
+    /// PLDA scores.
+    pub plda: Vec<f64>,
+    /// Cosine scores.
+    pub cosine: Vec<f64>,
+    /// The test's embedded frames, for each trial.
+    pub frames: Vec<usize>,
+}
+
+/// Raw embedding PLDA scores and cosine scores of every (test, enrollment) pair of the design,
+/// test-major, and the test's embedded frames for each (`sums` = [`item_embeddings`] of the
+/// design's items; an enrollment's items are summed).
+pub fn embedding_design_scores(
+    system: &EmbeddingPldaSystem,
+    design: &HeldOutDesign,
+    sums: &[EmbeddingSum],
+) -> Result<EmbeddingDesignScores, RecipeError> {
+    let stage = |e| RecipeError::stage("held-out embedding trials", e);
+    let enrollments: Vec<EmbeddingEnrollment> = design
+        .enrollments
+        .iter()
+        .map(|idx| {
+            let mut s = EmbeddingSum::zeros();
+            for &i in idx {
+                s.add(&sums[i]);
+            }
+            system.enroll(&[s])
+        })
+        .collect::<Result<_, _>>()
+        .map_err(stage)?;
+    let (mut plda, mut cosine, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+    for &(_, i) in &design.tests {
+        let t = &sums[i];
+        plda.extend(system.raw_scores(t, &enrollments).map_err(stage)?);
+        cosine.extend(system.cosine_scores(t, &enrollments));
+        frames.extend(std::iter::repeat_n(t.frames, enrollments.len()));
+    }
+    Ok(EmbeddingDesignScores {
+        plda,
+        cosine,
+        frames,
+    })
 }
 
 /// Reads every held-out speaker's files as 8 kHz mono audio (parallel, in order).
