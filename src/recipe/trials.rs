@@ -666,6 +666,188 @@ mod tests {
         }
     }
 
+    /// A design over 6 items: enrollment 0 is items 0 and 1 (one session), enrollments 1 and 2
+    /// are items 2 and 3; items 4 and 5 are tests of enrollments 0 and 1.
+    fn two_test_design() -> HeldOutDesign {
+        HeldOutDesign {
+            items: vec![wave(1.0, 0.0); 6],
+            enrollments: vec![vec![0, 1], vec![2], vec![3]],
+            enrollment_speaker: vec![0, 1, 2],
+            primary: vec![true; 3],
+            enrollment_word: vec![false; 3],
+            tests: vec![(0, 4), (1, 5)],
+            word_test: vec![false; 2],
+            channel_test: vec![false; 2],
+            channel_item: vec![false; 6],
+        }
+    }
+
+    fn assert_close(got: f64, want: f64, what: &str) {
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{what}: {got} against {want}"
+        );
+    }
+
+    #[test]
+    fn design_scores_are_test_major_against_each_enrollments_summed_items() {
+        use crate::engine::ivector_system::BackendOptions;
+        use crate::gmm::{BwPosteriors, DiagGmm};
+        use crate::ivector::IvectorTrainOptions;
+        use crate::recipe::backend::{
+            stats_of, train_embedding_system, train_ivector_system, EmbeddingRecipeOptions,
+            IvectorRecipeOptions,
+        };
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let noise = Normal::new(0.0, 1.0).unwrap();
+        let design = two_test_design();
+
+        // i-vector system: 4-component 3-dimensional UBM, 12 speakers of 4 utterances whose
+        // frames are shifted by the speaker's offset.
+        let (c, d) = (4, 3);
+        let means: Vec<f32> = (0..c * d).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+        let ubm = DiagGmm::new(d, vec![0.25; c], means, vec![1.0; c * d]).unwrap();
+        let mut utterance = |shift: &[f64], frames: usize| {
+            let mut m = FeatureMatrix::new(d);
+            for t in 0..frames {
+                let k = t % c;
+                let row: Vec<f32> = (0..d)
+                    .map(|j| ubm.mean(k)[j] + (shift[j] + 0.5 * noise.sample(&mut rng)) as f32)
+                    .collect();
+                m.push_row(&row);
+            }
+            m
+        };
+        let shifts: Vec<Vec<f64>> = (0..12)
+            .map(|s| {
+                (0..d)
+                    .map(|j| ((s * 3 + j) % 7) as f64 * 0.3 - 0.9)
+                    .collect()
+            })
+            .collect();
+        let (mut feats, mut labels) = (Vec::new(), Vec::new());
+        for (s, shift) in shifts.iter().enumerate() {
+            for _ in 0..4 {
+                feats.push(utterance(shift, 150));
+                labels.push(format!("s{s}"));
+            }
+        }
+        let options = IvectorRecipeOptions {
+            system: crate::engine::ivector_system::IvectorSystemOptions {
+                posteriors: BwPosteriors::Full,
+            },
+            tv: IvectorTrainOptions {
+                dim: 4,
+                iterations: 3,
+                ..Default::default()
+            },
+            backend: BackendOptions {
+                lda_dim: Some(3),
+                ..Default::default()
+            },
+            chunk_frames: 100,
+        };
+        let ivector = train_ivector_system(&ubm, &feats, &labels, &options, &|_, _| {}).unwrap();
+        let item_feats: Vec<FeatureMatrix> = (0..6)
+            .map(|i| utterance(&shifts[[0, 0, 1, 2, 0, 1][i]], 120 + 10 * i))
+            .collect();
+        let stats = stats_of(&ubm, &item_feats, &options.system).unwrap();
+        let got = ivector_design_scores(&ivector, &design, &stats).unwrap();
+        assert_eq!(got.len(), 2 * 3);
+        let mut joined = stats[0].clone();
+        joined.add(&stats[1]);
+        let enrolled: Vec<_> = [joined, stats[2].clone(), stats[3].clone()]
+            .iter()
+            .map(|s| ivector.enroll(std::slice::from_ref(s)).unwrap())
+            .collect();
+        for (t, &(_, item)) in design.tests.iter().enumerate() {
+            for (e, enrollment) in enrolled.iter().enumerate() {
+                let want = ivector
+                    .raw_scores(&stats[item], std::slice::from_ref(enrollment))
+                    .unwrap()[0];
+                assert_close(
+                    got[t * 3 + e],
+                    want,
+                    &format!("i-vector test {t} enrollment {e}"),
+                );
+            }
+        }
+        // the test of enrollment 0 (same speaker) scores it above the other two
+        assert!(got[0] > got[1] && got[0] > got[2], "{got:?}");
+
+        // embedding system on synthetic sums of unit partials around each speaker's direction
+        let dim = crate::embedding::arch::EMBEDDING_DIM;
+        let directions: Vec<Vec<f64>> = (0..12)
+            .map(|_| (0..dim).map(|_| noise.sample(&mut rng)).collect())
+            .collect();
+        let mut embedded = |s: usize, partials: usize| {
+            let mut sum = EmbeddingSum::zeros();
+            for _ in 0..partials {
+                let mut p: Vec<f64> = directions[s]
+                    .iter()
+                    .map(|x| x + 0.7 * noise.sample(&mut rng))
+                    .collect();
+                crate::ivector::length_normalize(&mut p, 1.0);
+                sum.sum
+                    .iter_mut()
+                    .zip(&p)
+                    .for_each(|(a, b)| *a += *b as f32);
+            }
+            sum.partials = partials;
+            sum.frames = 50 * partials;
+            sum
+        };
+        let (mut sums, mut labels) = (Vec::new(), Vec::new());
+        for s in 0..12 {
+            for _ in 0..5 {
+                sums.push(embedded(s, 4));
+                labels.push(format!("s{s}"));
+            }
+        }
+        let options = EmbeddingRecipeOptions {
+            backend: BackendOptions {
+                pca_dim: Some(20),
+                lda_dim: Some(8),
+                ..Default::default()
+            },
+            chunk_frames: 500,
+        };
+        let embedding = train_embedding_system(&sums, &labels, &options).unwrap();
+        let item_sums: Vec<EmbeddingSum> = (0..6)
+            .map(|i| embedded([0, 0, 1, 2, 0, 1][i], 2 + i))
+            .collect();
+        let got = embedding_design_scores(&embedding, &design, &item_sums).unwrap();
+        assert_eq!((got.plda.len(), got.cosine.len()), (6, 6));
+        let mut joined = item_sums[0].clone();
+        joined.add(&item_sums[1]);
+        let enrolled: Vec<_> = [joined, item_sums[2].clone(), item_sums[3].clone()]
+            .iter()
+            .map(|s| embedding.enroll(std::slice::from_ref(s)).unwrap())
+            .collect();
+        for (t, &(_, item)) in design.tests.iter().enumerate() {
+            let test = &item_sums[item];
+            for (e, enrollment) in enrolled.iter().enumerate() {
+                let one = std::slice::from_ref(enrollment);
+                let k = t * 3 + e;
+                let what = format!("embedding test {t} enrollment {e}");
+                assert_close(
+                    got.plda[k],
+                    embedding.raw_scores(test, one).unwrap()[0],
+                    &what,
+                );
+                assert_close(got.cosine[k], embedding.cosine_scores(test, one)[0], &what);
+                assert_eq!(got.frames[k], test.frames);
+            }
+        }
+        assert!(
+            got.plda[4] > got.plda[3] && got.plda[4] > got.plda[5],
+            "{:?}",
+            got.plda
+        );
+    }
+
     #[test]
     fn read_speakers_enrol_30_s_and_cut_cycled_segments() {
         // 10 files of 4 s: enrollment = 8 files (32 s); 8 s remain: one 3-s and one 5-s segment.
