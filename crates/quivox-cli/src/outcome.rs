@@ -154,19 +154,41 @@ pub fn exit_of(error: &anyhow::Error) -> Exit {
     Exit::Error
 }
 
+/// An error and its causes joined by ": ", as `{error:#}` prints them, except that a cause whose
+/// message the previous one already ends with is left out: several library errors print their
+/// source in their own message and also return it from `source()`, which would show it twice
+/// ("cannot read F: No such file…: No such file…").
+pub fn chain_message(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if !last.is_empty() && last.ends_with(&message) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&message);
+        last = message;
+    }
+    out
+}
+
 /// Prints an error (human: `error: ...` with its causes; JSON: one object) to stderr and returns
 /// its exit code.
 pub fn report_error(error: &anyhow::Error, json: bool) -> Exit {
     let exit = exit_of(error);
+    let message = chain_message(error);
     if json {
         let doc = serde_json::json!({
-            "error": format!("{error:#}"),
+            "error": message,
             "exit_code": exit.code(),
             "kind": exit.name(),
         });
         eprintln!("{doc}");
     } else {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {message}");
     }
     exit
 }
@@ -290,5 +312,28 @@ mod tests {
         assert_eq!(exit_of(&anyhow::anyhow!("other")), Exit::Error);
         let own: anyhow::Error = CliError::new(Exit::NoDevice, "no mic").into();
         assert_eq!(exit_of(&own.context("identify")), Exit::NoDevice);
+    }
+
+    #[test]
+    fn a_cause_printed_by_its_parent_is_not_repeated() {
+        // CorpusError::Io prints its source and returns it from source().
+        let missing = std::path::Path::new("/nonexistent/quivox-test/enroll.lst");
+        let err = quivox::eval::DevSet::load(std::path::Path::new("/nonexistent/quivox-test"))
+            .map_err(anyhow::Error::from)
+            .unwrap_err()
+            .context("reading set /nonexistent/quivox-test");
+        let io = std::fs::read_to_string(missing).unwrap_err().to_string();
+        let message = chain_message(&err);
+        assert_eq!(message.matches(&io).count(), 1, "{message}");
+        assert!(
+            message.starts_with("reading set /nonexistent/quivox-test: "),
+            "{message}"
+        );
+        assert!(message.contains("enroll.lst"), "{message}");
+        // the plain chain repeated it
+        assert_eq!(format!("{err:#}").matches(&io).count(), 2);
+        // causes that add something are all kept, in order
+        let chained = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(chain_message(&chained), "outer: middle: inner");
     }
 }
